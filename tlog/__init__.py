@@ -1,0 +1,1 @@
+"""tlog log server: LMDB storage, sequencer, signers, HTTP app and the `tlog` CLI."""

@@ -1,0 +1,354 @@
+"""The log's HTTP API (Starlette): C2SP tiles and checkpoint, and the /v1 JSON API.
+
+Handlers are thin: parse strictly, call storage or the sequencer, format. Every error leaves
+as JSON `{"error": {"code", "message"}}` with a stable code; no stack trace reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from client import merkle
+from client.encoding import b64decode_std, b64encode, parse_decimal
+from client.errors import MalformedError
+from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
+from tlog.config import ServeConfig
+from tlog.errors import APIError, bad_request, not_found
+from tlog.keys import read_key
+from tlog.metrics import Counter, Gauge, Histogram, Registry
+from tlog.sequencer import Pushback, Receipt, Sequencer, SequencerStopped
+from tlog.storage import LogStore
+
+log = logging.getLogger("tlog.app")
+
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL = "public, max-age=60"
+NO_CACHE = "no-cache"
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    h = {"Cache-Control": "no-store", **(headers or {})}
+    return _json({"error": {"code": code, "message": message}}, status, h)
+
+
+def _param(request: Request, name: str, *, required: bool = True) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        if required:
+            raise bad_request("missing_parameter", f"query parameter {name!r} is required")
+        return None
+    try:
+        return parse_decimal(raw, what=name)
+    except MalformedError as exc:
+        raise bad_request("bad_parameter", f"{name} must be a canonical non-negative decimal") from exc
+
+
+def _receipt_json(r: Receipt) -> dict[str, Any]:
+    return {
+        "index": r.index,
+        "leaf_hash": b64encode(r.leaf_hash),
+        "inclusion_proof": {"tree_size": r.tree_size, "hashes": [b64encode(h) for h in r.proof]},
+        "checkpoint": r.checkpoint.decode(),
+    }
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            n = parse_decimal(declared, what="Content-Length")
+        except MalformedError as exc:
+            raise bad_request("bad_request", "invalid Content-Length") from exc
+        if n > limit:
+            raise APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class LogApp:
+    """Holds the running log's parts; its methods are the route handlers."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.registry = Registry()
+        self.store: LogStore | None = None
+        self.sequencer: Sequencer | None = None
+        self.origin = ""
+        self.vkey = ""
+        self.m_http = self.registry.add(Counter(
+            "tlog_http_responses_total", "HTTP responses by route and status", ("route", "code")))
+        self.m_http_latency = self.registry.add(Histogram(
+            "tlog_http_request_seconds", "HTTP request latency",
+            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        data = Path(self.config.data_dir)
+        self.store = LogStore(data, map_size=self.config.map_size)
+        signer = read_key(data / "log.key")
+        self.origin = self.store.origin()
+        if signer.name != self.origin:
+            raise RuntimeError(f"log key is named {signer.name!r}, origin is {self.origin!r}")
+        self.vkey = signer.verifier().vkey()
+
+        def sign(text: str) -> bytes:
+            from client.note import sign_note
+            return sign_note(text, [signer])
+
+        self.sequencer = Sequencer(
+            self.store, sign, self.registry, max_batch=self.config.max_batch,
+            max_delay=self.config.max_delay_ms / 1000, max_pending=self.config.max_pending)
+        store = self.store
+        self.registry.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
+                                lambda: store.head().size))
+        self.registry.add(Gauge("tlog_lmdb_used_bytes", "LMDB pages in use, in bytes",
+                                lambda: store.stat()["used"]))
+        self.registry.add(Gauge("tlog_lmdb_map_bytes", "LMDB map size, in bytes",
+                                lambda: store.stat()["map_size"]))
+        self.sequencer.start()
+        try:
+            yield
+        finally:
+            await self.sequencer.stop()
+            self.store.close()
+
+    # --- C2SP tlog-tiles ----------------------------------------------------------------
+
+    async def checkpoint(self, _request: Request) -> Response:
+        assert self.store is not None
+        return Response(self.store.checkpoint(), media_type="text/plain; charset=utf-8",
+                        headers={"Cache-Control": NO_CACHE})
+
+    async def tile(self, request: Request) -> Response:
+        assert self.store is not None
+        try:
+            ref = parse_tile_path("tile/" + request.path_params["path"])
+        except MalformedError as exc:
+            raise bad_request("bad_tile_path", str(exc)) from exc
+        if ref.level is None:
+            body = self.store.bundle(ref.index, ref.width)
+        else:
+            body = self.store.tile(ref.level, ref.index, ref.width)
+        if body is None:
+            raise not_found(f"{ref.path()} does not exist at the current tree size")
+        cache = IMMUTABLE if ref.width == TILE_WIDTH else PARTIAL
+        return Response(body, media_type=OCTETS, headers={"Cache-Control": cache})
+
+    # --- /v1 JSON API -------------------------------------------------------------------
+
+    async def log_info(self, _request: Request) -> Response:
+        assert self.store is not None
+        head = self.store.head()
+        return _json({
+            "origin": self.origin,
+            "verifier_keys": [self.vkey],
+            "tree_size": head.size,
+            "raw_entries_allowed": self.config.allow_raw,
+            "max_entry_size": MAX_ENTRY_SIZE,
+        })
+
+    async def add_entry(self, request: Request) -> Response:
+        assert self.sequencer is not None
+        body = await read_body(request, self.config.max_body_bytes)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise bad_request("malformed_json", "request body is not valid JSON") from exc
+        if not isinstance(doc, dict):
+            raise bad_request("malformed_json", "request body must be a JSON object")
+        if "raw" not in doc:
+            raise bad_request("unknown_entry_kind", "expected an entry of kind \"raw\"")
+        extra = set(doc) - {"raw"}
+        if extra:
+            raise bad_request("unknown_field", f"unknown field {sorted(extra)[0]!r}")
+        if not self.config.allow_raw:
+            raise APIError(403, "raw_entries_disabled",
+                           "this log does not accept raw entries (start it with --allow-raw)")
+        raw = doc["raw"]
+        if not isinstance(raw, str):
+            raise bad_request("bad_base64", "raw must be a base64 string")
+        if len(raw) > (MAX_ENTRY_SIZE + 2) // 3 * 4:
+            raise APIError(413, "entry_too_large", f"entries are limited to {MAX_ENTRY_SIZE} bytes")
+        try:
+            data = b64decode_std(raw, what="raw")
+        except MalformedError as exc:
+            raise bad_request("bad_base64", str(exc)) from exc
+        if len(data) > MAX_ENTRY_SIZE:
+            raise APIError(413, "entry_too_large", f"entries are limited to {MAX_ENTRY_SIZE} bytes")
+        try:
+            receipt = await self.sequencer.submit(data)
+        except Pushback as exc:
+            raise APIError(503, "overloaded", str(exc), {"Retry-After": "1"}) from exc
+        except SequencerStopped as exc:
+            raise APIError(503, "unavailable", str(exc), {"Retry-After": "5"}) from exc
+        return _json(_receipt_json(receipt), 201 if receipt.created else 200)
+
+    async def get_entry(self, request: Request) -> Response:
+        assert self.store is not None
+        try:
+            index = parse_decimal(request.path_params["index"], what="index")
+        except MalformedError as exc:
+            raise bad_request("bad_parameter", "index must be a canonical non-negative decimal") from exc
+        data = self.store.entry(index)
+        if data is None:
+            raise not_found(f"no entry at index {index}")
+        return Response(data, media_type=OCTETS, headers={"Cache-Control": IMMUTABLE})
+
+    def _size_param(self, request: Request, name: str, current: int) -> int:
+        size = _param(request, name, required=False)
+        if size is None:
+            return current
+        if size > current:
+            raise bad_request("size_out_of_range", f"{name}={size} is beyond the tree size {current}")
+        return size
+
+    async def inclusion(self, request: Request) -> Response:
+        assert self.store is not None
+        store = self.store
+        with store.read_txn() as txn:
+            current = store.head_in(txn).size
+            size = self._size_param(request, "size", current)
+            index = _param(request, "index", required=False)
+            leaf_b64 = request.query_params.get("leaf_hash")
+            if (index is None) == (leaf_b64 is None):
+                raise bad_request("missing_parameter", "give exactly one of index or leaf_hash")
+            if leaf_b64 is not None:
+                try:
+                    leaf = b64decode_std(leaf_b64, length=32, what="leaf_hash")
+                except MalformedError as exc:
+                    raise bad_request("bad_base64", str(exc)) from exc
+                index = store.lookup_in(txn, leaf)
+                if index is None:
+                    raise not_found("no entry with this leaf hash")
+            assert index is not None
+            if index >= size:
+                raise bad_request("index_out_of_range", f"index {index} is not below size {size}")
+            hashes = merkle.inclusion_proof(index, size, store.node_reader(txn))
+        return _json({"index": index, "tree_size": size, "hashes": [b64encode(h) for h in hashes]})
+
+    async def consistency(self, request: Request) -> Response:
+        assert self.store is not None
+        store = self.store
+        with store.read_txn() as txn:
+            current = store.head_in(txn).size
+            old = _param(request, "old")
+            new = self._size_param(request, "new", current)
+            assert old is not None
+            if old > new:
+                raise bad_request("size_out_of_range", f"old={old} is larger than new={new}")
+            hashes = merkle.consistency_proof(old, new, store.node_reader(txn))
+        return _json({"old_size": old, "new_size": new, "hashes": [b64encode(h) for h in hashes]})
+
+    async def healthz(self, _request: Request) -> Response:
+        assert self.store is not None and self.sequencer is not None
+        size = self.store.head().size
+        if not self.sequencer.healthy:
+            return _error(503, "unhealthy", "the sequencer is not running")
+        return _json({"status": "ok", "tree_size": size})
+
+    async def metrics(self, _request: Request) -> Response:
+        return Response(self.registry.render(), media_type="text/plain; version=0.0.4")
+
+    # --- errors and instrumentation -----------------------------------------------------
+
+    async def on_api_error(self, _request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    async def on_http_exception(self, _request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    async def on_internal(self, _request: Request, exc: Exception) -> Response:
+        log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+        return _error(500, "internal", "internal server error")
+
+
+class _Instrument:
+    """ASGI middleware counting responses by route template and status, and their latency."""
+
+    def __init__(self, app: Any, owner: LogApp) -> None:
+        self.app, self.owner = app, owner
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        status = [500]
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "other")
+            self.owner.m_http.inc(1, name, str(status[0]))
+            self.owner.m_http_latency.observe(loop.time() - t0)
+
+
+def create_app(config: ServeConfig) -> Starlette:
+    h = LogApp(config)
+    routes = [
+        Route("/checkpoint", h.checkpoint, methods=["GET"]),
+        Route("/tile/{path:path}", h.tile, methods=["GET"]),
+        Route("/v1/log", h.log_info, methods=["GET"]),
+        Route("/v1/entries", h.add_entry, methods=["POST"]),
+        Route("/v1/entries/{index}", h.get_entry, methods=["GET"]),
+        Route("/v1/proof/inclusion", h.inclusion, methods=["GET"]),
+        Route("/v1/proof/consistency", h.consistency, methods=["GET"]),
+        Route("/healthz", h.healthz, methods=["GET"]),
+        Route("/metrics", h.metrics, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=h.lifespan,
+        exception_handlers={
+            APIError: h.on_api_error,
+            HTTPException: h.on_http_exception,
+            Exception: h.on_internal,
+        },
+    )
+    app.state.log = h
+    app.add_middleware(_Instrument, owner=h)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
+    import os
+
+    from tlog.config import ServeConfig as _C
+
+    return create_app(_C(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])))

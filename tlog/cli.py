@@ -1,0 +1,161 @@
+"""`tlog` command line: serve, keygen, fsck."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import orjson
+
+from client.errors import TlogError
+from client.note import generate_ed25519, parse_vkey, sign_note
+from tlog.config import ConfigError, ServeConfig, load_config
+from tlog.keys import KeyFileError, load_or_create, read_key, write_key
+from tlog.storage import LogStore, StorageError
+
+KEY_FILE = "log.key"
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"tlog: error: {msg}", file=sys.stderr)
+    return code
+
+
+def prepare(config: ServeConfig) -> tuple[str, str, bool]:
+    """Create the data dir, key and empty log on first run. Returns (origin, vkey, created)."""
+    data = Path(config.data_dir)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_path = data / KEY_FILE
+    store = LogStore(data, map_size=config.map_size, create=True)
+    try:
+        try:
+            stored = store.origin()
+        except StorageError:
+            stored = None
+        existing_key = read_key(key_path) if key_path.exists() else None
+        origin = (config.origin or stored or (existing_key.name if existing_key else "")
+                  or f"localhost/tlog-{secrets.token_hex(4)}")
+        if stored is not None and stored != origin:
+            raise ConfigError(f"{data} holds log {stored!r}; refusing to serve it as {origin!r}")
+        signer, created = load_or_create(key_path, origin)
+        if signer.name != origin:
+            raise ConfigError(f"{key_path} is a key for {signer.name!r}, not {origin!r}")
+        store.initialize(origin, lambda text: sign_note(text, [signer]))
+        return origin, signer.verifier().vkey(), created
+    finally:
+        store.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {k: getattr(args, k) for k in ("data_dir", "listen", "origin", "workers")}
+    overrides["allow_raw"] = True if args.allow_raw else None
+    try:
+        config = load_config(args.config, overrides)
+        origin, vkey, created = prepare(config)
+    except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        return _fail(f"cannot listen on {config.listen}: {exc}")
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    data = Path(config.data_dir).resolve()
+    if created:
+        print(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")
+    print(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
+    print(f"tlog: verifier key {vkey}")
+    print(f"tlog: listening on {url}", flush=True)
+    if config.allow_raw:
+        print(f"  submit:  curl -s -X POST {url}/v1/entries -d '{{\"raw\":\"aGVsbG8=\"}}' > receipt.json")
+        print(f"  verify:  tlog-client verify-receipt receipt.json --vkey '{vkey}'")
+    print(f"  checkpoint: curl -s {url}/checkpoint", flush=True)
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
+    uconfig = uvicorn.Config(
+        "tlog.app:app_from_env", factory=True, workers=config.workers,
+        loop="uvloop", http="httptools", access_log=config.access_log, log_level="warning",
+        timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
+    )
+    if config.workers > 1:
+        Multiprocess(uconfig, sockets=[sock]).run()
+    else:
+        uvicorn.Server(uconfig).run(sockets=[sock])
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    signer = generate_ed25519(args.origin)
+    out = Path(args.out)
+    try:
+        write_key(out, signer)
+    except FileExistsError:
+        return _fail(f"{out} exists; refusing to overwrite a key")
+    print(f"wrote {out} (mode 0600)")
+    print(signer.verifier().vkey())
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from tlog.fsck import fsck
+
+    data = Path(args.data_dir)
+    try:
+        store = LogStore(data, readonly=False)
+        verifiers = ([parse_vkey(v) for v in args.vkey] if args.vkey
+                     else [read_key(data / KEY_FILE).verifier()])
+        report = fsck(store, verifiers)  # type: ignore[arg-type]
+    except (StorageError, KeyFileError, TlogError, OSError) as exc:
+        return _fail(str(exc), 1)
+    for p in report.problems:
+        print(f"fsck: {p}")
+    verdict = "ok" if report.ok else "FAILED"
+    print(f"fsck: {verdict}: size {report.size}, {report.entries_checked} entries, "
+          f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tlog", description="Append-only transparency log server.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the log server")
+    s.add_argument("--data-dir", help="data directory (created on first run)")
+    s.add_argument("--listen", help="HOST:PORT (port 0: any free port)")
+    s.add_argument("--origin", help="checkpoint origin, fixed at first run")
+    s.add_argument("--allow-raw", action="store_true", help="accept raw entries (tests, benchmarks)")
+    s.add_argument("--workers", type=int, help="HTTP worker processes")
+    s.add_argument("--config", help="TOML configuration file ([log] table)")
+    s.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser("keygen", help="generate an Ed25519 log key file")
+    k.add_argument("--origin", required=True, help="key name (the log's origin)")
+    k.add_argument("--out", required=True, help="file to write (mode 0600)")
+    k.set_defaults(func=cmd_keygen)
+
+    f = sub.add_parser("fsck", help="re-derive every tile and the root, and check the checkpoint")
+    f.add_argument("--data-dir", required=True)
+    f.add_argument("--vkey", action="append", help="verifier key (default: the data dir's key)")
+    f.set_defaults(func=cmd_fsck)
+
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Configuration of `tlog serve`: one frozen dataclass, loaded from TOML and flags, strictly."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tlog.storage import DEFAULT_MAP_SIZE
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    data_dir: str = "./tlog-data"
+    """Directory holding the LMDB environment and the log key (created 0700 on first run)."""
+    listen: str = "127.0.0.1:8080"
+    """HOST:PORT to bind; port 0 picks a free port and prints it."""
+    origin: str = ""
+    """Checkpoint origin and key name; empty: use the stored one, or generate one on first run."""
+    allow_raw: bool = False
+    """Accept `{"raw": ...}` entries whose bytes are logged as given (tests and benchmarks)."""
+    workers: int = 1
+    """HTTP worker processes; each sequences into the shared LMDB (single writer at a time)."""
+    max_batch: int = 1024
+    """Most entries integrated in one LMDB transaction and one checkpoint."""
+    max_delay_ms: float = 2.0
+    """How long the oldest waiting entry may wait for its batch to fill, in milliseconds."""
+    max_pending: int = 16384
+    """Submissions waiting per worker before new ones get 503 (back-pressure)."""
+    max_body_bytes: int = 256 * 1024
+    """Largest accepted request body, in bytes (413 above it)."""
+    map_size: int = DEFAULT_MAP_SIZE
+    """LMDB map size in bytes (the most the database can grow to; sparse on disk)."""
+    access_log: bool = False
+    """Log every HTTP request (costs throughput)."""
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
+        checks = {
+            "workers": 1 <= self.workers <= 64,
+            "max_batch": 1 <= self.max_batch <= 65536,
+            "max_delay_ms": 0 <= self.max_delay_ms <= 10_000,
+            "max_pending": 1 <= self.max_pending <= 1 << 22,
+            "max_body_bytes": 1024 <= self.max_body_bytes <= 1 << 30,
+            "map_size": 1 << 20 <= self.map_size <= 1 << 44,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"{key}: value {getattr(self, key)!r} is out of range")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+def _coerce(name: str, value: Any, want: type) -> Any:
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: expected {want.__name__}, got {type(value).__name__}")
+    return value
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> ServeConfig:
+    """Defaults, then the TOML file's `[log]` table, then command-line overrides."""
+    values: dict[str, Any] = {}
+    types = {f.name: {"str": str, "int": int, "bool": bool, "float": float}[str(f.type)]
+             for f in fields(ServeConfig)}
+    if path is not None:
+        try:
+            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        unknown_tables = set(doc) - {"log"}
+        if unknown_tables:
+            raise ConfigError(f"{path}: unknown table or key {sorted(unknown_tables)[0]!r}")
+        for key, value in doc.get("log", {}).items():
+            if key not in types:
+                raise ConfigError(f"{path}: unknown key log.{key}")
+            values[key] = _coerce(f"log.{key}", value, types[key])
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value, types[key])
+    return replace(ServeConfig(), **values)

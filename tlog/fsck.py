@@ -1,0 +1,113 @@
+"""`tlog fsck`: re-derive every tile, bundle, index entry and the root from the stored entries.
+
+Reads one consistent LMDB snapshot; reports every disagreement rather than stopping at the
+first, and passes only if the stored tiles, the leaf index, the tree head and the signed
+checkpoint all agree with what the entries imply.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from client.checkpoint import open_checkpoint
+from client.errors import TlogError
+from client.merkle import HASH_SIZE, leaf_hash
+from client.note import Verifier
+from client.tiles import TILE_WIDTH, parse_bundle, tile_interior, tiles_for_size
+from client.tiletree import TileTree
+from tlog.storage import LogStore, tile_key
+
+_U64 = struct.Struct(">Q")
+
+
+@dataclass
+class FsckReport:
+    size: int = 0
+    entries_checked: int = 0
+    tiles_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < 1000:
+            self.problems.append(text)
+
+
+def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
+    report = FsckReport()
+    origin = store.origin()
+    with store.read_txn() as txn:
+        head = store.head_in(txn)
+        report.size = head.size
+        note = store.checkpoint_in(txn)
+        try:
+            cp, _ = open_checkpoint(note, origin, verifiers)
+            if (cp.size, cp.root) != (head.size, head.root):
+                report.problem(f"checkpoint says size {cp.size}, tree head says {head.size} "
+                               "(or their roots differ)")
+        except TlogError as exc:
+            report.problem(f"checkpoint does not verify: {exc}")
+
+        tree = TileTree()
+        duplicates = 0
+
+        def check_tiles() -> None:
+                for (level, index), tile in tree.take_changes().items():
+                key = tile_key(level, index)
+                stored = txn.get(key, db=store.tiles)
+                report.tiles_checked += 1
+                if stored != tile:
+                    report.problem(f"tile {level}/{index} differs from the one derived from entries")
+                hashes = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
+                if txn.get(key, db=store.interior) != tile_interior(hashes):
+                    report.problem(f"interior of tile {level}/{index} is wrong")
+
+        expect_bundle = 0
+        for bundle_index, raw in store.iter_bundles(txn):
+            if bundle_index != expect_bundle:
+                report.problem(f"entry bundle {expect_bundle} is missing (next is {bundle_index})")
+                break
+            expect_bundle += 1
+            try:
+                entries = parse_bundle(raw)
+            except TlogError as exc:
+                report.problem(f"entry bundle {bundle_index} is malformed: {exc}")
+                break
+            if len(entries) < TILE_WIDTH and (bundle_index + 1) * TILE_WIDTH <= head.size:
+                report.problem(f"entry bundle {bundle_index} is short")
+            for data in entries:
+                index = tree.size
+                if index >= head.size:
+                    report.problem(f"entry {index} is beyond the tree size {head.size}")
+                    break
+                lh = leaf_hash(data)
+                raw_idx = txn.get(lh, db=store.leafidx)
+                if raw_idx is None:
+                    report.problem(f"leaf index has no entry for index {index}")
+                else:
+                    first = _U64.unpack(raw_idx)[0]
+                    if first > index:
+                        report.problem(f"leaf index points entry {index} at later index {first}")
+                    elif first < index:
+                        duplicates += 1
+                tree.append(lh)
+                report.entries_checked += 1
+            check_tiles()
+        if tree.size != head.size:
+            report.problem(f"entries give tree size {tree.size}, tree head says {head.size}")
+        if tree.root() != head.root:
+            report.problem("root derived from entries differs from the stored tree head")
+        n_tiles = txn.stat(store.tiles)["entries"]
+        # Every tile ever written is either full or the current partial tile of its level.
+        expected = len(tiles_for_size(head.size))
+        if n_tiles != expected:
+            report.problem(f"{n_tiles} hash tiles stored, {expected} expected")
+        n_idx = txn.stat(store.leafidx)["entries"]
+        if n_idx != head.size - duplicates:
+            report.problem(f"leaf index has {n_idx} entries, expected {head.size - duplicates}")
+    return report
+

@@ -1,0 +1,362 @@
+"""LMDB storage for the log: tiles, entry bundles, the leaf index and the signed tree head.
+
+One environment, five named databases:
+
+    meta      b"origin" -> UTF-8 origin; b"state" -> msgpack [size, root];
+              b"checkpoint" -> the signed note for `state`
+    tiles     u8 level || u64be index -> level-0 hashes of the tile (W·32 bytes, W <= 256)
+    interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 4064 bytes)
+    bundles   u64be index -> entry bundle (u16be length || entry, repeated)
+    leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence
+
+A partial tile or bundle is stored once, at its newest width; every narrower `.p/<W>` is a
+prefix of it. Several processes may append: LMDB serialises writers, and each writer
+re-reads the tree head inside its write transaction (compare-and-swap), so the head only
+moves forward whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import msgpack
+
+from client.checkpoint import Checkpoint
+from client.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash
+from client.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    encode_bundle,
+    interior_slot,
+    locate_node,
+    parse_bundle,
+    tile_interior,
+    tile_width_at,
+)
+from client.tiletree import TileTree
+
+DEFAULT_MAP_SIZE = 64 << 30  # sparse: only used pages take disk space
+_U64 = struct.Struct(">Q")
+_TILE_KEY = struct.Struct(">BQ")
+
+SignFn = Callable[[str], bytes]
+"""Signs checkpoint text and returns the complete signed note."""
+
+
+class StorageError(Exception):
+    """The store is missing, corrupt, or was changed under us in a way we refuse to follow."""
+
+
+class TreeHeadConflict(StorageError):
+    """The stored tree head is not the one this append was built on (compare-and-swap failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What one committed batch did: indexes per input (in order), whether each was new."""
+
+    indexes: list[int]
+    created: list[bool]
+    head: TreeHead
+    checkpoint: bytes
+
+
+def tile_key(level: int, index: int) -> bytes:
+    return _TILE_KEY.pack(level, index)
+
+
+class LogStore:
+    """The log's LMDB environment. Thread-safe for readers; one appender per process."""
+
+    def __init__(self, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE,
+                 readonly: bool = False, create: bool = False) -> None:
+        self.path = Path(path)
+        if not readonly and create:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not (self.path / "data.mdb").exists() and not create:
+            raise StorageError(f"no log database in {self.path}")
+        self.env = lmdb.open(
+            str(self.path), map_size=map_size, max_dbs=8, readonly=readonly,
+            subdir=True, sync=True, metasync=True, writemap=False, max_readers=512,
+            lock=True, mode=0o600,
+        )
+        self.meta = self.env.open_db(b"meta", create=not readonly)
+        self.tiles = self.env.open_db(b"tiles", create=not readonly)
+        self.interior = self.env.open_db(b"interior", create=not readonly)
+        self.bundles = self.env.open_db(b"bundles", create=not readonly)
+        self.leafidx = self.env.open_db(b"leafidx", create=not readonly)
+        self._tree: TileTree | None = None  # cached right edge, valid while size matches
+
+    def close(self) -> None:
+        self.env.close()
+
+    # --- initialisation ------------------------------------------------------------------
+
+    def initialize(self, origin: str, sign: SignFn) -> None:
+        """Record the origin and sign the empty tree, once; later calls check the origin."""
+        with self.env.begin(write=True) as txn:
+            stored = txn.get(b"origin", db=self.meta)
+            if stored is not None:
+                if stored.decode() != origin:
+                    raise StorageError(
+                        f"this data dir holds log {stored.decode()!r}, not {origin!r}")
+                return
+            txn.put(b"origin", origin.encode(), db=self.meta)
+            txn.put(b"state", msgpack.packb([0, EMPTY_ROOT]), db=self.meta)
+            txn.put(b"checkpoint", sign(Checkpoint(origin, 0, EMPTY_ROOT).text()), db=self.meta)
+
+    def origin(self) -> str:
+        with self.env.begin() as txn:
+            raw = txn.get(b"origin", db=self.meta)
+        if raw is None:
+            raise StorageError("log is not initialised")
+        return raw.decode()
+
+    # --- reads ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _head(txn: lmdb.Transaction, meta: lmdb._Database) -> TreeHead:
+        raw = txn.get(b"state", db=meta)
+        if raw is None:
+            raise StorageError("log is not initialised")
+        size, root = msgpack.unpackb(raw)
+        return TreeHead(size, root)
+
+    def head(self) -> TreeHead:
+        with self.env.begin() as txn:
+            return self._head(txn, self.meta)
+
+    def head_in(self, txn: lmdb.Transaction) -> TreeHead:
+        return self._head(txn, self.meta)
+
+    def checkpoint_in(self, txn: lmdb.Transaction) -> bytes:
+        return bytes(txn.get(b"checkpoint", db=self.meta))
+
+    def lookup_in(self, txn: lmdb.Transaction, leaf: bytes) -> int | None:
+        raw = txn.get(leaf, db=self.leafidx)
+        return None if raw is None else _U64.unpack(raw)[0]
+
+    def checkpoint(self) -> bytes:
+        """The latest signed checkpoint note."""
+        with self.env.begin() as txn:
+            raw = txn.get(b"checkpoint", db=self.meta)
+        if raw is None:
+            raise StorageError("log is not initialised")
+        return bytes(raw)
+
+    def head_and_checkpoint(self) -> tuple[TreeHead, bytes]:
+        with self.env.begin() as txn:
+            return self._head(txn, self.meta), bytes(txn.get(b"checkpoint", db=self.meta))
+
+    def lookup(self, leaf: bytes) -> int | None:
+        """Index of the first entry with this leaf hash, if any."""
+        with self.env.begin() as txn:
+            return self.lookup_in(txn, leaf)
+
+    def tile(self, level: int, index: int, width: int) -> bytes | None:
+        """Hash tile bytes for (level, index) at `width` hashes, or None if it does not exist yet."""
+        with self.env.begin() as txn:
+            size = self._head(txn, self.meta).size
+            if width > tile_width_at(level, index, size):
+                return None
+            raw = txn.get(tile_key(level, index), db=self.tiles)
+        if raw is None or len(raw) < width * HASH_SIZE:
+            raise StorageError(f"tile {level}/{index} is missing or short")
+        return raw[: width * HASH_SIZE]
+
+    def bundle(self, index: int, width: int) -> bytes | None:
+        """Entry bundle `index` with its first `width` entries, or None if not there yet."""
+        with self.env.begin() as txn:
+            size = self._head(txn, self.meta).size
+            if width > tile_width_at(0, index, size):
+                return None
+            raw = txn.get(_U64.pack(index), db=self.bundles)
+        if raw is None:
+            raise StorageError(f"entry bundle {index} is missing")
+        if width == TILE_WIDTH:
+            return raw
+        return _bundle_prefix(raw, width)
+
+    def entry(self, index: int) -> bytes | None:
+        """The leaf data at `index`, or None if the tree is not that large."""
+        with self.env.begin() as txn:
+            if index >= self._head(txn, self.meta).size:
+                return None
+            raw = txn.get(_U64.pack(index >> TILE_HEIGHT), db=self.bundles)
+        if raw is None:
+            raise StorageError(f"entry bundle {index >> TILE_HEIGHT} is missing")
+        entries = parse_bundle(raw)
+        return entries[index & (TILE_WIDTH - 1)]
+
+    def node_reader(self, txn: lmdb.Transaction) -> Callable[[Sequence[tuple[int, int]]], list[bytes]]:
+        """A `client.merkle.NodeReader` over stored tiles, memoising tile reads."""
+        cache: dict[tuple[bool, int, int], bytes] = {}
+
+        def read(nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+            out = []
+            for level, index in nodes:
+                tl, ti, sub, off = locate_node(level, index)
+                key = (sub == 0, tl, ti)
+                raw = cache.get(key)
+                if raw is None:
+                    db = self.tiles if sub == 0 else self.interior
+                    got = txn.get(tile_key(tl, ti), db=db)
+                    if got is None:
+                        raise StorageError(f"tile {tl}/{ti} is missing")
+                    raw = cache[key] = got
+                pos = off if sub == 0 else interior_slot(sub, off)
+                h = raw[pos * HASH_SIZE : (pos + 1) * HASH_SIZE]
+                if len(h) != HASH_SIZE or (sub and h == bytes(HASH_SIZE)):
+                    raise StorageError(f"node {level}/{index} is not stored")
+                out.append(h)
+            return out
+
+        return read
+
+    def read_txn(self) -> lmdb.Transaction:
+        return self.env.begin()
+
+    # --- the write path ------------------------------------------------------------------
+
+    def _load_tree(self, txn: lmdb.Transaction, size: int) -> TileTree:
+        edges: list[list[bytes]] = []
+        level = 0
+        while size >> (TILE_HEIGHT * level):
+            width = (size >> (TILE_HEIGHT * level)) & (TILE_WIDTH - 1)
+            hashes: list[bytes] = []
+            if width:
+                index = size >> (TILE_HEIGHT * (level + 1))
+                raw = txn.get(tile_key(level, index), db=self.tiles)
+                if raw is None or len(raw) < width * HASH_SIZE:
+                    raise StorageError(f"edge tile {level}/{index} is missing")
+                hashes = [bytes(raw[i * HASH_SIZE : (i + 1) * HASH_SIZE]) for i in range(width)]
+            edges.append(hashes)
+            level += 1
+        return TileTree(size, edges)
+
+    def append(self, entries: Sequence[bytes], sign: SignFn,
+               *, expect_size: int | None = None) -> AppendResult:
+        """Append entries durably in one write transaction and sign one checkpoint.
+
+        Entries whose leaf hash is already in the log (or earlier in this batch) are not
+        appended again; their existing index is returned. Returns after the commit, so
+        after fsync: nothing is acknowledged before it is durable.
+
+        Crash ordering. Everything below happens inside one LMDB write transaction, and LMDB
+        commits by (1) writing the new B-tree pages, (2) fsync, (3) writing the meta page that
+        points at them, (4) fsync. A crash before (3) reaches disk leaves the previous tree
+        head, checkpoint, tiles, bundles and leaf index all intact and mutually consistent; a
+        crash after (4) leaves the new ones. There is no state in between, so no repair step
+        exists or is needed. The checkpoint is signed inside the transaction: a signature for
+        a state that fails to commit is never published (it is dropped with the transaction),
+        and the next attempt signs whatever it commits.
+        """
+        origin = self.origin()
+        try:
+            with self.env.begin(write=True) as txn:
+                # Compare-and-swap: build on the head stored now, never on a cached guess.
+                head = self._head(txn, self.meta)
+                if expect_size is not None and head.size != expect_size:
+                    raise TreeHeadConflict(f"tree head is {head.size}, expected {expect_size}")
+                tree = self._tree
+                if tree is None or tree.size != head.size:
+                    tree = self._load_tree(txn, head.size)  # another process appended
+                self._tree = None  # until commit succeeds, the cached edge is suspect
+
+                indexes: list[int] = []
+                created: list[bool] = []
+                new_entries: list[bytes] = []
+                seen: dict[bytes, int] = {}
+                for data in entries:
+                    lh = leaf_hash(data)
+                    idx = seen.get(lh)
+                    if idx is None:
+                        raw = txn.get(lh, db=self.leafidx)
+                        idx = _U64.unpack(raw)[0] if raw is not None else None
+                    if idx is not None:
+                        indexes.append(idx)
+                        created.append(False)
+                        continue
+                    idx = tree.size
+                    tree.append(lh)
+                    seen[lh] = idx
+                    txn.put(lh, _U64.pack(idx), db=self.leafidx)
+                    new_entries.append(data)
+                    indexes.append(idx)
+                    created.append(True)
+
+                if not new_entries:
+                    return AppendResult(indexes, created, head, bytes(
+                        txn.get(b"checkpoint", db=self.meta)))
+
+                self._put_bundles(txn, head.size, new_entries)
+                for (level, index), tile in tree.take_changes().items():
+                    key = tile_key(level, index)
+                    txn.put(key, tile, db=self.tiles)
+                    hashes = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
+                    txn.put(key, tile_interior(hashes), db=self.interior)
+
+                new_head = TreeHead(tree.size, tree.root())
+                if new_head.size <= head.size:  # the head only moves forward
+                    raise TreeHeadConflict("append would not grow the tree")
+                note = sign(Checkpoint(origin, new_head.size, new_head.root).text())
+                txn.put(b"state", msgpack.packb([new_head.size, new_head.root]), db=self.meta)
+                txn.put(b"checkpoint", note, db=self.meta)
+            # Leaving the block committed and fsynced the transaction (env opened sync=True).
+        except BaseException:
+            self._tree = None
+            raise
+        self._tree = tree
+        return AppendResult(indexes, created, new_head, note)
+
+    def _put_bundles(self, txn: lmdb.Transaction, size: int, new_entries: list[bytes]) -> None:
+        pos = 0
+        index = size >> TILE_HEIGHT
+        offset = size & (TILE_WIDTH - 1)
+        while pos < len(new_entries):
+            take = min(TILE_WIDTH - offset, len(new_entries) - pos)
+            chunk = encode_bundle(new_entries[pos : pos + take])
+            key = _U64.pack(index)
+            if offset:
+                old = txn.get(key, db=self.bundles)
+                if old is None:
+                    raise StorageError(f"entry bundle {index} is missing")
+                chunk = bytes(old) + chunk
+            txn.put(key, chunk, db=self.bundles)
+            pos += take
+            index += 1
+            offset = 0
+
+    # --- bulk iteration (fsck, reindexing) ----------------------------------------------
+
+    def iter_bundles(self, txn: lmdb.Transaction) -> Iterator[tuple[int, bytes]]:
+        cur = txn.cursor(db=self.bundles)
+        for key, value in cur:
+            yield _U64.unpack(key)[0], value
+
+    def stat(self) -> dict[str, int]:
+        info = self.env.info()
+        st = self.env.stat()
+        return {"map_size": info["map_size"], "used": (info["last_pgno"] + 1) * st["psize"]}
+
+
+def _bundle_prefix(bundle: bytes, width: int) -> bytes:
+    pos = 0
+    for _ in range(width):
+        if pos + 2 > len(bundle):
+            raise StorageError("entry bundle is shorter than its width")
+        pos += 2 + ((bundle[pos] << 8) | bundle[pos + 1])
+    if pos > len(bundle):
+        raise StorageError("entry bundle is shorter than its width")
+    return bundle[:pos]
