@@ -1,0 +1,73 @@
+"""Run a real `tlog serve` process on 127.0.0.1:0 for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+_LISTEN = re.compile(r"listening on (http://\S+)")
+_VKEY = re.compile(r"verifier key (\S+)")
+
+
+@dataclass
+class ServerProc:
+    data_dir: Path
+    args: list[str] = field(default_factory=list)
+    workers: int = 1
+    proc: subprocess.Popen[str] | None = None
+    url: str = ""
+    vkey: str = ""
+    log_path: Path | None = None
+
+    def start(self, timeout: float = 30.0) -> ServerProc:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        out = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
+        cmd = [sys.executable, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
+               "--listen", "127.0.0.1:0", "--workers", str(self.workers), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text()
+            found = _LISTEN.findall(text)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tlog serve exited early:\n{text}")
+            if found and self._ready(found[-1]):
+                self.url = found[-1]
+                vk = _VKEY.findall(text)
+                self.vkey = vk[-1] if vk else ""
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"tlog serve did not become ready:\n{self.log_path.read_text()}")
+
+    def _ready(self, url: str) -> bool:
+        try:
+            return httpx.get(url + "/healthz", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=timeout)
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group (supervisor and every worker) at once."""
+        self.stop(signal.SIGKILL)
