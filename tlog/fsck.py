@@ -55,16 +55,25 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
         tree = TileTree()
         duplicates = 0
 
+        partial: dict[tuple[int, int], bytes] = {}
+
+        def check_tile(level: int, index: int, tile: bytes) -> None:
+            key = tile_key(level, index)
+            report.tiles_checked += 1
+            if txn.get(key, db=store.tiles) != tile:
+                report.problem(f"tile {level}/{index} differs from the one derived from entries")
+            hashes = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
+            if txn.get(key, db=store.interior) != tile_interior(hashes):
+                report.problem(f"interior of tile {level}/{index} is wrong")
+
         def check_tiles() -> None:
-                for (level, index), tile in tree.take_changes().items():
-                key = tile_key(level, index)
-                stored = txn.get(key, db=store.tiles)
-                report.tiles_checked += 1
-                if stored != tile:
-                    report.problem(f"tile {level}/{index} differs from the one derived from entries")
-                hashes = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
-                if txn.get(key, db=store.interior) != tile_interior(hashes):
-                    report.problem(f"interior of tile {level}/{index} is wrong")
+            # Full tiles are final; a partial tile is compared once, at its final width.
+            for (level, index), tile in tree.take_changes().items():
+                if len(tile) == TILE_WIDTH * HASH_SIZE:
+                    partial.pop((level, index), None)
+                    check_tile(level, index, tile)
+                else:
+                    partial[(level, index)] = tile
 
         expect_bundle = 0
         for bundle_index, raw in store.iter_bundles(txn):
@@ -97,6 +106,8 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
                 tree.append(lh)
                 report.entries_checked += 1
             check_tiles()
+        for (level, index), tile in partial.items():
+            check_tile(level, index, tile)
         if tree.size != head.size:
             report.problem(f"entries give tree size {tree.size}, tree head says {head.size}")
         if tree.root() != head.root:
