@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
 from client.merkle import EMPTY_ROOT, HASH_SIZE
-from client.note import Verifier, VerifiedNote, parse_note, verify_note
+from client.note import VerifiedNote, Verifier, parse_note, verify_note
 
 MAX_CHECKPOINT_TEXT = 16 * 1024
 

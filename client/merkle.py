@@ -147,7 +147,7 @@ def consistency_proof(old: int, new: int, read: NodeReader) -> list[bytes]:
     """RFC 6962 consistency proof from `old` to `new` leaves; empty when old is 0 or old == new."""
     if not 0 <= old <= new:
         raise ValueError("need 0 <= old <= new")
-    if old == 0 or old == new:
+    if old in (0, new):
         return []
     return _hash_ranges(consistency_ranges(old, new), read)
 

@@ -15,7 +15,8 @@ Example (from the C2SP spec, verifiable with the key below)::
 
     >>> v = parse_vkey("example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k")
     >>> note = (b"This is an example message.\\n\\n\\xe2\\x80\\x94 example.com/foo "
-    ...         b"Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\\n")
+    ...         b"Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZX"
+    ...         b"sYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\\n")
     >>> verify_note(note, [v]).text
     'This is an example message.\\n'
 """

@@ -89,11 +89,7 @@ def parse_tile_path(path: str) -> TileRef:
     head, sep, rest = rest.partition("/")
     if not sep:
         raise MalformedError("tile path has no index")
-    level: int | None
-    if head == "entries":
-        level = None
-    else:
-        level = parse_decimal(head, maximum=MAX_LEVEL, what="tile level")
+    level = None if head == "entries" else parse_decimal(head, maximum=MAX_LEVEL, what="tile level")
     width = TILE_WIDTH
     idx_text, sep, w_text = rest.partition(".p/")
     if sep:

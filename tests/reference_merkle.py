@@ -59,8 +59,8 @@ class Reference:
     def consistency(self, m: int, n: int) -> list[bytes]:
         return self.subproof(m, 0, n, True)
 
-    def reader(self):  # noqa: ANN201 - a client.merkle.NodeReader
-        def read(nodes):  # noqa: ANN001, ANN202
+    def reader(self):
+        def read(nodes):
             return [self.mth(i << lvl, (i + 1) << lvl) for lvl, i in nodes]
 
         return read

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -26,10 +27,11 @@ class ServerProc:
     url: str = ""
     vkey: str = ""
     log_path: Path | None = None
+    _out: IO[str] | None = None
 
     def start(self, timeout: float = 30.0) -> ServerProc:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        out = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
+        out = self._out = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
                "--listen", "127.0.0.1:0", "--workers", str(self.workers), *self.args]
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
@@ -56,6 +58,14 @@ class ServerProc:
             return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        try:
+            self._stop(sig, timeout)
+        finally:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+
+    def _stop(self, sig: int, timeout: float) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         try:

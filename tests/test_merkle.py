@@ -205,7 +205,7 @@ def test_large_random_trees(size: int, data: st.DataObject) -> None:
             return special
         return merkle.node_hash(perfect(level - 1, 2 * i), perfect(level - 1, 2 * i + 1))
 
-    def read(nodes):  # noqa: ANN001, ANN202
+    def read(nodes):
         return [perfect(lvl, i) for lvl, i in nodes]
 
     root = merkle.tree_root(size, read)

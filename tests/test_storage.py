@@ -18,7 +18,7 @@ from tlog.fsck import fsck
 from tlog.storage import LogStore, StorageError, TreeHeadConflict, tile_key
 
 
-def _sign(signer: Ed25519Signer):  # noqa: ANN202
+def _sign(signer: Ed25519Signer):
     return lambda text: sign_note(text, [signer])
 
 

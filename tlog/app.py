@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from starlette.routing import Route
 from client import merkle
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
+from client.note import sign_note
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
@@ -117,7 +119,6 @@ class LogApp:
         self.vkey = signer.verifier().vkey()
 
         def sign(text: str) -> bytes:
-            from client.note import sign_note
             return sign_note(text, [signer])
 
         self.sequencer = Sequencer(
@@ -347,8 +348,4 @@ def create_app(config: ServeConfig) -> Starlette:
 
 def app_from_env() -> Starlette:
     """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
-    import os
-
-    from tlog.config import ServeConfig as _C
-
-    return create_app(_C(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])))
+    return create_app(ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])))

@@ -75,12 +75,10 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
                 else:
                     partial[(level, index)] = tile
 
-        expect_bundle = 0
-        for bundle_index, raw in store.iter_bundles(txn):
+        for expect_bundle, (bundle_index, raw) in enumerate(store.iter_bundles(txn)):
             if bundle_index != expect_bundle:
                 report.problem(f"entry bundle {expect_bundle} is missing (next is {bundle_index})")
                 break
-            expect_bundle += 1
             try:
                 entries = parse_bundle(raw)
             except TlogError as exc:

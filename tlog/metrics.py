@@ -31,7 +31,8 @@ class Counter:
     def render(self, extra: tuple[tuple[str, str], ...]) -> list[str]:
         out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
         for labels, value in sorted(self._values.items()):
-            out.append(f"{self.name}{_labels((*zip(self.labelnames, labels), *extra))} {value:g}")
+            pairs = (*zip(self.labelnames, labels, strict=True), *extra)
+            out.append(f"{self.name}{_labels(pairs)} {value:g}")
         return out
 
 
@@ -59,7 +60,7 @@ class Histogram:
     def render(self, extra: tuple[tuple[str, str], ...]) -> list[str]:
         out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         total = 0
-        for bound, count in zip((*self.buckets, float("inf")), self._counts):
+        for bound, count in zip((*self.buckets, float("inf")), self._counts, strict=True):
             total += count
             le = "+Inf" if bound == float("inf") else f"{bound:g}"
             out.append(f"{self.name}_bucket{_labels((*extra, ('le', le)))} {total}")

@@ -11,6 +11,7 @@ next one fills, so commits group naturally under load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -84,10 +85,8 @@ class Sequencer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         for p in self._pool.values():
             for f in p.futures:
                 if not f.done():
@@ -148,7 +147,7 @@ class Sequencer:
                 self.m_integrate.observe(time.perf_counter() - t0)
                 self.m_batch.observe(len(batch))
                 self.m_entries.inc(sum(result.created))
-                for p, receipt in zip(batch, receipts):
+                for p, receipt in zip(batch, receipts, strict=True):
                     first = True
                     for f in p.futures:
                         if f.done():
@@ -176,7 +175,7 @@ class Sequencer:
             receipts = [
                 Receipt(idx, merkle.leaf_hash(data), size,
                         merkle.inclusion_proof(idx, size, read), result.checkpoint, created)
-                for data, idx, created in zip(entries, result.indexes, result.created)
+                for data, idx, created in zip(entries, result.indexes, result.created, strict=True)
             ]
         return result, receipts
 
@@ -199,7 +198,7 @@ def _memo(read: merkle.NodeReader) -> merkle.NodeReader:
     def cached(nodes: Sequence[tuple[int, int]]) -> list[bytes]:
         missing = [n for n in nodes if n not in cache]
         if missing:
-            cache.update(zip(missing, read(missing)))
+            cache.update(zip(missing, read(missing), strict=True))
         return [cache[n] for n in nodes]
 
     return cached

@@ -1,8 +1,9 @@
-"""`witness` command line. `keygen` makes a cosigning key; the server arrives with the witness work."""
+"""`witness` command line: `keygen` makes an Ed25519 cosigning key (cosignature/v1)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,6 @@ from client.note import CosignatureV1Verifier, generate_ed25519
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    import os
-
     signer = generate_ed25519(args.name)
     out = Path(args.out)
     try:
