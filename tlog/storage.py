@@ -97,6 +97,7 @@ class LogStore:
         self.bundles = self.env.open_db(b"bundles", create=not readonly)
         self.leafidx = self.env.open_db(b"leafidx", create=not readonly)
         self._tree: TileTree | None = None  # cached right edge, valid while size matches
+        self._origin: str | None = None
 
     def close(self) -> None:
         self.env.close()
@@ -117,11 +118,13 @@ class LogStore:
             txn.put(b"checkpoint", sign(Checkpoint(origin, 0, EMPTY_ROOT).text()), db=self.meta)
 
     def origin(self) -> str:
-        with self.env.begin() as txn:
-            raw = txn.get(b"origin", db=self.meta)
-        if raw is None:
-            raise StorageError("log is not initialised")
-        return raw.decode()
+        if self._origin is None:  # fixed once initialised, so cache it
+            with self.env.begin() as txn:
+                raw = txn.get(b"origin", db=self.meta)
+            if raw is None:
+                raise StorageError("log is not initialised")
+            self._origin = raw.decode()
+        return self._origin
 
     # --- reads ---------------------------------------------------------------------------
 
