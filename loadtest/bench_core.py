@@ -76,9 +76,10 @@ def _proc_stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
-def group_ticks(pgid: int) -> tuple[int, list[int]]:
-    """utime+stime (clock ticks) summed over every live process in process group `pgid`."""
-    total, pids = 0, []
+def group_ticks_split(pgid: int) -> tuple[int, int, list[int]]:
+    """(utime, stime) clock ticks summed over every live process in process group `pgid`."""
+    user = system = 0
+    pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -86,9 +87,16 @@ def group_ticks(pgid: int) -> tuple[int, list[int]]:
         # after comm: [0]=state [1]=ppid [2]=pgrp ... [11]=utime [12]=stime
         if f is None or int(f[2]) != pgid:
             continue
-        total += int(f[11]) + int(f[12])
+        user += int(f[11])
+        system += int(f[12])
         pids.append(int(entry.name))
-    return total, sorted(pids)
+    return user, system, sorted(pids)
+
+
+def group_ticks(pgid: int) -> tuple[int, list[int]]:
+    """utime+stime (clock ticks) summed over every live process in process group `pgid`."""
+    user, system, pids = group_ticks_split(pgid)
+    return user + system, pids
 
 
 def system_ticks() -> tuple[int, int]:
@@ -117,6 +125,7 @@ def children_seconds() -> float:
 class CpuSample:
     wall: float
     server: int
+    server_sys: int
     busy: int
     steal: int
     me: float
@@ -124,20 +133,23 @@ class CpuSample:
 
     @classmethod
     def take(cls, pgid: int) -> CpuSample:
-        server, _ = group_ticks(pgid)
+        user, system, _ = group_ticks_split(pgid)
         busy, steal = system_ticks()
-        return cls(time.monotonic(), server, busy, steal, self_ticks(), children_seconds())
+        return cls(time.monotonic(), user + system, system, busy, steal, self_ticks(),
+                   children_seconds())
 
 
 def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
     """Cores used between two samples: server, wrk (children reaped in between), bg, steal."""
     wall = b.wall - a.wall
     server = (b.server - a.server) / CLK_TCK / wall
+    server_sys = (b.server_sys - a.server_sys) / CLK_TCK / wall
     wrk = (b.children - a.children) / wall
     me = (b.me - a.me) / CLK_TCK / wall
     busy = (b.busy - a.busy) / CLK_TCK / wall
     steal = (b.steal - a.steal) / CLK_TCK / wall
-    return {"wall_s": wall, "server_cores": server, "wrk_cores": wrk, "self_cores": me,
+    return {"wall_s": wall, "server_cores": server, "server_sys_cores": server_sys,
+            "wrk_cores": wrk, "self_cores": me,
             "busy_cores": busy, "bg_cores": max(0.0, busy - server - wrk - me),
             "steal_cores": steal}
 
@@ -312,6 +324,35 @@ def tree_size(url: str) -> int:
     return int(httpx.get(url + "/v1/log", timeout=10).json()["tree_size"])
 
 
+_METRIC = re.compile(r'^(tlog_batch_size_sum|tlog_batch_size_count|tlog_integrate_seconds_sum)'
+                     r'\{worker="(\d+)"\} (\S+)$', re.M)
+
+
+def sequencer_stats(url: str, workers: int) -> dict[str, dict[str, float]]:
+    """Per-worker batch statistics from /metrics (cumulative since the server started; only the
+    append scenario integrates batches). Each worker keeps its own registry, so ask over fresh
+    connections until every worker has answered (best effort)."""
+    per: dict[str, dict[str, float]] = {}
+    for _ in range(max(4, 12 * workers)):
+        try:
+            text = httpx.get(url + "/metrics", headers={"Connection": "close"}, timeout=5).text
+        except httpx.HTTPError:
+            continue
+        for name, worker, value in _METRIC.findall(text):
+            per.setdefault(worker, {})[name] = float(value)
+        if len(per) >= workers:
+            break
+    out = {}
+    for worker, m in per.items():
+        n = m.get("tlog_batch_size_count", 0.0)
+        if n:
+            out[worker] = {"batches": n, "entries": m["tlog_batch_size_sum"],
+                           "mean_batch": m["tlog_batch_size_sum"] / n,
+                           "integrate_ms_per_batch": 1000 * m["tlog_integrate_seconds_sum"] / n,
+                           "integrate_busy_s": m["tlog_integrate_seconds_sum"]}
+    return out
+
+
 def check_append(r: RunResult, size_before: int, size_after: int, connections: int) -> None:
     """Every counted response must be 201, and the tree grew by exactly the created entries
     (plus at most one request per connection still in flight when wrk stopped counting)."""
@@ -340,7 +381,7 @@ def fsck(data_dir: Path) -> dict[str, Any]:
 
 def fmt_table(results: list[RunResult], baseline: float) -> str:
     head = (f"{'scenario':<16}{'req/s':>9}{'x hz':>7}{'p50 ms':>8}{'p99 ms':>8}{'non2xx':>8}"
-            f"{'sockerr':>8}{'srv cores':>10}{'srv us/req':>11}{'wrk cores':>10}{'bg':>6}"
+            f"{'sockerr':>8}{'srv cores':>10}{'(sys)':>6}{'srv us/req':>11}{'wrk cores':>10}{'bg':>6}"
             f"{'steal':>6}")
     lines = [head, "-" * len(head)]
     for r in results:
@@ -348,6 +389,7 @@ def fmt_table(results: list[RunResult], baseline: float) -> str:
         lines.append(
             f"{r.label:<16}{r.rps:>9,.0f}{ratio:>7}{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}"
             f"{r.non2xx:>8}{r.socket_errors:>8}{r.cpu['server_cores']:>10.2f}"
+            f"{r.cpu['server_sys_cores']:>6.2f}"
             f"{r.server_us_per_req:>11.0f}{r.cpu['wrk_cores']:>10.2f}{r.cpu['bg_cores']:>6.2f}"
             f"{r.cpu['steal_cores']:>6.2f}")
     return "\n".join(lines)
@@ -432,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
                 r = run("append", "append", "wrk_append.lua", [nonce])
                 time.sleep(0.5)  # let requests in flight when wrk stopped finish committing
                 check_append(r, before, tree_size(url), args.connections)
+                r.extra["sequencer"] = sequencer_stats(url, args.workers)
+                for w_pid, st in sorted(r.extra["sequencer"].items()):
+                    print(f"bench:   worker {w_pid}: {st['batches']:.0f} batches, mean "
+                          f"{st['mean_batch']:.1f} entries, {st['integrate_ms_per_batch']:.2f} "
+                          f"ms/batch in the integrator, busy {st['integrate_busy_s']:.1f} s")
                 if not r.extra["append_ok"]:
                     print(f"bench:   APPEND PROBLEMS: {r.extra['append_problems']}")
             elif s == "tile":
