@@ -250,3 +250,27 @@ def verify_consistency(
         raise ProofError(f"consistency proof does not match the root of size {old_size}")
     if sr != new_root:
         raise ProofError(f"consistency proof does not match the root of size {new_size}")
+
+
+class RangeHashCache:
+    """Memoised MTH of leaf ranges over one tree, for building many proofs at one size.
+
+    Audit paths of neighbouring leaves share almost every range, so the receipts of one batch
+    cost a dictionary lookup per hash after the first.
+    """
+
+    __slots__ = ("_memo", "_read")
+
+    def __init__(self, read: NodeReader) -> None:
+        self._read = read
+        self._memo: dict[tuple[int, int], bytes] = {}
+
+    def range_hash(self, lo: int, hi: int) -> bytes:
+        key = (lo, hi)
+        h = self._memo.get(key)
+        if h is None:
+            h = self._memo[key] = fold(self._read(range_nodes(lo, hi)))
+        return h
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return [self.range_hash(lo, hi) for lo, hi in inclusion_ranges(index, size)]

@@ -24,14 +24,13 @@ from starlette.routing import Route
 from client import merkle
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
-from client.note import sign_note
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
 from tlog.keys import read_key
 from tlog.metrics import Counter, Gauge, Histogram, Registry
-from tlog.sequencer import Pushback, Receipt, Sequencer, SequencerStopped
 from tlog.storage import LogStore
+from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable, Submitter
 
 log = logging.getLogger("tlog.app")
 
@@ -99,7 +98,7 @@ class LogApp:
         self.config = config
         self.registry = Registry()
         self.store: LogStore | None = None
-        self.sequencer: Sequencer | None = None
+        self.sequencer: Submitter | None = None
         self.origin = ""
         self.vkey = ""
         self.m_http = self.registry.add(Counter(
@@ -117,13 +116,8 @@ class LogApp:
         if signer.name != self.origin:
             raise RuntimeError(f"log key is named {signer.name!r}, origin is {self.origin!r}")
         self.vkey = signer.verifier().vkey()
-
-        def sign(text: str) -> bytes:
-            return sign_note(text, [signer])
-
-        self.sequencer = Sequencer(
-            self.store, sign, self.registry, max_batch=self.config.max_batch,
-            max_delay=self.config.max_delay_ms / 1000, max_pending=self.config.max_pending)
+        self.sequencer = Submitter(self.store, self.config.socket_path(),
+                                   max_pending=self.config.max_pending)
         store = self.store
         self.registry.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
                                 lambda: store.head().size))
@@ -131,7 +125,7 @@ class LogApp:
                                 lambda: store.stat()["used"]))
         self.registry.add(Gauge("tlog_lmdb_map_bytes", "LMDB map size, in bytes",
                                 lambda: store.stat()["map_size"]))
-        self.sequencer.start()
+        await self.sequencer.start()
         try:
             yield
         finally:
@@ -205,8 +199,10 @@ class LogApp:
             receipt = await self.sequencer.submit(data)
         except Pushback as exc:
             raise APIError(503, "overloaded", str(exc), {"Retry-After": "1"}) from exc
-        except SequencerStopped as exc:
+        except SequencerUnavailable as exc:
             raise APIError(503, "unavailable", str(exc), {"Retry-After": "5"}) from exc
+        except SequencerRejected as exc:
+            raise APIError(503, exc.code, str(exc), {"Retry-After": "5"}) from exc
         return _json(_receipt_json(receipt), 201 if receipt.created else 200)
 
     async def get_entry(self, request: Request) -> Response:
@@ -268,12 +264,19 @@ class LogApp:
     async def healthz(self, _request: Request) -> Response:
         assert self.store is not None and self.sequencer is not None
         size = self.store.head().size
-        if not self.sequencer.healthy:
-            return _error(503, "unhealthy", "the sequencer is not running")
+        if not self.sequencer.connected:
+            return _error(503, "unhealthy", "the sequencer is not reachable")
         return _json({"status": "ok", "tree_size": size})
 
     async def metrics(self, _request: Request) -> Response:
-        return Response(self.registry.render(), media_type="text/plain; version=0.0.4")
+        """This worker's metrics, then the sequencer's (batches, integration, appends)."""
+        assert self.sequencer is not None
+        body = self.registry.render()
+        try:
+            body += (await self.sequencer.sequencer_metrics()).encode()
+        except (SequencerUnavailable, TimeoutError):
+            body += b"# sequencer unreachable\n"
+        return Response(body, media_type="text/plain; version=0.0.4")
 
     # --- errors and instrumentation -----------------------------------------------------
 

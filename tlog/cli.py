@@ -8,7 +8,11 @@ import logging
 import os
 import secrets
 import socket
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -17,6 +21,7 @@ from client.errors import TlogError
 from client.note import generate_ed25519, parse_vkey, sign_note
 from tlog.config import ConfigError, ServeConfig, load_config
 from tlog.keys import KeyFileError, load_or_create, read_key, write_key
+from tlog.sequencer import SequencerConfig
 from tlog.storage import LogStore, StorageError
 
 KEY_FILE = "log.key"
@@ -86,17 +91,86 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    if not config.sequencer_socket and len(config.socket_path()) > 100:
+        # Unix socket paths are limited to ~107 bytes: use a private directory instead.
+        private = tempfile.mkdtemp(prefix="tlog-")
+        config = dataclasses.replace(config, sequencer_socket=os.path.join(private, "seq.sock"))
+    sequencer = SequencerSupervisor(config)
+    try:
+        sequencer.start()
+    except RuntimeError as exc:
+        return _fail(str(exc))
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     uconfig = uvicorn.Config(
         "tlog.app:app_from_env", factory=True, workers=config.workers,
         loop="uvloop", http="httptools", access_log=config.access_log, log_level="warning",
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
     )
-    if config.workers > 1:
-        Multiprocess(uconfig, sockets=[sock]).run()
-    else:
-        uvicorn.Server(uconfig).run(sockets=[sock])
+    try:
+        if config.workers > 1:
+            Multiprocess(uconfig, sockets=[sock]).run()
+        else:
+            uvicorn.Server(uconfig).run(sockets=[sock])
+    finally:
+        sequencer.stop()
     return 0
+
+
+class SequencerSupervisor:
+    """Runs the sequencer process beside the HTTP workers and restarts it if it dies."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        seq = SequencerConfig(
+            data_dir=str(Path(self.config.data_dir).resolve()),
+            socket_path=self.config.socket_path(), max_batch=self.config.max_batch,
+            max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size)
+        cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
+               orjson.dumps(dataclasses.asdict(seq)).decode()]
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # noqa: S603 - our own module
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.proc = self._spawn()
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.config.socket_path()):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the sequencer exited at start (code {self.proc.returncode})")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("the sequencer did not start in time")
+            time.sleep(0.01)
+        self._thread = threading.Thread(target=self._watch, name="sequencer-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        backoff = 0.1
+        while not self._stopping.wait(0.2):
+            assert self.proc is not None
+            if self.proc.poll() is None:
+                backoff = 0.1
+                continue
+            logging.getLogger("tlog").error(
+                "the sequencer exited with code %s; restarting it", self.proc.returncode)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, 5.0)
+            self.proc = self._spawn()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stopping.set()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ class ServeConfig:
     """HTTP worker processes; each sequences into the shared LMDB (single writer at a time)."""
     max_batch: int = 1024
     """Most entries integrated in one LMDB transaction and one checkpoint."""
-    max_delay_ms: float = 2.0
+    max_delay_ms: float = 1.0
     """How long the oldest waiting entry may wait for its batch to fill, in milliseconds."""
     max_pending: int = 16384
     """Submissions waiting per worker before new ones get 503 (back-pressure)."""
@@ -38,6 +38,8 @@ class ServeConfig:
     """LMDB map size in bytes (the most the database can grow to; sparse on disk)."""
     access_log: bool = False
     """Log every HTTP request (costs throughput)."""
+    sequencer_socket: str = ""
+    """Unix socket between the HTTP workers and the sequencer; empty: <data_dir>/sequencer.sock."""
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
@@ -54,6 +56,11 @@ class ServeConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: value {getattr(self, key)!r} is out of range")
+
+    def socket_path(self) -> str:
+        if self.sequencer_socket:
+            return self.sequencer_socket
+        return str(Path(self.data_dir).resolve() / "sequencer.sock")
 
     @property
     def host(self) -> str:

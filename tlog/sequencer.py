@@ -1,204 +1,239 @@
-"""The sequencer: pools submissions, integrates them in batches, answers with receipts.
+"""The sequencer process: the log's single writer and its one checkpoint publisher.
 
-Submitters wait in a pool keyed by leaf hash (so two copies of one entry in flight share one
-slot). A single batcher task takes up to `max_batch` entries once the oldest has waited
-`max_delay` (or the pool is full), appends them in one LMDB write transaction that fsyncs
-and signs one checkpoint, and only then answers every waiting submitter with its index, the
-inclusion proof and the signed checkpoint it verifies against. While a batch commits, the
-next one fills, so commits group naturally under load.
+HTTP workers parse and check submissions, then send entries here over a Unix socket. This
+one process, with one thread, takes everything that has arrived, integrates it in one LMDB
+write transaction that fsyncs and signs one checkpoint, and only then answers the workers,
+who answer their submitters. While a batch commits, the next one queues up in the sockets,
+so commits group naturally under load; `max_delay` adds a short wait only when idle.
+
+Why a process of its own: py-lmdb releases the GIL around every get and put, so a writer
+thread inside a busy HTTP worker loses the GIL on each call and spends most of its time
+waiting to get it back; and several workers each writing would take turns on LMDB's write
+lock, each re-reading the tree edge the other just moved. One writer avoids both, and it is
+the "one publisher" of DESIGN.md: the only place that signs checkpoints. A lock file makes
+sure a data directory never has two.
 """
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import contextlib
+import fcntl
 import logging
+import os
+import selectors
+import signal
+import socket
+import sys
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from client import merkle
+import lmdb
+import orjson
+
+from client.note import sign_note
+from tlog.keys import read_key
 from tlog.metrics import Counter, Histogram, Registry
-from tlog.storage import AppendResult, LogStore, SignFn
+from tlog.storage import LogStore
+from tlog.wire import FrameError, FrameReader, encode
 
 log = logging.getLogger("tlog.sequencer")
 
 
-class Pushback(Exception):
-    """Too many submissions are waiting; the client should retry later (HTTP 503)."""
+@dataclass(frozen=True)
+class SequencerConfig:
+    data_dir: str
+    socket_path: str
+    max_batch: int = 1024
+    max_delay: float = 0.001
+    map_size: int = 64 << 30
 
 
-class SequencerStopped(Exception):
-    """The sequencer is not running (shutting down, or stopped after a storage failure)."""
+@dataclass
+class _Conn:
+    sock: socket.socket
+    reader: FrameReader = field(default_factory=FrameReader)
+    out: bytearray = field(default_factory=bytearray)
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    index: int
-    leaf_hash: bytes
-    tree_size: int
-    proof: list[bytes]
-    checkpoint: bytes
-    created: bool
-
-
-class _Pending:
-    __slots__ = ("data", "futures")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.futures: list[asyncio.Future[Receipt]] = []
-
-
-class Sequencer:
-    def __init__(self, store: LogStore, sign: SignFn, registry: Registry, *,
-                 max_batch: int = 1024, max_delay: float = 0.002,
-                 max_pending: int = 16384) -> None:
-        self.store = store
-        self.sign = sign
-        self.max_batch = max_batch
-        self.max_delay = max_delay
-        self.max_pending = max_pending
-        self._pool: dict[bytes, _Pending] = {}
-        self._first_at = 0.0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tlog-integrate")
-        self.failure: BaseException | None = None
-        self.m_entries = registry.add(Counter(
-            "tlog_entries_appended_total", "Entries appended to the log by this worker"))
-        self.m_dupes = registry.add(Counter(
-            "tlog_entries_duplicate_total", "Submissions answered with an existing index"))
-        self.m_batch = registry.add(Histogram(
-            "tlog_batch_size", "Entries per integrated batch",
-            (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)))
-        self.m_integrate = registry.add(Histogram(
+class SequencerProcess:
+    def __init__(self, config: SequencerConfig) -> None:
+        self.config = config
+        data = Path(config.data_dir)
+        self._lock = open(data / "sequencer.lock", "a+")  # noqa: SIM115 - held for the process life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"tlog: another sequencer already runs on {data}") from None
+        self.store = LogStore(data, map_size=config.map_size)
+        signer = read_key(data / "log.key")
+        self.sign = lambda text: sign_note(text, [signer])
+        self.sel = selectors.DefaultSelector()
+        self.conns: dict[int, _Conn] = {}
+        self.pending: list[tuple[_Conn, int, bytes]] = []
+        self.first_at = 0.0
+        self.running = True
+        reg = self.registry = Registry()
+        self.m_entries = reg.add(Counter("tlog_entries_appended_total", "Entries appended"))
+        self.m_dupes = reg.add(Counter("tlog_entries_duplicate_total",
+                                       "Submissions that found their entry already in the log"))
+        self.m_batch = reg.add(Histogram("tlog_batch_size", "Entries per integrated batch",
+                                         (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)))
+        self.m_integrate = reg.add(Histogram(
             "tlog_integrate_seconds", "Time to append, fsync and sign one batch",
             (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)))
-        self.m_failures = registry.add(Counter(
-            "tlog_integrate_failures_total", "Batches that failed to commit"))
+        self.m_failures = reg.add(Counter("tlog_integrate_failures_total",
+                                          "Batches that failed to commit (nothing written)"))
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="tlog-batcher")
+    def serve(self) -> None:
+        path = self.config.socket_path
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # stale from a crashed run; the lock file proves no one else is here
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o077)
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old_umask)
+        listener.listen(64)
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, None)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        print("tlog-sequencer: ready", flush=True)
+        try:
+            while self.running or self.pending:
+                timeout = 0.5
+                if self.pending:
+                    timeout = max(0.0, self.first_at + self.config.max_delay - time.monotonic())
+                for key, mask in self.sel.select(timeout):
+                    if key.data is None:
+                        self._accept(listener)
+                    else:
+                        conn: _Conn = key.data
+                        if mask & selectors.EVENT_READ:
+                            self._read(conn)
+                        if mask & selectors.EVENT_WRITE and conn.sock.fileno() in self.conns:
+                            self._flush(conn)
+                if self.pending and (len(self.pending) >= self.config.max_batch
+                                     or time.monotonic() >= self.first_at + self.config.max_delay
+                                     or not self.running):
+                    self._commit()
+        finally:
+            listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            self.store.close()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for p in self._pool.values():
-            for f in p.futures:
-                if not f.done():
-                    f.set_exception(SequencerStopped("the log is shutting down"))
-        self._pool.clear()
-        self._executor.shutdown(wait=True)
+    def _stop(self, *_: Any) -> None:
+        self.running = False
 
-    @property
-    def healthy(self) -> bool:
-        return self._task is not None and not self._task.done() and self.failure is None
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except BlockingIOError:
+            return
+        sock.setblocking(False)
+        conn = _Conn(sock)
+        self.conns[sock.fileno()] = conn
+        self.sel.register(sock, selectors.EVENT_READ, conn)
 
-    async def submit(self, data: bytes) -> Receipt:
-        """Append `data` (or find it) and return its receipt once durable and signed."""
-        if not self.healthy:
-            raise SequencerStopped("the sequencer is not running")
-        lh = merkle.leaf_hash(data)
-        existing = self.store.lookup(lh)
-        if existing is not None:
-            self.m_dupes.inc()
-            return await asyncio.get_running_loop().run_in_executor(
-                None, self._receipt_for_existing, existing, lh)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Receipt] = loop.create_future()
-        pending = self._pool.get(lh)
-        if pending is None:
-            if len(self._pool) >= self.max_pending:
-                raise Pushback("too many submissions waiting")
-            if not self._pool:
-                self._first_at = loop.time()
-            pending = self._pool[lh] = _Pending(data)
-            if len(self._pool) == 1 or len(self._pool) >= self.max_batch:
-                self._wake.set()
-        pending.futures.append(fut)
-        return await fut
+    def _drop(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        if fd in self.conns:
+            del self.conns[fd]
+            self.sel.unregister(conn.sock)
+        conn.sock.close()
+        self.pending = [p for p in self.pending if p[0] is not conn]
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pool:
-                wait = self._first_at + self.max_delay - loop.time()
-                if wait > 0 and len(self._pool) < self.max_batch:
-                    await asyncio.sleep(wait)
-                batch = self._take()
-                t0 = time.perf_counter()
-                try:
-                    result, receipts = await loop.run_in_executor(
-                        self._executor, self._integrate, [p.data for p in batch])
-                except Exception as exc:
-                    self.m_failures.inc()
-                    log.exception("batch of %d entries failed to commit", len(batch))
-                    for p in batch:
-                        for f in p.futures:
-                            if not f.done():
-                                f.set_exception(exc)
-                    continue
-                self.m_integrate.observe(time.perf_counter() - t0)
-                self.m_batch.observe(len(batch))
-                self.m_entries.inc(sum(result.created))
-                for p, receipt in zip(batch, receipts, strict=True):
-                    first = True
-                    for f in p.futures:
-                        if f.done():
-                            continue
-                        if first:
-                            f.set_result(receipt)
-                            first = False
-                        else:
-                            self.m_dupes.inc()
-                            f.set_result(_as_duplicate(receipt))
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        try:
+            messages = conn.reader.feed(data)
+        except FrameError as exc:
+            log.error("dropping a worker connection: %s", exc)
+            self._drop(conn)
+            return
+        for msg in messages:
+            kind = msg[0]
+            if kind == "a" and len(msg) == 3 and isinstance(msg[2], bytes):
+                if not self.pending:
+                    self.first_at = time.monotonic()
+                self.pending.append((conn, msg[1], msg[2]))
+            elif kind == "s" and len(msg) == 2:
+                self._send(conn, encode(["s", msg[1], self.registry.render().decode()]))
+            else:
+                log.error("dropping a worker connection: unknown message %r", kind)
+                self._drop(conn)
+                return
 
-    def _take(self) -> list[_Pending]:
-        keys = list(self._pool)[: self.max_batch]
-        batch = [self._pool.pop(k) for k in keys]
-        if self._pool:
-            self._first_at = asyncio.get_running_loop().time()
-        return batch
+    def _commit(self) -> None:
+        batch = self.pending[: self.config.max_batch]
+        del self.pending[: len(batch)]
+        # Entries that arrived while this batch committed are answered by the next commit
+        # without waiting out max_delay: they already waited.
+        self.first_at = time.monotonic() - self.config.max_delay
+        t0 = time.perf_counter()
+        try:
+            result = self.store.append([data for _, _, data in batch], self.sign)
+        except Exception as exc:  # nothing was written: LMDB aborted the transaction
+            self.m_failures.inc()
+            code = "log_full" if isinstance(exc, lmdb.MapFullError) else "storage_error"
+            log.exception("batch of %d entries failed to commit", len(batch))
+            for conn, req_id, _ in batch:
+                self._send(conn, encode(["e", req_id, code, f"the log could not commit: {exc}"]))
+            return
+        self.m_integrate.observe(time.perf_counter() - t0)
+        self.m_batch.observe(len(batch))
+        created = sum(result.created)
+        self.m_entries.inc(created)
+        self.m_dupes.inc(len(batch) - created)
+        per_conn: dict[int, tuple[_Conn, list[list[Any]]]] = {}
+        for (conn, req_id, _), index, new in zip(batch, result.indexes, result.created,
+                                                  strict=True):
+            per_conn.setdefault(id(conn), (conn, []))[1].append([req_id, index, new])
+        for conn, answers in per_conn.values():
+            self._send(conn, encode(["b", result.head.size, result.checkpoint, answers]))
 
-    def _integrate(self, entries: list[bytes]) -> tuple[AppendResult, list[Receipt]]:
-        """Runs in the integration thread: commit (fsync) first, then build receipts."""
-        result = self.store.append(entries, self.sign)
-        size = result.head.size
-        with self.store.read_txn() as txn:
-            read = _memo(self.store.node_reader(txn))
-            receipts = [
-                Receipt(idx, merkle.leaf_hash(data), size,
-                        merkle.inclusion_proof(idx, size, read), result.checkpoint, created)
-                for data, idx, created in zip(entries, result.indexes, result.created, strict=True)
-            ]
-        return result, receipts
+    def _send(self, conn: _Conn, frame: bytes) -> None:
+        if conn.sock.fileno() not in self.conns:
+            return
+        conn.out += frame
+        self._flush(conn)
 
-    def _receipt_for_existing(self, index: int, lh: bytes) -> Receipt:
-        with self.store.read_txn() as txn:
-            head = self.store.head_in(txn)
-            note = self.store.checkpoint_in(txn)
-            proof = merkle.inclusion_proof(index, head.size, self.store.node_reader(txn))
-        return Receipt(index, lh, head.size, proof, note, created=False)
+    def _flush(self, conn: _Conn) -> None:
+        try:
+            n = conn.sock.send(conn.out)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._drop(conn)
+            return
+        del conn.out[:n]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        self.sel.modify(conn.sock, events, conn)
 
 
-def _as_duplicate(r: Receipt) -> Receipt:
-    return Receipt(r.index, r.leaf_hash, r.tree_size, r.proof, r.checkpoint, created=False)
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tlog-sequencer")
+    p.add_argument("--config-json", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = SequencerConfig(**orjson.loads(args.config_json))
+    SequencerProcess(config).serve()
+    return 0
 
 
-def _memo(read: merkle.NodeReader) -> merkle.NodeReader:
-    """Share node reads across the receipts of one batch (their audit paths overlap)."""
-    cache: dict[tuple[int, int], bytes] = {}
-
-    def cached(nodes: Sequence[tuple[int, int]]) -> list[bytes]:
-        missing = [n for n in nodes if n not in cache]
-        if missing:
-            cache.update(zip(missing, read(missing), strict=True))
-        return [cache[n] for n in nodes]
-
-    return cached
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The HTTP worker's side of sequencing: forward entries to the sequencer, build receipts.
+
+Each worker keeps one Unix-socket connection to the sequencer process. An entry already in
+the log is answered at once from LMDB; a new one is sent to the sequencer and the submitter
+waits until its batch is committed (fsynced and signed). The inclusion proofs are computed
+here, in the workers, from LMDB, so that the single sequencer does only what must be serial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from client import merkle
+from tlog.storage import LogStore
+from tlog.wire import FrameError, FrameReader, encode
+
+log = logging.getLogger("tlog.submit")
+
+
+class Pushback(Exception):
+    """Too many submissions are waiting in this worker (HTTP 503, retry later)."""
+
+
+class SequencerUnavailable(Exception):
+    """The sequencer process is not reachable (starting, restarting or stopped)."""
+
+
+class SequencerRejected(Exception):
+    """The sequencer failed to commit the batch holding this entry; nothing was written."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+    proof: list[bytes]
+    checkpoint: bytes
+    created: bool
+
+
+class Submitter:
+    def __init__(self, store: LogStore, socket_path: str, *, max_pending: int = 16384) -> None:
+        self.store = store
+        self.socket_path = socket_path
+        self.max_pending = max_pending
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[asyncio.Future[Any], bytes]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and not self._writer.is_closing()
+
+    async def start(self, timeout: float = 10.0) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tlog-submitter")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.connected:
+            if asyncio.get_running_loop().time() > deadline:
+                raise SequencerUnavailable(f"no sequencer at {self.socket_path}")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail_all(SequencerUnavailable("the log is shutting down"))
+
+    async def submit(self, data: bytes) -> Receipt:
+        """Append `data` (or find it) and return its receipt once durable and signed."""
+        lh = merkle.leaf_hash(data)
+        existing = self.store.lookup(lh)
+        if existing is not None:
+            return self._receipt_for_existing(existing, lh)
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise SequencerUnavailable("the sequencer is not reachable")
+        if len(self._waiting) >= self.max_pending:
+            raise Pushback("too many submissions waiting")
+        req_id = next(self._ids)
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._waiting[req_id] = (fut, lh)
+        writer.write(encode(["a", req_id, data]))
+        return await fut
+
+    async def sequencer_metrics(self, timeout: float = 5.0) -> str:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise SequencerUnavailable("the sequencer is not reachable")
+        req_id = next(self._ids)
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[req_id] = (fut, b"")
+        writer.write(encode(["s", req_id]))
+        return await asyncio.wait_for(fut, timeout)
+
+    # --- connection ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while not self._closing:
+            try:
+                reader, writer = await asyncio.open_unix_connection(self.socket_path)
+            except OSError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            delay = 0.05
+            self._writer = writer
+            try:
+                await self._read_loop(reader)
+            except (OSError, FrameError) as exc:
+                log.error("lost the sequencer connection: %s", exc)
+            finally:
+                self._writer = None
+                writer.close()
+                self._fail_all(SequencerUnavailable("lost the connection to the sequencer"))
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        frames = FrameReader()
+        while True:
+            data = await reader.read(1 << 20)
+            if not data:
+                return
+            for msg in frames.feed(data):
+                self._dispatch(msg)
+
+    def _dispatch(self, msg: list[Any]) -> None:
+        kind = msg[0]
+        if kind == "b":
+            _, size, checkpoint, answers = msg
+            self._answer_batch(size, checkpoint, answers)
+        elif kind == "e":
+            _, req_id, code, message = msg
+            waiting = self._waiting.pop(req_id, None)
+            if waiting and not waiting[0].done():
+                waiting[0].set_exception(SequencerRejected(code, message))
+        elif kind == "s":
+            waiting = self._waiting.pop(msg[1], None)
+            if waiting and not waiting[0].done():
+                waiting[0].set_result(msg[2])
+
+    def _answer_batch(self, size: int, checkpoint: bytes, answers: list[list[Any]]) -> None:
+        with self.store.read_txn() as txn:
+            prover = merkle.RangeHashCache(self.store.node_reader(txn))
+            for req_id, index, created in answers:
+                waiting = self._waiting.pop(req_id, None)
+                if waiting is None or waiting[0].done():
+                    continue
+                fut, lh = waiting
+                fut.set_result(Receipt(index, lh, size, prover.inclusion_proof(index, size),
+                                       checkpoint, created))
+
+    def _fail_all(self, exc: Exception) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for fut, _ in waiting.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _receipt_for_existing(self, index: int, lh: bytes) -> Receipt:
+        with self.store.read_txn() as txn:
+            head = self.store.head_in(txn)
+            note = self.store.checkpoint_in(txn)
+            proof = merkle.inclusion_proof(index, head.size, self.store.node_reader(txn))
+        return Receipt(index, lh, head.size, proof, note, created=False)

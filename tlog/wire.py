@@ -1,0 +1,64 @@
+"""Framing between HTTP workers and the sequencer process: u32be length || msgpack. Pure.
+
+Worker -> sequencer:
+    ["a", req_id, entry_bytes]          append (or find) an entry
+    ["s", req_id]                       ask for the sequencer's metrics text
+Sequencer -> worker:
+    ["b", size, checkpoint, [[req_id, index, created], ...]]
+                                        one committed batch's answers for this connection
+    ["e", req_id, code, message]        a request failed (nothing was written for it)
+    ["s", req_id, metrics_text]
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+MAX_FRAME = 16 << 20
+_LEN = struct.Struct(">I")
+
+
+class FrameError(Exception):
+    """The peer sent something that is not a frame; the connection must be dropped."""
+
+
+def encode(msg: list[Any]) -> bytes:
+    body = msgpack.packb(msg, use_bin_type=True)
+    if len(body) > MAX_FRAME:
+        raise FrameError("frame too large")
+    return _LEN.pack(len(body)) + body
+
+
+class FrameReader:
+    """Accumulates bytes and yields complete decoded frames."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        self._buf += data
+        out: list[list[Any]] = []
+        pos = 0
+        buf = self._buf
+        while len(buf) - pos >= 4:
+            (n,) = _LEN.unpack_from(buf, pos)
+            if n > MAX_FRAME:
+                raise FrameError("frame too large")
+            if len(buf) - pos - 4 < n:
+                break
+            try:
+                msg = msgpack.unpackb(bytes(buf[pos + 4 : pos + 4 + n]), raw=False)
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise FrameError("undecodable frame") from exc
+            if not isinstance(msg, list) or not msg:
+                raise FrameError("frame is not a message")
+            out.append(msg)
+            pos += 4 + n
+        if pos:
+            del buf[:pos]
+        return out
