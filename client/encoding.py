@@ -17,8 +17,7 @@ from client.errors import MalformedError
 MAX_UINT64 = (1 << 64) - 1
 
 _DECIMAL = re.compile(rb"(?:0|[1-9][0-9]{0,19})\Z")
-_B64_STD = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
-_B64_URL = re.compile(rb"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?\Z")
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 def parse_decimal(text: str | bytes, *, maximum: int = MAX_UINT64, what: str = "number") -> int:
@@ -39,34 +38,43 @@ def b64decode_std(text: str | bytes, *, length: int | None = None, what: str = "
     text encodes each byte string.
     """
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
-    if not _B64_STD.match(raw):
-        raise MalformedError(f"{what} is not standard base64")
     try:
-        out = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex already checked
+        # strict_mode: alphabet only, correct padding, nothing after it, no leading '='.
+        out = binascii.a2b_base64(raw, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
         raise MalformedError(f"{what} is not standard base64") from exc
-    if base64.b64encode(out) != raw:
+    if len(raw) % 4 or not _canonical_tail(raw):
         raise MalformedError(f"{what} is not canonical base64")
     if length is not None and len(out) != length:
         raise MalformedError(f"{what} must be {length} bytes, got {len(out)}")
     return out
 
 
+_B64_VALUE = {c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+
+
+def _canonical_tail(raw: bytes) -> bool:
+    """The bits a padded final group leaves unused must be zero."""
+    if raw.endswith(b"=="):
+        return _B64_VALUE[raw[-3]] & 0x0F == 0
+    if raw.endswith(b"="):
+        return _B64_VALUE[raw[-2]] & 0x03 == 0
+    return True
+
+
 def b64decode_any(text: str | bytes, *, what: str = "value") -> bytes:
-    """Decode standard or URL-safe base64, each strictly (DSSE accepts both alphabets)."""
+    """Decode standard or URL-safe base64, padded or not, each strictly (DSSE accepts all)."""
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
-    if _B64_STD.match(raw):
-        return b64decode_std(raw, what=what)
-    if not _B64_URL.match(raw):
+    url = b"-" in raw or b"_" in raw
+    if url:
+        if b"+" in raw or b"/" in raw:
+            raise MalformedError(f"{what} mixes base64 alphabets")
+        raw = raw.translate(_URL_TO_STD)
+    if len(raw) % 4 == 1:
         raise MalformedError(f"{what} is not base64")
-    padded = raw + b"=" * (-len(raw) % 4)
-    try:
-        out = base64.urlsafe_b64decode(padded)
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover
-        raise MalformedError(f"{what} is not base64") from exc
-    if base64.urlsafe_b64encode(out).rstrip(b"=") != raw.rstrip(b"="):
-        raise MalformedError(f"{what} is not canonical base64")
-    return out
+    if len(raw) % 4:
+        raw += b"=" * (-len(raw) % 4)
+    return b64decode_std(raw, what=what)
 
 
 def b64encode(data: bytes) -> str:

@@ -9,6 +9,7 @@ first W hashes of every wider version of the same tile, so one stored value serv
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -79,8 +80,12 @@ def entries_path(index: int, width: int = TILE_WIDTH) -> str:
     return TileRef(None, index, width).path()
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_tile_path(path: str) -> TileRef:
-    """Parse `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, canonical forms only."""
+    """Parse `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, canonical forms only.
+
+    Pure, so memoised: servers parse the same hot paths over and over.
+    """
     if len(path) > MAX_PATH_LEN or not path.isascii():
         raise MalformedError("tile path is too long or not ASCII")
     if not path.startswith("tile/"):

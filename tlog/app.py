@@ -81,6 +81,8 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise bad_request("bad_request", "invalid Content-Length") from exc
         if n > limit:
             raise APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
+        # The HTTP parser never delivers more than Content-Length bytes: read it in one go.
+        return await request.body()
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
@@ -117,7 +119,8 @@ class LogApp:
             raise RuntimeError(f"log key is named {signer.name!r}, origin is {self.origin!r}")
         self.vkey = signer.verifier().vkey()
         self.sequencer = Submitter(self.store, self.config.socket_path(),
-                                   max_pending=self.config.max_pending)
+                                   max_pending=self.config.max_pending,
+                                   timeout=self.config.submit_timeout)
         store = self.store
         self.registry.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
                                 lambda: store.head().size))

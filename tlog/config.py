@@ -28,8 +28,11 @@ class ServeConfig:
     """HTTP worker processes; each sequences into the shared LMDB (single writer at a time)."""
     max_batch: int = 1024
     """Most entries integrated in one LMDB transaction and one checkpoint."""
-    max_delay_ms: float = 1.0
-    """How long the oldest waiting entry may wait for its batch to fill, in milliseconds."""
+    max_delay_ms: float = 0.0
+    """How long an idle sequencer waits for a batch to fill, in milliseconds. Under load
+    batches form by themselves while the previous one commits, so the default is no wait."""
+    submit_timeout: float = 30.0
+    """Seconds a submission waits for its batch to commit before the client gets 503."""
     max_pending: int = 16384
     """Submissions waiting per worker before new ones get 503 (back-pressure)."""
     max_body_bytes: int = 256 * 1024
@@ -50,6 +53,7 @@ class ServeConfig:
             "max_batch": 1 <= self.max_batch <= 65536,
             "max_delay_ms": 0 <= self.max_delay_ms <= 10_000,
             "max_pending": 1 <= self.max_pending <= 1 << 22,
+            "submit_timeout": 0.1 <= self.submit_timeout <= 3600,
             "max_body_bytes": 1024 <= self.max_body_bytes <= 1 << 30,
             "map_size": 1 << 20 <= self.map_size <= 1 << 44,
         }

@@ -68,7 +68,7 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
 
         def check_tiles() -> None:
             # Full tiles are final; a partial tile is compared once, at its final width.
-            for (level, index), tile in tree.take_changes().items():
+            for (level, index), (tile, _) in tree.take_changes().items():
                 if len(tile) == TILE_WIDTH * HASH_SIZE:
                     partial.pop((level, index), None)
                     check_tile(level, index, tile)

@@ -47,7 +47,7 @@ class SequencerConfig:
     data_dir: str
     socket_path: str
     max_batch: int = 1024
-    max_delay: float = 0.001
+    max_delay: float = 0.0
     map_size: int = 64 << 30
 
 

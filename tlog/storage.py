@@ -35,7 +35,6 @@ from client.tiles import (
     interior_slot,
     locate_node,
     parse_bundle,
-    tile_interior,
     tile_width_at,
 )
 from client.tiletree import TileTree
@@ -304,11 +303,10 @@ class LogStore:
                         txn.get(b"checkpoint", db=self.meta)))
 
                 self._put_bundles(txn, head.size, new_entries)
-                for (level, index), tile in tree.take_changes().items():
+                for (level, index), (tile, interior) in tree.take_changes().items():
                     key = tile_key(level, index)
                     txn.put(key, tile, db=self.tiles)
-                    hashes = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
-                    txn.put(key, tile_interior(hashes), db=self.interior)
+                    txn.put(key, interior, db=self.interior)
 
                 new_head = TreeHead(tree.size, tree.root())
                 if new_head.size <= head.size:  # the head only moves forward

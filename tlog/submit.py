@@ -49,15 +49,18 @@ class Receipt:
 
 
 class Submitter:
-    def __init__(self, store: LogStore, socket_path: str, *, max_pending: int = 16384) -> None:
+    def __init__(self, store: LogStore, socket_path: str, *, max_pending: int = 16384,
+                 timeout: float = 30.0) -> None:
         self.store = store
         self.socket_path = socket_path
         self.max_pending = max_pending
+        self.timeout = timeout
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[asyncio.Future[Any], bytes]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._outbox: list[bytes] = []
 
     @property
     def connected(self) -> bool:
@@ -93,8 +96,26 @@ class Submitter:
         req_id = next(self._ids)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = (fut, lh)
-        writer.write(encode(["a", req_id, data]))
-        return await fut
+        self._send(encode(["a", req_id, data]))
+        try:
+            return await asyncio.wait_for(fut, self.timeout)
+        except TimeoutError:
+            self._waiting.pop(req_id, None)
+            # The entry may still be committed later; resubmitting it is safe (same index).
+            raise SequencerUnavailable("timed out waiting for the batch to commit") from None
+
+    def _send(self, frame: bytes) -> None:
+        """Queue a frame; one write per event-loop iteration carries everything queued."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return  # the reader task fails every waiting future when the connection drops
+        writer.write(b"".join(frames))
 
     async def sequencer_metrics(self, timeout: float = 5.0) -> str:
         writer = self._writer
@@ -103,7 +124,7 @@ class Submitter:
         req_id = next(self._ids)
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = (fut, b"")
-        writer.write(encode(["s", req_id]))
+        self._send(encode(["s", req_id]))
         return await asyncio.wait_for(fut, timeout)
 
     # --- connection ---------------------------------------------------------------------
