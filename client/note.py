@@ -85,6 +85,7 @@ class Ed25519Verifier:
 
     name: str
     public: bytes
+    alg = ALG_ED25519
 
     def __post_init__(self) -> None:
         check_key_name(self.name)
@@ -93,9 +94,9 @@ class Ed25519Verifier:
 
     @property
     def key_id(self) -> int:
-        return key_id(self.name, ALG_ED25519, self.public)
+        return key_id(self.name, self.alg, self.public)
 
-    def verify(self, msg: bytes, sig: bytes) -> bool:
+    def _ed25519_ok(self, sig: bytes, msg: bytes) -> bool:
         if len(sig) != 64:
             return False
         try:
@@ -104,8 +105,11 @@ class Ed25519Verifier:
             return False
         return True
 
+    def verify(self, msg: bytes, sig: bytes) -> bool:
+        return self._ed25519_ok(sig, msg)
+
     def vkey(self) -> str:
-        return format_vkey(self.name, self.key_id, bytes([ALG_ED25519]) + self.public)
+        return format_vkey(self.name, self.key_id, bytes([self.alg]) + self.public)
 
 
 @dataclass(frozen=True)
@@ -143,24 +147,15 @@ class ECDSAVerifier:
 
 
 @dataclass(frozen=True)
-class CosignatureV1Verifier:
+class CosignatureV1Verifier(Ed25519Verifier):
     """Type 0x04: a witness's timestamped Ed25519 cosignature on a checkpoint.
 
     The signature bytes are u64be(timestamp) || Ed25519 signature over
-    ``cosignature/v1\\ntime <timestamp>\\n<checkpoint text>``.
+    ``cosignature/v1\\ntime <timestamp>\\n<checkpoint text>``. The key ID uses type 0x04, so
+    the same Ed25519 key has different IDs as a log key and as a cosigner.
     """
 
-    name: str
-    public: bytes
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if len(self.public) != 32:
-            raise MalformedError("Ed25519 public key must be 32 bytes")
-
-    @property
-    def key_id(self) -> int:
-        return key_id(self.name, ALG_COSIGNATURE_V1, self.public)
+    alg = ALG_COSIGNATURE_V1
 
     def verify(self, msg: bytes, sig: bytes) -> bool:
         if len(sig) != 72:
@@ -168,15 +163,7 @@ class CosignatureV1Verifier:
         timestamp = int.from_bytes(sig[:8], "big")
         if timestamp >= 1 << 63:
             return False
-        signed = cosignature_message(msg, timestamp)
-        try:
-            ed25519.Ed25519PublicKey.from_public_bytes(self.public).verify(sig[8:], signed)
-        except InvalidSignature:
-            return False
-        return True
-
-    def vkey(self) -> str:
-        return format_vkey(self.name, self.key_id, bytes([ALG_COSIGNATURE_V1]) + self.public)
+        return self._ed25519_ok(sig[8:], cosignature_message(msg, timestamp))
 
 
 def cosignature_message(text: bytes, timestamp: int) -> bytes:

@@ -268,3 +268,14 @@ def test_bundle_codec() -> None:
         tiles.encode_bundle([b"x" * 65536])
     with pytest.raises(MalformedError):
         tiles.parse_bundle(tiles.encode_bundle([b""] * 257))
+
+
+def test_oversize_inputs_are_refused() -> None:
+    with pytest.raises(MalformedError):
+        note.parse_note(PN_NOTE + b"x" * (1 << 20))
+    with pytest.raises(MalformedError):
+        parse_checkpoint_text("o\n1\n" + "A" * 43 + "=\n" + ("ext\n" * 5000))
+    with pytest.raises(MalformedError):
+        note.parse_vkey("a" * 5000)
+    with pytest.raises(MalformedError):
+        tiles.parse_tile_path("tile/0/" + "x000/" * 40 + "000")
