@@ -8,7 +8,6 @@ without invalidating anything downstream, so every parser goes through these hel
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 
@@ -79,4 +78,4 @@ def b64decode_any(text: str | bytes, *, what: str = "value") -> bytes:
 
 def b64encode(data: bytes) -> str:
     """Standard base64 with padding, as text."""
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
