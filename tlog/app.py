@@ -25,6 +25,7 @@ from client import merkle
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
+from tlog import openapi
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
 from tlog.keys import read_key
@@ -103,6 +104,7 @@ class LogApp:
         self.sequencer: Submitter | None = None
         self.origin = ""
         self.vkey = ""
+        self._openapi = orjson.dumps(openapi.spec())
         self.m_http = self.registry.add(Counter(
             "tlog_http_responses_total", "HTTP responses by route and status", ("route", "code")))
         self.m_http_latency = self.registry.add(Histogram(
@@ -264,6 +266,9 @@ class LogApp:
             hashes = merkle.consistency_proof(old, new, store.node_reader(txn))
         return _json({"old_size": old, "new_size": new, "hashes": [b64encode(h) for h in hashes]})
 
+    async def openapi(self, _request: Request) -> Response:
+        return Response(self._openapi, media_type=JSON)
+
     async def healthz(self, _request: Request) -> Response:
         assert self.store is not None and self.sequencer is not None
         size = self.store.head().size
@@ -335,6 +340,7 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/v1/entries/{index}", h.get_entry, methods=["GET"]),
         Route("/v1/proof/inclusion", h.inclusion, methods=["GET"]),
         Route("/v1/proof/consistency", h.consistency, methods=["GET"]),
+        Route("/v1/openapi.json", h.openapi, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/metrics", h.metrics, methods=["GET"]),
     ]

@@ -1,0 +1,111 @@
+"""The OpenAPI 3.1 description of the log's HTTP API, served at GET /v1/openapi.json.
+
+Written by hand next to the routes; a test checks that every route is described here and
+that every error code the handlers can send is listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_CODES = [
+    "malformed_json", "unknown_entry_kind", "unknown_field", "bad_base64", "bad_parameter",
+    "missing_parameter", "index_out_of_range", "size_out_of_range", "bad_tile_path",
+    "raw_entries_disabled", "not_found", "method_not_allowed", "body_too_large",
+    "entry_too_large", "internal", "overloaded", "unavailable", "storage_error", "log_full",
+    "bad_request", "unhealthy", "http_error",
+]
+
+_B64 = {"type": "string", "contentEncoding": "base64"}
+_ERROR = {"description": "Error", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Error"}}}}
+_OCTETS = {"content": {"application/octet-stream": {"schema": {
+    "type": "string", "format": "binary"}}}}
+
+
+def _int_param(name: str, where: str = "query", required: bool = False, doc: str = "") -> dict:
+    return {"name": name, "in": where, "required": required, "description": doc,
+            "schema": {"type": "integer", "minimum": 0}}
+
+
+def spec(version: str = "0.1.0") -> dict[str, Any]:
+    errors = {"4XX": _ERROR, "5XX": _ERROR}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tlog", "version": version,
+                 "description": "Append-only transparency log: C2SP checkpoint and tiles, "
+                                "RFC 6962 proofs, and a JSON API for writes and proofs."},
+        "paths": {
+            "/checkpoint": {"get": {
+                "summary": "Latest signed checkpoint (C2SP tlog-checkpoint signed note)",
+                "responses": {"200": {"description": "Signed note", "content": {
+                    "text/plain; charset=utf-8": {"schema": {"type": "string"}}}}, **errors}}},
+            "/tile/{path}": {"get": {
+                "summary": "C2SP tlog-tiles hash tile <L>/<N>[.p/<W>] or entries/<N>[.p/<W>]",
+                "parameters": [{"name": "path", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Tile bytes", **_OCTETS}, **errors}}},
+            "/v1/log": {"get": {
+                "summary": "Log description: origin and verifier keys",
+                "responses": {"200": {"description": "Log", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Log"}}}}, **errors}}},
+            "/v1/entries": {"post": {
+                "summary": "Append an entry; answers after it is durable and signed",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "required": ["raw"],
+                    "properties": {"raw": _B64}}}}},
+                "responses": {
+                    "201": {"description": "Appended", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Receipt"}}}},
+                    "200": {"description": "Already in the log", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
+                    **errors}}},
+            "/v1/entries/{index}": {"get": {
+                "summary": "The entry's bytes",
+                "parameters": [_int_param("index", "path", True)],
+                "responses": {"200": {"description": "Entry", **_OCTETS}, **errors}}},
+            "/v1/proof/inclusion": {"get": {
+                "summary": "RFC 6962 inclusion proof by index or leaf hash",
+                "parameters": [_int_param("index"), {"name": "leaf_hash", "in": "query",
+                                                     "schema": _B64},
+                               _int_param("size", doc="tree size (default: current)")],
+                "responses": {"200": {"description": "Proof", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/InclusionProof"}}}}, **errors}}},
+            "/v1/proof/consistency": {"get": {
+                "summary": "RFC 6962 consistency proof",
+                "parameters": [_int_param("old", required=True),
+                               _int_param("new", doc="new size (default: current)")],
+                "responses": {"200": {"description": "Proof", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ConsistencyProof"}}}}, **errors}}},
+            "/v1/openapi.json": {"get": {"summary": "This document",
+                                         "responses": {"200": {"description": "OpenAPI"}}}},
+            "/healthz": {"get": {"summary": "Health", "responses": {
+                "200": {"description": "Healthy"}, "503": _ERROR}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "Prometheus text format"}}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "enum": ERROR_CODES},
+                    "message": {"type": "string"}}}}},
+            "Log": {"type": "object", "properties": {
+                "origin": {"type": "string"},
+                "verifier_keys": {"type": "array", "items": {"type": "string"}},
+                "tree_size": {"type": "integer"}, "raw_entries_allowed": {"type": "boolean"},
+                "max_entry_size": {"type": "integer"}}},
+            "Receipt": {"type": "object", "required": [
+                "index", "leaf_hash", "inclusion_proof", "checkpoint"], "properties": {
+                "index": {"type": "integer"}, "leaf_hash": _B64,
+                "inclusion_proof": {"type": "object", "properties": {
+                    "tree_size": {"type": "integer"},
+                    "hashes": {"type": "array", "items": _B64}}},
+                "checkpoint": {"type": "string", "description": "signed note text"}}},
+            "InclusionProof": {"type": "object", "properties": {
+                "index": {"type": "integer"}, "tree_size": {"type": "integer"},
+                "hashes": {"type": "array", "items": _B64}}},
+            "ConsistencyProof": {"type": "object", "properties": {
+                "old_size": {"type": "integer"}, "new_size": {"type": "integer"},
+                "hashes": {"type": "array", "items": _B64}}},
+        }},
+    }
