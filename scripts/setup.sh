@@ -26,9 +26,15 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-if [ "$want_test" = 1 ]; then
-  .venv/bin/python -m pip install -q -e '.[test]'
-else
-  .venv/bin/python -m pip install -q -e .
+# Reinstall only when pyproject.toml (or the extras wanted) changed since the last install.
+stamp=".venv/.tlog-setup-$want_test"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  if [ "$want_test" = 1 ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  echo "$want" > "$stamp"
 fi
