@@ -34,7 +34,7 @@ def verify_receipt_doc(doc: dict, vkeys: list[str], entry: bytes | None = None) 
         note = doc["checkpoint"].encode("utf-8")
     except (KeyError, TypeError, AttributeError) as exc:
         raise MalformedError(f"receipt is missing or has a malformed field: {exc}") from exc
-    if not isinstance(index, int) or not isinstance(size, int) or index < 0:
+    if type(index) is not int or type(size) is not int or index < 0:  # JSON true is not 1
         raise MalformedError("receipt index and tree_size must be integers")
     origin = verifiers[0].name
     cp, _ = open_checkpoint(note, origin, verifiers)  # type: ignore[arg-type]

@@ -49,8 +49,8 @@ MAX_NAME_SIZE = 255
 
 
 def check_key_name(name: str) -> None:
-    """Key names are non-empty UTF-8 with no whitespace and no '+'."""
-    if not name or "+" in name or any(c.isspace() for c in name):
+    """Key names are non-empty UTF-8 with no whitespace, no control characters and no '+'."""
+    if not name or "+" in name or any(c.isspace() or not c.isprintable() for c in name):
         raise MalformedError("invalid key name")
     if len(name.encode("utf-8")) > MAX_NAME_SIZE:
         raise MalformedError("key name is too long")

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_route_is_described() -> None:
-    app = create_app(ServeConfig())
+    app = create_app(ServeConfig(), "example.com/log+12345678+AQ==")
     paths = {r.path.replace("{path:path}", "{path}") for r in app.routes}  # type: ignore[attr-defined]
     assert paths == set(spec()["paths"])
 

@@ -147,7 +147,7 @@ def test_two_processes_append_concurrently(tmp_path: Path, signer: Ed25519Signer
 
 
 @pytest.mark.parametrize("damage", ["tile", "interior", "bundle", "leafidx", "checkpoint",
-                                    "state", "extra_tile"])
+                                    "state", "extra_tile", "edge_entry", "extra_edge"])
 def test_fsck_finds_damage(store: LogStore, signer: Ed25519Signer, damage: str) -> None:
     store.append(_entries(600), _sign(signer))
     assert fsck(store, [signer.verifier()]).ok
@@ -175,6 +175,10 @@ def test_fsck_finds_damage(store: LogStore, signer: Ed25519Signer, damage: str) 
             txn.put(b"state", msgpack.packb([599, bytes(32)]), db=store.meta)
         elif damage == "extra_tile":
             txn.put(tile_key(0, 9), bytes(32), db=store.tiles)
+        elif damage == "edge_entry":  # entries 512..599 make up the partial bundle
+            txn.put(struct.pack(">Q", 590), b"tampered", db=store.edge)
+        elif damage == "extra_edge":
+            txn.put(struct.pack(">Q", 700), b"beyond the tree", db=store.edge)
     report = fsck(store, [signer.verifier()])
     assert not report.ok
     assert report.problems

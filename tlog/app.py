@@ -24,11 +24,11 @@ from starlette.routing import Route
 from client import merkle
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
+from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
-from tlog.keys import read_key
 from tlog.metrics import Counter, Gauge, Histogram, Registry
 from tlog.storage import LogStore
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable, Submitter
@@ -72,8 +72,18 @@ def _receipt_json(r: Receipt) -> dict[str, Any]:
     }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body: 413 as soon as it is known to exceed `limit` bytes, 408 if it takes
+    longer than `timeout` seconds to arrive (a slow client must not hold memory forever)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise APIError(408, "request_timeout",
+                       f"request body not received within {timeout:g} s") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -97,13 +107,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 class LogApp:
     """Holds the running log's parts; its methods are the route handlers."""
 
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, vkey: str) -> None:
         self.config = config
         self.registry = Registry()
         self.store: LogStore | None = None
         self.sequencer: Submitter | None = None
         self.origin = ""
-        self.vkey = ""
+        self.vkey = vkey
         self._openapi = orjson.dumps(openapi.spec())
         self.m_http = self.registry.add(Counter(
             "tlog_http_responses_total", "HTTP responses by route and status", ("route", "code")))
@@ -115,11 +125,11 @@ class LogApp:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         data = Path(self.config.data_dir)
         self.store = LogStore(data, map_size=self.config.map_size)
-        signer = read_key(data / "log.key")
         self.origin = self.store.origin()
-        if signer.name != self.origin:
-            raise RuntimeError(f"log key is named {signer.name!r}, origin is {self.origin!r}")
-        self.vkey = signer.verifier().vkey()
+        # Workers face the network: they get the public key only, never the signing key.
+        name = parse_vkey(self.vkey).name
+        if name != self.origin:
+            raise RuntimeError(f"log key is named {name!r}, origin is {self.origin!r}")
         self.sequencer = Submitter(self.store, self.config.socket_path(),
                                    max_pending=self.config.max_pending,
                                    timeout=self.config.submit_timeout)
@@ -174,7 +184,7 @@ class LogApp:
 
     async def add_entry(self, request: Request) -> Response:
         assert self.sequencer is not None
-        body = await read_body(request, self.config.max_body_bytes)
+        body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -330,8 +340,9 @@ class _Instrument:
             self.owner.m_http_latency.observe(loop.time() - t0)
 
 
-def create_app(config: ServeConfig) -> Starlette:
-    h = LogApp(config)
+def create_app(config: ServeConfig, vkey: str) -> Starlette:
+    """The app for one worker; `vkey` is the log's verifier key (the public half only)."""
+    h = LogApp(config, vkey)
     routes = [
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", h.tile, methods=["GET"]),
@@ -360,4 +371,5 @@ def create_app(config: ServeConfig) -> Starlette:
 
 def app_from_env() -> Starlette:
     """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
-    return create_app(ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])))
+    return create_app(ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])),
+                      os.environ["TLOG_VKEY"])

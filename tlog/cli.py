@@ -7,12 +7,12 @@ import dataclasses
 import logging
 import os
 import secrets
+import select
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -48,6 +48,10 @@ def prepare(config: ServeConfig) -> tuple[str, str, bool]:
                   or f"localhost/tlog-{secrets.token_hex(4)}")
         if stored is not None and stored != origin:
             raise ConfigError(f"{data} holds log {stored!r}; refusing to serve it as {origin!r}")
+        if stored is not None and existing_key is None:
+            # A new key would sign checkpoints nobody trusts: never make one for an old log.
+            raise KeyFileError(f"{key_path} is missing but {data} already holds log {stored!r}; "
+                               "restore the log's key file")
         signer, created = load_or_create(key_path, origin)
         if signer.name != origin:
             raise ConfigError(f"{key_path} is a key for {signer.name!r}, not {origin!r}")
@@ -101,10 +105,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         return _fail(str(exc))
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
+    os.environ["TLOG_VKEY"] = vkey
     uconfig = uvicorn.Config(
         "tlog.app:app_from_env", factory=True, workers=config.workers,
         loop="uvloop", http="httptools", access_log=config.access_log, log_level="warning",
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
+        limit_concurrency=config.max_connections,
     )
     try:
         if config.workers > 1:
@@ -132,18 +138,20 @@ class SequencerSupervisor:
             max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size)
         cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
                orjson.dumps(dataclasses.asdict(seq)).decode()]
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # noqa: S603 - our own module
+        # stdin: the lifeline pipe (the child stops when it closes); stdout: the ready line.
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 15.0)
+        line = proc.stdout.readline() if ready else b""
+        proc.stdout.close()  # it prints nothing else
+        if line.strip() != b"tlog-sequencer: ready":
+            proc.kill()
+            proc.wait(10)
+            raise RuntimeError(f"the sequencer did not start (exit code {proc.returncode})")
+        return proc
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self) -> None:
         self.proc = self._spawn()
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(self.config.socket_path()):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the sequencer exited at start (code {self.proc.returncode})")
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("the sequencer did not start in time")
-            time.sleep(0.01)
         self._thread = threading.Thread(target=self._watch, name="sequencer-watch", daemon=True)
         self._thread.start()
 
@@ -159,13 +167,17 @@ class SequencerSupervisor:
             if self._stopping.wait(backoff):
                 return
             backoff = min(backoff * 2, 5.0)
-            self.proc = self._spawn()
+            try:
+                self.proc = self._spawn()
+            except RuntimeError as exc:
+                logging.getLogger("tlog").error("%s; retrying", exc)
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping.set()
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.terminate()
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # cut the lifeline: it commits what it holds and exits
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -174,7 +186,10 @@ class SequencerSupervisor:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    signer = generate_ed25519(args.origin)
+    try:
+        signer = generate_ed25519(args.origin)
+    except TlogError as exc:
+        return _fail(f"--origin: {exc}")
     out = Path(args.out)
     try:
         write_key(out, signer)

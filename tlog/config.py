@@ -31,6 +31,10 @@ class ServeConfig:
     max_delay_ms: float = 0.0
     """How long an idle sequencer waits for a batch to fill, in milliseconds. Under load
     batches form by themselves while the previous one commits, so the default is no wait."""
+    body_timeout: float = 30.0
+    """Seconds a client may take to send a request body (408 after that)."""
+    max_connections: int = 2048
+    """Concurrent connections per worker; more get 503 from the HTTP server."""
     submit_timeout: float = 30.0
     """Seconds a submission waits for its batch to commit before the client gets 503."""
     max_pending: int = 16384
@@ -54,6 +58,8 @@ class ServeConfig:
             "max_delay_ms": 0 <= self.max_delay_ms <= 10_000,
             "max_pending": 1 <= self.max_pending <= 1 << 22,
             "submit_timeout": 0.1 <= self.submit_timeout <= 3600,
+            "body_timeout": 0.1 <= self.body_timeout <= 3600,
+            "max_connections": 1 <= self.max_connections <= 1 << 20,
             "max_body_bytes": 1024 <= self.max_body_bytes <= 1 << 30,
             "map_size": 1 << 20 <= self.map_size <= 1 << 44,
         }
@@ -68,7 +74,8 @@ class ServeConfig:
 
     @property
     def host(self) -> str:
-        return self.listen.rpartition(":")[0]
+        host = self.listen.rpartition(":")[0]
+        return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
     @property
     def port(self) -> int:

@@ -115,6 +115,13 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
         expected = len(tiles_for_size(head.size))
         if n_tiles != expected:
             report.problem(f"{n_tiles} hash tiles stored, {expected} expected")
+        n_bundles = txn.stat(store.bundles)["entries"]
+        if n_bundles != head.size // TILE_WIDTH:
+            report.problem(f"{n_bundles} full entry bundles stored, {head.size // TILE_WIDTH} expected")
+        n_edge = txn.stat(store.edge)["entries"]
+        if n_edge != head.size % TILE_WIDTH:
+            report.problem(f"{n_edge} entries of the partial bundle stored, "
+                           f"{head.size % TILE_WIDTH} expected")
         n_idx = txn.stat(store.leafidx)["entries"]
         if n_idx != head.size - duplicates:
             report.problem(f"leaf index has {n_idx} entries, expected {head.size - duplicates}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from client.note import Ed25519Signer, generate_ed25519, parse_skey
@@ -14,16 +15,24 @@ class KeyFileError(Exception):
 
 
 def write_key(path: Path, signer: Ed25519Signer) -> None:
-    """Write the signer key atomically with mode 0600 (never over an existing file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Write the signer key durably with mode 0600, never over an existing file.
+
+    The key goes to a uniquely named temporary file first and is hard-linked into place, so
+    a crash leaves either no key or a whole one (and at worst a stray temporary file that
+    no later run trips over).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o600)
         os.write(fd, (signer.skey() + "\n").encode())
         os.fsync(fd)
-    finally:
         os.close(fd)
-    os.link(tmp, path)  # fails if the key appeared meanwhile: never overwrite a key
-    os.unlink(tmp)
+        fd = -1
+        os.link(tmp, path)  # raises FileExistsError rather than replace a key
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        os.unlink(tmp)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -13,7 +13,7 @@ ERROR_CODES = [
     "missing_parameter", "index_out_of_range", "size_out_of_range", "bad_tile_path",
     "raw_entries_disabled", "not_found", "method_not_allowed", "body_too_large",
     "entry_too_large", "internal", "overloaded", "unavailable", "storage_error", "log_full",
-    "bad_request", "unhealthy", "http_error",
+    "bad_request", "unhealthy", "http_error", "request_timeout",
 ]
 
 _B64 = {"type": "string", "contentEncoding": "base64"}

@@ -100,8 +100,14 @@ class SequencerProcess:
         listener.listen(64)
         listener.setblocking(False)
         self.sel.register(listener, selectors.EVENT_READ, None)
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        # Lifeline: stdin is a pipe whose write end only `tlog serve` holds. The sequencer
+        # ignores SIGTERM/SIGINT sent to the whole process group, so it keeps committing for
+        # the workers while they drain in-flight requests, and stops when the pipe closes:
+        # when `tlog serve` stops it, or dies in any way (even SIGKILL), so it is never
+        # orphaned holding the data dir's lock.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "lifeline")
         print("tlog-sequencer: ready", flush=True)
         try:
             while self.running or self.pending:
@@ -109,7 +115,11 @@ class SequencerProcess:
                 if self.pending:
                     timeout = max(0.0, self.first_at + self.config.max_delay - time.monotonic())
                 for key, mask in self.sel.select(timeout):
-                    if key.data is None:
+                    if key.data == "lifeline":
+                        if not os.read(sys.stdin.fileno(), 4096):
+                            self._stop()
+                            self.sel.unregister(sys.stdin.fileno())
+                    elif key.data is None:
                         self._accept(listener)
                     else:
                         conn: _Conn = key.data

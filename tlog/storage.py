@@ -6,13 +6,17 @@ One environment, five named databases:
               b"checkpoint" -> the signed note for `state`
     tiles     u8 level || u64be index -> level-0 hashes of the tile (W·32 bytes, W <= 256)
     interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 4064 bytes)
-    bundles   u64be index -> entry bundle (u16be length || entry, repeated)
+    bundles   u64be index -> full entry bundle (u16be length || entry, 256 times)
+    edge      u64be leaf index -> entry, for the entries of the partial bundle only
     leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence
 
-A partial tile or bundle is stored once, at its newest width; every narrower `.p/<W>` is a
-prefix of it. Several processes may append: LMDB serialises writers, and each writer
-re-reads the tree head inside its write transaction (compare-and-swap), so the head only
-moves forward whatever the interleaving.
+A partial tile is stored once, at its newest width; every narrower `.p/<W>` is a prefix of
+it. Entries of the partial bundle are kept one per key and folded into one bundle value when
+the bundle fills, so a batch writes only its own entries, never a growing bundle again.
+
+One process (the sequencer) writes in normal operation, but the store does not depend on it:
+LMDB serialises writers, and each writer re-reads the tree head inside its write transaction
+(compare-and-swap), so the head only moves forward whatever the interleaving.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ import msgpack
 from client.checkpoint import Checkpoint
 from client.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from client.tiles import (
+    MAX_ENTRY_SIZE,
     TILE_HEIGHT,
     TILE_WIDTH,
     encode_bundle,
     interior_slot,
     locate_node,
-    parse_bundle,
     tile_width_at,
 )
 from client.tiletree import TileTree
@@ -94,6 +98,7 @@ class LogStore:
         self.tiles = self.env.open_db(b"tiles", create=not readonly)
         self.interior = self.env.open_db(b"interior", create=not readonly)
         self.bundles = self.env.open_db(b"bundles", create=not readonly)
+        self.edge = self.env.open_db(b"edge", create=not readonly)
         self.leafidx = self.env.open_db(b"leafidx", create=not readonly)
         self._tree: TileTree | None = None  # cached right edge, valid while size matches
         self._origin: str | None = None
@@ -179,27 +184,44 @@ class LogStore:
 
     def bundle(self, index: int, width: int) -> bytes | None:
         """Entry bundle `index` with its first `width` entries, or None if not there yet."""
-        with self.env.begin() as txn:
+        with self.env.begin(buffers=True) as txn:
             size = self._head(txn, self.meta).size
             if width > tile_width_at(0, index, size):
                 return None
-            raw = txn.get(_U64.pack(index), db=self.bundles)
-        if raw is None:
-            raise StorageError(f"entry bundle {index} is missing")
-        if width == TILE_WIDTH:
-            return raw
-        return _bundle_prefix(raw, width)
+            if (index + 1) * TILE_WIDTH <= size:
+                raw = txn.get(_U64.pack(index), db=self.bundles)
+                if raw is None:
+                    raise StorageError(f"entry bundle {index} is missing")
+                return bytes(raw[: _bundle_offset(raw, width)])
+            return encode_bundle(self._edge_entries(txn, index * TILE_WIDTH, width))
+
+    def _edge_entries(self, txn: lmdb.Transaction, start: int, count: int) -> list[bytes]:
+        out: list[bytes] = []
+        cur = txn.cursor(db=self.edge)
+        if count and cur.set_key(_U64.pack(start)):
+            for _, value in cur:
+                out.append(bytes(value))
+                if len(out) == count:
+                    break
+        if len(out) != count:
+            raise StorageError(f"entries {start}..{start + count - 1} are missing")
+        return out
 
     def entry(self, index: int) -> bytes | None:
         """The leaf data at `index`, or None if the tree is not that large."""
-        with self.env.begin() as txn:
-            if index >= self._head(txn, self.meta).size:
+        with self.env.begin(buffers=True) as txn:
+            size = self._head(txn, self.meta).size
+            if index >= size:
                 return None
-            raw = txn.get(_U64.pack(index >> TILE_HEIGHT), db=self.bundles)
-        if raw is None:
-            raise StorageError(f"entry bundle {index >> TILE_HEIGHT} is missing")
-        entries = parse_bundle(raw)
-        return entries[index & (TILE_WIDTH - 1)]
+            bundle_index, pos = divmod(index, TILE_WIDTH)
+            if (bundle_index + 1) * TILE_WIDTH > size:
+                return self._edge_entries(txn, index, 1)[0]
+            raw = txn.get(_U64.pack(bundle_index), db=self.bundles)
+            if raw is None:
+                raise StorageError(f"entry bundle {bundle_index} is missing")
+            start = _bundle_offset(raw, pos)
+            n = (raw[start] << 8) | raw[start + 1]
+            return bytes(raw[start + 2 : start + 2 + n])
 
     def node_reader(self, txn: lmdb.Transaction) -> Callable[[Sequence[tuple[int, int]]], list[bytes]]:
         """A `client.merkle.NodeReader` over stored tiles, memoising tile reads."""
@@ -322,29 +344,31 @@ class LogStore:
         return AppendResult(indexes, created, new_head, note)
 
     def _put_bundles(self, txn: lmdb.Transaction, size: int, new_entries: list[bytes]) -> None:
-        pos = 0
-        index = size >> TILE_HEIGHT
-        offset = size & (TILE_WIDTH - 1)
-        while pos < len(new_entries):
-            take = min(TILE_WIDTH - offset, len(new_entries) - pos)
-            chunk = encode_bundle(new_entries[pos : pos + take])
-            key = _U64.pack(index)
-            if offset:
-                old = txn.get(key, db=self.bundles)
-                if old is None:
-                    raise StorageError(f"entry bundle {index} is missing")
-                chunk = bytes(old) + chunk
-            txn.put(key, chunk, db=self.bundles)
-            pos += take
-            index += 1
-            offset = 0
+        """Store new entries; fold every bundle they complete into one value."""
+        for i, data in enumerate(new_entries):
+            if len(data) > MAX_ENTRY_SIZE:
+                raise ValueError("entry is larger than 65535 bytes")
+            txn.put(_U64.pack(size + i), data, db=self.edge, append=True)
+        end = size + len(new_entries)
+        for index in range(size >> TILE_HEIGHT, end >> TILE_HEIGHT):
+            start = index * TILE_WIDTH
+            entries = self._edge_entries(txn, start, TILE_WIDTH)
+            txn.put(_U64.pack(index), encode_bundle(entries), db=self.bundles)
+            cur = txn.cursor(db=self.edge)
+            cur.set_key(_U64.pack(start))
+            for _ in range(TILE_WIDTH):
+                cur.delete()
 
     # --- bulk iteration (fsck, reindexing) ----------------------------------------------
 
     def iter_bundles(self, txn: lmdb.Transaction) -> Iterator[tuple[int, bytes]]:
-        cur = txn.cursor(db=self.bundles)
-        for key, value in cur:
-            yield _U64.unpack(key)[0], value
+        """Every bundle in order: the full ones, then the partial one (if any), assembled."""
+        size = self._head(txn, self.meta).size
+        for key, value in txn.cursor(db=self.bundles):
+            yield _U64.unpack(key)[0], bytes(value)
+        if size % TILE_WIDTH:
+            start = size - size % TILE_WIDTH
+            yield size >> TILE_HEIGHT, encode_bundle(self._edge_entries(txn, start, size - start))
 
     def stat(self) -> dict[str, int]:
         info = self.env.info()
@@ -352,12 +376,13 @@ class LogStore:
         return {"map_size": info["map_size"], "used": (info["last_pgno"] + 1) * st["psize"]}
 
 
-def _bundle_prefix(bundle: bytes, width: int) -> bytes:
+def _bundle_offset(bundle: bytes | memoryview, count: int) -> int:
+    """Byte offset just past the first `count` entries of a bundle."""
     pos = 0
-    for _ in range(width):
+    for _ in range(count):
         if pos + 2 > len(bundle):
             raise StorageError("entry bundle is shorter than its width")
         pos += 2 + ((bundle[pos] << 8) | bundle[pos + 1])
     if pos > len(bundle):
         raise StorageError("entry bundle is shorter than its width")
-    return bundle[:pos]
+    return pos
