@@ -36,10 +36,18 @@ def verify_receipt_doc(doc: dict, vkeys: list[str], entry: bytes | None = None) 
         raise MalformedError(f"receipt is missing or has a malformed field: {exc}") from exc
     if type(index) is not int or type(size) is not int or index < 0:  # JSON true is not 1
         raise MalformedError("receipt index and tree_size must be integers")
-    origin = verifiers[0].name
+    origin = doc.get("origin", verifiers[0].name)
+    if origin != verifiers[0].name:
+        raise VerificationError(f"receipt is for log {origin!r}, the key is {verifiers[0].name!r}")
     cp, _ = open_checkpoint(note, origin, verifiers)  # type: ignore[arg-type]
     if cp.size != size:
         raise VerificationError(f"proof is for size {size}, checkpoint is size {cp.size}")
+    if "leaf" in doc:
+        leaf_bytes = b64decode_std(doc["leaf"], what="leaf")
+        if merkle.leaf_hash(leaf_bytes) != leaf:
+            raise VerificationError("the receipt's leaf does not hash to its leaf_hash")
+        if entry is not None and entry != leaf_bytes:
+            raise VerificationError("the entry is not the receipt's leaf")
     if entry is not None and merkle.leaf_hash(entry) != leaf:
         raise VerificationError("entry does not hash to the receipt's leaf hash")
     merkle.verify_inclusion(index, size, leaf, hashes, cp.root)

@@ -184,16 +184,22 @@ def test_hostile_posts(shared: ServerProc, body: bytes, status: int, code: str) 
 
 def test_oversized_bodies(shared: ServerProc) -> None:
     url = shared.url
-    big = b'{"raw": "' + b"A" * (300 * 1024) + b'"}'
+    limit = (64 << 20) + (256 << 10)  # the default max_body_bytes
+    big = b'{"raw": "' + b"A" * (65 << 20) + b'"}'  # a 65 MiB body
     r = HTTP.post(url + "/v1/entries", content=big)
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    # A raw entry within the body limit but over the 65,535-byte entry limit.
+    r = HTTP.post(url + "/v1/entries", content=b'{"raw": "' + b"A" * (300 << 10) + b'"}')
+    assert r.status_code == 413 and r.json()["error"]["code"] == "entry_too_large"
 
     def stream():  # no Content-Length: chunked; refused on the running count
-        for _ in range(64):
-            yield b"A" * 8192
+        sent = 0
+        while sent <= limit:
+            yield b"A" * (1 << 20)
+            sent += 1 << 20
 
     r = HTTP.post(url + "/v1/entries", content=stream())
-    assert r.status_code == 413
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
     # A lying Content-Length larger than the limit is refused before reading the body.
     reply = _raw_http(url, b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n"
                            b"Content-Type: application/json\r\n\r\n{}")

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from client import merkle
+from client import attest, merkle
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
 from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
+from tlog.blobs import BlobStore
+from tlog.bodies import request_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
 from tlog.metrics import Counter, Gauge, Histogram, Registry
@@ -36,6 +40,12 @@ from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailab
 log = logging.getLogger("tlog.app")
 
 JSON = "application/json"
+ENTRY_KINDS = {"raw": {"raw"}, "dsse": {"dsse", "verifiers"}, "hashedrekord": {"hashedrekord"}}
+SEARCH_FIELDS = {
+    "subject": re.compile(r"[A-Za-z0-9_+-]{1,32}:[0-9a-f]{1,256}\Z"),
+    "signer": re.compile(r"sha256:[0-9a-f]{64}\Z"),
+    "predicate_type": re.compile(r"[\x21-\x7e]{1,1024}\Z"),
+}
 OCTETS = "application/octet-stream"
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
@@ -63,47 +73,6 @@ def _param(request: Request, name: str, *, required: bool = True) -> int | None:
         raise bad_request("bad_parameter", f"{name} must be a canonical non-negative decimal") from exc
 
 
-def _receipt_json(r: Receipt) -> dict[str, Any]:
-    return {
-        "index": r.index,
-        "leaf_hash": b64encode(r.leaf_hash),
-        "inclusion_proof": {"tree_size": r.tree_size, "hashes": [b64encode(h) for h in r.proof]},
-        "checkpoint": r.checkpoint.decode(),
-    }
-
-
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The request body: 413 as soon as it is known to exceed `limit` bytes, 408 if it takes
-    longer than `timeout` seconds to arrive (a slow client must not hold memory forever)."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await _read_body(request, limit)
-    except TimeoutError:
-        raise APIError(408, "request_timeout",
-                       f"request body not received within {timeout:g} s") from None
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            n = parse_decimal(declared, what="Content-Length")
-        except MalformedError as exc:
-            raise bad_request("bad_request", "invalid Content-Length") from exc
-        if n > limit:
-            raise APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
-        # The HTTP parser never delivers more than Content-Length bytes: read it in one go.
-        return await request.body()
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class LogApp:
     """Holds the running log's parts; its methods are the route handlers."""
 
@@ -115,6 +84,10 @@ class LogApp:
         self.origin = ""
         self.vkey = vkey
         self._openapi = orjson.dumps(openapi.spec())
+        self.blobs: BlobStore | None = None
+        self._crypto = ThreadPoolExecutor(2, thread_name_prefix="tlog-verify")
+        self._large_bodies = asyncio.Semaphore(2)
+        self._spool_dir: str | None = None
         self.m_http = self.registry.add(Counter(
             "tlog_http_responses_total", "HTTP responses by route and status", ("route", "code")))
         self.m_http_latency = self.registry.add(Histogram(
@@ -130,6 +103,8 @@ class LogApp:
         name = parse_vkey(self.vkey).name
         if name != self.origin:
             raise RuntimeError(f"log key is named {name!r}, origin is {self.origin!r}")
+        self.blobs = BlobStore(data / "attestations")
+        self._spool_dir = str(data)
         self.sequencer = Submitter(self.store, self.config.socket_path(),
                                    max_pending=self.config.max_pending,
                                    timeout=self.config.submit_timeout)
@@ -145,6 +120,8 @@ class LogApp:
             yield
         finally:
             await self.sequencer.stop()
+            self._crypto.shutdown(wait=True)
+            self.blobs.close()
             self.store.close()
 
     # --- C2SP tlog-tiles ----------------------------------------------------------------
@@ -183,23 +160,52 @@ class LogApp:
         })
 
     async def add_entry(self, request: Request) -> Response:
-        assert self.sequencer is not None
-        body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise bad_request("malformed_json", "request body is not valid JSON") from exc
+        """POST /v1/entries: check the submission, then wait until it is durable and signed."""
+        async with request_body(request, limit=self.config.max_body_bytes,
+                                timeout=self.config.body_timeout, large=self._large_bodies,
+                                spool_dir=self._spool_dir) as body:
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise bad_request("malformed_json", "request body is not valid JSON") from exc
         if not isinstance(doc, dict):
             raise bad_request("malformed_json", "request body must be a JSON object")
-        if "raw" not in doc:
-            raise bad_request("unknown_entry_kind", "expected an entry of kind \"raw\"")
-        extra = set(doc) - {"raw"}
+        kinds = [k for k in ENTRY_KINDS if k in doc]
+        if len(kinds) != 1:
+            raise bad_request("unknown_entry_kind",
+                              "give exactly one entry kind: raw, dsse or hashedrekord")
+        kind = kinds[0]
+        extra = set(doc) - ENTRY_KINDS[kind]
         if extra:
             raise bad_request("unknown_field", f"unknown field {sorted(extra)[0]!r}")
+        loop = asyncio.get_running_loop()
+        try:
+            if kind == "raw":
+                data = self._raw_entry(doc["raw"])
+            elif kind == "dsse":
+                # Signature checks release the GIL: a thread pool uses the other core too.
+                sub = await loop.run_in_executor(self._crypto, attest.check_dsse, doc["dsse"],
+                                                 doc.get("verifiers"))
+                del doc
+                assert self.blobs is not None
+                # The envelope is durable before its leaf can be acknowledged.
+                await loop.run_in_executor(self._crypto, self.blobs.put, sub.canonical)
+                data = sub.leaf
+            else:
+                data = await loop.run_in_executor(self._crypto, attest.check_hashedrekord,
+                                                  doc["hashedrekord"])
+        except attest.EntryError as exc:
+            raise APIError(413 if exc.code == "entry_too_large" else 400, exc.code,
+                           str(exc)) from exc
+        except attest.EntrySignatureError as exc:
+            raise APIError(400, exc.code, str(exc)) from exc
+        receipt = await self._submit(data)
+        return _json(self._receipt_json(receipt, data), 201 if receipt.created else 200)
+
+    def _raw_entry(self, raw: Any) -> bytes:
         if not self.config.allow_raw:
             raise APIError(403, "raw_entries_disabled",
                            "this log does not accept raw entries (start it with --allow-raw)")
-        raw = doc["raw"]
         if not isinstance(raw, str):
             raise bad_request("bad_base64", "raw must be a base64 string")
         if len(raw) > (MAX_ENTRY_SIZE + 2) // 3 * 4:
@@ -210,22 +216,93 @@ class LogApp:
             raise bad_request("bad_base64", str(exc)) from exc
         if len(data) > MAX_ENTRY_SIZE:
             raise APIError(413, "entry_too_large", f"entries are limited to {MAX_ENTRY_SIZE} bytes")
+        return data
+
+    async def _submit(self, data: bytes) -> Receipt:
+        assert self.sequencer is not None
         try:
-            receipt = await self.sequencer.submit(data)
+            return await self.sequencer.submit(data)
         except Pushback as exc:
             raise APIError(503, "overloaded", str(exc), {"Retry-After": "1"}) from exc
         except SequencerUnavailable as exc:
             raise APIError(503, "unavailable", str(exc), {"Retry-After": "5"}) from exc
         except SequencerRejected as exc:
             raise APIError(503, exc.code, str(exc), {"Retry-After": "5"}) from exc
-        return _json(_receipt_json(receipt), 201 if receipt.created else 200)
+
+    def _receipt_json(self, r: Receipt, leaf: bytes) -> dict[str, Any]:
+        """A self-contained receipt (docs/receipts.md): enough to verify offline with only
+        the log's public key."""
+        return {
+            "origin": self.origin,
+            "index": r.index,
+            "leaf": b64encode(leaf),
+            "leaf_hash": b64encode(r.leaf_hash),
+            "inclusion_proof": {"tree_size": r.tree_size,
+                                "hashes": [b64encode(h) for h in r.proof]},
+            "checkpoint": r.checkpoint.decode(),
+        }
+
+    async def entry_receipt(self, request: Request) -> Response:
+        """GET /v1/entries/<index>/receipt: a receipt against the latest checkpoint."""
+        assert self.store is not None
+        store = self.store
+        index = self._path_index(request)
+        with store.read_txn() as txn:
+            head = store.head_in(txn)
+            if index >= head.size:
+                raise not_found(f"no entry at index {index}")
+            leaf = store.entry_in(txn, index)
+            proof = merkle.inclusion_proof(index, head.size, store.node_reader(txn))
+            note = store.checkpoint_in(txn)
+        receipt = Receipt(index, merkle.leaf_hash(leaf), head.size, proof, note, False)
+        return _json(self._receipt_json(receipt, leaf))
+
+    async def attestation(self, request: Request) -> Response:
+        """GET /v1/attestations/<sha256 hex>: the canonical envelope, content-addressed."""
+        assert self.blobs is not None
+        digest = request.path_params["digest"]
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise bad_request("bad_parameter", "expected 64 lowercase hex digits")
+        data = await asyncio.get_running_loop().run_in_executor(None, self.blobs.get, digest)
+        if data is None:
+            raise not_found("no attestation with this digest")
+        return Response(data, media_type=JSON, headers={"Cache-Control": IMMUTABLE})
+
+    async def search(self, request: Request) -> Response:
+        """GET /v1/search?subject=|signer=|predicate_type=, paginated by index."""
+        assert self.store is not None
+        given = [f for f in SEARCH_FIELDS if f in request.query_params]
+        if len(given) != 1:
+            raise bad_request("missing_parameter",
+                              "give exactly one of subject, signer or predicate_type")
+        field = given[0]
+        term = request.query_params[field]
+        if not SEARCH_FIELDS[field].match(term):
+            raise bad_request("bad_parameter", f"{field} is not in the expected form")
+        limit = _param(request, "limit", required=False)
+        limit = 100 if limit is None else limit
+        if not 1 <= limit <= 1000:
+            raise bad_request("bad_parameter", "limit must be 1..1000")
+        after = _param(request, "cursor", required=False)
+        hits = self.store.find(field, term, after, limit + 1)
+        more = len(hits) > limit
+        hits = hits[:limit]
+        return _json({
+            "hits": [{"index": i, "leaf": b64encode(leaf)} for i, leaf in hits],
+            "next_cursor": hits[-1][0] if more else None,
+        })
+
+    @staticmethod
+    def _path_index(request: Request) -> int:
+        try:
+            return parse_decimal(request.path_params["index"], what="index")
+        except MalformedError as exc:
+            raise bad_request("bad_parameter",
+                              "index must be a canonical non-negative decimal") from exc
 
     async def get_entry(self, request: Request) -> Response:
         assert self.store is not None
-        try:
-            index = parse_decimal(request.path_params["index"], what="index")
-        except MalformedError as exc:
-            raise bad_request("bad_parameter", "index must be a canonical non-negative decimal") from exc
+        index = self._path_index(request)
         data = self.store.entry(index)
         if data is None:
             raise not_found(f"no entry at index {index}")
@@ -349,6 +426,9 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
         Route("/v1/log", h.log_info, methods=["GET"]),
         Route("/v1/entries", h.add_entry, methods=["POST"]),
         Route("/v1/entries/{index}", h.get_entry, methods=["GET"]),
+        Route("/v1/entries/{index}/receipt", h.entry_receipt, methods=["GET"]),
+        Route("/v1/attestations/{digest}", h.attestation, methods=["GET"]),
+        Route("/v1/search", h.search, methods=["GET"]),
         Route("/v1/proof/inclusion", h.inclusion, methods=["GET"]),
         Route("/v1/proof/consistency", h.consistency, methods=["GET"]),
         Route("/v1/openapi.json", h.openapi, methods=["GET"]),

@@ -219,6 +219,23 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    data = Path(args.data_dir)
+    try:
+        store = LogStore(data)
+        size = store.head().size
+
+        def progress(done: int) -> None:
+            print(f"reindex: {done}/{size} entries", file=sys.stderr, flush=True)
+
+        written = store.reindex(progress)
+        store.close()
+    except (StorageError, OSError) as exc:
+        return _fail(str(exc), 1)
+    print(f"reindex: ok: {size} entries, {written} search keys")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tlog", description="Append-only transparency log server.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -241,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data-dir", required=True)
     f.add_argument("--vkey", action="append", help="verifier key (default: the data dir's key)")
     f.set_defaults(func=cmd_fsck)
+
+    r = sub.add_parser("reindex", help="rebuild the search index from the log's entries")
+    r.add_argument("--data-dir", required=True)
+    r.set_defaults(func=cmd_reindex)
 
     args = p.parse_args(argv)
     return int(args.func(args))

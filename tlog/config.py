@@ -39,8 +39,10 @@ class ServeConfig:
     """Seconds a submission waits for its batch to commit before the client gets 503."""
     max_pending: int = 16384
     """Submissions waiting per worker before new ones get 503 (back-pressure)."""
-    max_body_bytes: int = 256 * 1024
-    """Largest accepted request body, in bytes (413 above it)."""
+    max_body_bytes: int = (64 << 20) + (256 << 10)
+    """Largest accepted request body, in bytes (413 above it): this bounds the size of a DSSE
+    envelope (64 MiB by default, plus room for its verifier keys). Bodies over 1 MiB are
+    spooled to a temporary file in the data dir rather than held in memory."""
     map_size: int = DEFAULT_MAP_SIZE
     """LMDB map size in bytes (the most the database can grow to; sparse on disk)."""
     access_log: bool = False

@@ -13,7 +13,8 @@ ERROR_CODES = [
     "missing_parameter", "index_out_of_range", "size_out_of_range", "bad_tile_path",
     "raw_entries_disabled", "not_found", "method_not_allowed", "body_too_large",
     "entry_too_large", "internal", "overloaded", "unavailable", "storage_error", "log_full",
-    "bad_request", "unhealthy", "http_error", "request_timeout",
+    "bad_request", "unhealthy", "http_error", "request_timeout", "malformed_envelope",
+    "malformed_entry", "unsupported_key", "signature_invalid", "statement_mismatch",
 ]
 
 _B64 = {"type": "string", "contentEncoding": "base64"}
@@ -52,8 +53,23 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
             "/v1/entries": {"post": {
                 "summary": "Append an entry; answers after it is durable and signed",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": False, "required": ["raw"],
-                    "properties": {"raw": _B64}}}}},
+                    "oneOf": [
+                        {"type": "object", "additionalProperties": False, "required": ["raw"],
+                         "properties": {"raw": _B64}},
+                        {"type": "object", "additionalProperties": False,
+                         "required": ["dsse", "verifiers"], "properties": {
+                             "dsse": {"$ref": "#/components/schemas/Envelope"},
+                             "verifiers": {"type": "array", "minItems": 1, "maxItems": 8,
+                                           "items": {"type": "string",
+                                                     "description": "PEM public key"}}}},
+                        {"type": "object", "additionalProperties": False,
+                         "required": ["hashedrekord"], "properties": {"hashedrekord": {
+                             "type": "object", "required": ["digest", "signature", "verifier"],
+                             "properties": {
+                                 "digest": {"type": "object", "required": ["sha256"],
+                                            "properties": {"sha256": {"type": "string"}}},
+                                 "signature": _B64, "verifier": {"type": "string"}}}}},
+                    ]}}}},
                 "responses": {
                     "201": {"description": "Appended", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Receipt"}}}},
@@ -64,6 +80,31 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "summary": "The entry's bytes",
                 "parameters": [_int_param("index", "path", True)],
                 "responses": {"200": {"description": "Entry", **_OCTETS}, **errors}}},
+            "/v1/entries/{index}/receipt": {"get": {
+                "summary": "A receipt for the entry against the latest checkpoint",
+                "parameters": [_int_param("index", "path", True)],
+                "responses": {"200": {"description": "Receipt", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Receipt"}}}}, **errors}}},
+            "/v1/attestations/{digest}": {"get": {
+                "summary": "A DSSE envelope by the SHA-256 (hex) of its canonical form",
+                "parameters": [{"name": "digest", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
+                "responses": {"200": {"description": "Canonical envelope", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+                    **errors}}},
+            "/v1/search": {"get": {
+                "summary": "Attestations by subject digest, signer key digest or predicate type",
+                "parameters": [
+                    {"name": "subject", "in": "query", "schema": {"type": "string"},
+                     "description": "<alg>:<lowercase hex>, e.g. sha256:ab12..."},
+                    {"name": "signer", "in": "query", "schema": {"type": "string"},
+                     "description": "sha256:<hex of the signer's DER SubjectPublicKeyInfo>"},
+                    {"name": "predicate_type", "in": "query", "schema": {"type": "string"}},
+                    _int_param("cursor", doc="next_cursor of the previous page"),
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {"200": {"description": "Hits", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/SearchPage"}}}}, **errors}}},
             "/v1/proof/inclusion": {"get": {
                 "summary": "RFC 6962 inclusion proof by index or leaf hash",
                 "parameters": [_int_param("index"), {"name": "leaf_hash", "in": "query",
@@ -94,8 +135,20 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "verifier_keys": {"type": "array", "items": {"type": "string"}},
                 "tree_size": {"type": "integer"}, "raw_entries_allowed": {"type": "boolean"},
                 "max_entry_size": {"type": "integer"}}},
+            "Envelope": {"type": "object", "required": ["payload", "payloadType", "signatures"],
+                         "properties": {"payload": _B64, "payloadType": {"type": "string"},
+                                        "signatures": {"type": "array", "items": {
+                                            "type": "object", "required": ["sig"],
+                                            "properties": {"keyid": {"type": "string"},
+                                                           "sig": _B64}}}}},
+            "SearchPage": {"type": "object", "properties": {
+                "hits": {"type": "array", "items": {"type": "object", "properties": {
+                    "index": {"type": "integer"}, "leaf": _B64}}},
+                "next_cursor": {"type": ["integer", "null"]}}},
             "Receipt": {"type": "object", "required": [
-                "index", "leaf_hash", "inclusion_proof", "checkpoint"], "properties": {
+                "origin", "index", "leaf", "leaf_hash", "inclusion_proof", "checkpoint"],
+                "properties": {
+                "origin": {"type": "string"}, "leaf": _B64,
                 "index": {"type": "integer"}, "leaf_hash": _B64,
                 "inclusion_proof": {"type": "object", "properties": {
                     "tree_size": {"type": "integer"},

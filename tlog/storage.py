@@ -9,6 +9,8 @@ One environment, five named databases:
     bundles   u64be index -> full entry bundle (u16be length || entry, 256 times)
     edge      u64be leaf index -> entry, for the entries of the partial bundle only
     leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence
+    search    u8 field || SHA-256(term) || u64be index -> empty: attestations by subject,
+              signer and predicate type (derived from the leaves; `tlog reindex` rebuilds it)
 
 A partial tile is stored once, at its newest width; every narrower `.p/<W>` is a prefix of
 it. Entries of the partial bundle are kept one per key and folded into one bundle value when
@@ -21,6 +23,7 @@ LMDB serialises writers, and each writer re-reads the tree head inside its write
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +33,7 @@ from pathlib import Path
 import lmdb
 import msgpack
 
+from client.attest import search_keys
 from client.checkpoint import Checkpoint
 from client.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from client.tiles import (
@@ -100,6 +104,7 @@ class LogStore:
         self.bundles = self.env.open_db(b"bundles", create=not readonly)
         self.edge = self.env.open_db(b"edge", create=not readonly)
         self.leafidx = self.env.open_db(b"leafidx", create=not readonly)
+        self.search = self.env.open_db(b"search", create=not readonly)
         self._tree: TileTree | None = None  # cached right edge, valid while size matches
         self._origin: str | None = None
 
@@ -210,18 +215,21 @@ class LogStore:
     def entry(self, index: int) -> bytes | None:
         """The leaf data at `index`, or None if the tree is not that large."""
         with self.env.begin(buffers=True) as txn:
-            size = self._head(txn, self.meta).size
-            if index >= size:
+            if index >= self._head(txn, self.meta).size:
                 return None
-            bundle_index, pos = divmod(index, TILE_WIDTH)
-            if (bundle_index + 1) * TILE_WIDTH > size:
-                return self._edge_entries(txn, index, 1)[0]
-            raw = txn.get(_U64.pack(bundle_index), db=self.bundles)
-            if raw is None:
-                raise StorageError(f"entry bundle {bundle_index} is missing")
-            start = _bundle_offset(raw, pos)
-            n = (raw[start] << 8) | raw[start + 1]
-            return bytes(raw[start + 2 : start + 2 + n])
+            return self.entry_in(txn, index)
+
+    def entry_in(self, txn: lmdb.Transaction, index: int) -> bytes:
+        """Entry `index` (which must be below the tree size) within `txn`."""
+        bundle_index, pos = divmod(index, TILE_WIDTH)
+        if (bundle_index + 1) * TILE_WIDTH > self._head(txn, self.meta).size:
+            return self._edge_entries(txn, index, 1)[0]
+        raw = txn.get(_U64.pack(bundle_index), db=self.bundles)
+        if raw is None:
+            raise StorageError(f"entry bundle {bundle_index} is missing")
+        start = _bundle_offset(raw, pos)
+        n = (raw[start] << 8) | raw[start + 1]
+        return bytes(raw[start + 2 : start + 2 + n])
 
     def node_reader(self, txn: lmdb.Transaction) -> Callable[[Sequence[tuple[int, int]]], list[bytes]]:
         """A `client.merkle.NodeReader` over stored tiles, memoising tile reads."""
@@ -316,6 +324,7 @@ class LogStore:
                     tree.append(lh)
                     seen[lh] = idx
                     txn.put(lh, _U64.pack(idx), db=self.leafidx)
+                    self._put_search(txn, idx, data)
                     new_entries.append(data)
                     indexes.append(idx)
                     created.append(True)
@@ -370,10 +379,72 @@ class LogStore:
             start = size - size % TILE_WIDTH
             yield size >> TILE_HEIGHT, encode_bundle(self._edge_entries(txn, start, size - start))
 
+    # --- search index (derived data) ----------------------------------------------------
+
+    def _put_search(self, txn: lmdb.Transaction, index: int, leaf: bytes) -> None:
+        for field, term in search_keys(leaf):
+            txn.put(search_key(field, term, index), b"", db=self.search)
+
+    def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` (index, leaf) pairs indexed under (field, term), indexes ascending,
+        starting after index `after`."""
+        prefix = search_key(field, term, 0)[:-8]
+        start = search_key(field, term, 0 if after is None else after + 1)
+        out: list[tuple[int, bytes]] = []
+        with self.env.begin() as txn:
+            size = self._head(txn, self.meta).size
+            cur = txn.cursor(db=self.search)
+            if not cur.set_range(start):
+                return out
+            for key in cur.iternext(keys=True, values=False):
+                if not key.startswith(prefix) or len(out) >= limit:
+                    break
+                index = _U64.unpack(key[-8:])[0]
+                if index >= size:
+                    break
+                out.append((index, self.entry_in(txn, index)))
+        return out
+
+    def reindex(self, progress: Callable[[int], None] | None = None,
+                chunk: int = 20_000) -> int:
+        """Rebuild the search index from the leaves; returns the number of keys written.
+
+        Runs in several write transactions (LMDB bounds the pages one may dirty), so it can
+        run beside a serving log: entries appended meanwhile are indexed by the sequencer,
+        and re-putting a key is harmless. Searches are incomplete until it finishes.
+        """
+        with self.env.begin(write=True) as txn:
+            txn.drop(self.search, delete=False)
+            size = self._head(txn, self.meta).size
+        written = 0
+        index = 0
+        while index < size:
+            keys: list[bytes] = []
+            end = min(size, index + chunk)
+            with self.env.begin() as txn:
+                for i in range(index, end):
+                    keys.extend(search_key(f, t, i) for f, t in search_keys(self.entry_in(txn, i)))
+            with self.env.begin(write=True) as txn:
+                for key in sorted(keys):
+                    txn.put(key, b"", db=self.search)
+            written += len(keys)
+            index = end
+            if progress is not None:
+                progress(index)
+        return written
+
     def stat(self) -> dict[str, int]:
         info = self.env.info()
         st = self.env.stat()
         return {"map_size": info["map_size"], "used": (info["last_pgno"] + 1) * st["psize"]}
+
+
+SEARCH_FIELDS = {"subject": 1, "signer": 2, "predicate_type": 3}
+
+
+def search_key(field: str, term: str, index: int) -> bytes:
+    return (bytes([SEARCH_FIELDS[field]]) + hashlib.sha256(term.encode("utf-8")).digest()
+            + _U64.pack(index))
 
 
 def _bundle_offset(bundle: bytes | memoryview, count: int) -> int:

@@ -1,0 +1,72 @@
+"""RFC 8785 JSON Canonicalization Scheme, for the value types tlog's records use. Pure.
+
+Supported: dict with str keys, list, str, int (|n| <= 2^53 - 1, as JCS requires for exact
+interoperability), bool and None. Floats are refused: no tlog record needs one, and their
+ECMAScript formatting is where JCS implementations disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MAX_SAFE = (1 << 53) - 1
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+            "\t": "\\t"}
+
+
+def _string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        esc = _ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ch < " ":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _encode(v: Any, out: list[str]) -> None:
+    if v is None:
+        out.append("null")
+    elif v is True:
+        out.append("true")
+    elif v is False:
+        out.append("false")
+    elif isinstance(v, int):
+        if abs(v) > _MAX_SAFE:
+            raise ValueError("integer out of the JCS safe range")
+        out.append(str(v))
+    elif isinstance(v, str):
+        out.append(_string(v))
+    elif isinstance(v, list | tuple):
+        out.append("[")
+        for i, item in enumerate(v):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    elif isinstance(v, dict):
+        out.append("{")
+        # JCS orders keys by their UTF-16 code units.
+        keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
+        for i, k in enumerate(keys):
+            if not isinstance(k, str):
+                raise TypeError("JSON object keys must be strings")
+            if i:
+                out.append(",")
+            out.append(_string(k))
+            out.append(":")
+            _encode(v[k], out)
+        out.append("}")
+    else:
+        raise TypeError(f"cannot canonicalize {type(v).__name__}")
+
+
+def canonicalize(value: Any) -> bytes:
+    """The RFC 8785 canonical UTF-8 encoding of `value`."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out).encode("utf-8")
