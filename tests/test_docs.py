@@ -8,3 +8,28 @@ import client.note
 def test_note_docstring_example() -> None:
     result = doctest.testmod(client.note)
     assert result.attempted > 0 and result.failed == 0
+
+
+def _block(doc: str, tag: str) -> str:
+    start = doc.index("```" + tag + "\n") + len(tag) + 4
+    return doc[start : doc.index("\n```", start)]
+
+
+def test_leaf_format_worked_example_recomputes() -> None:
+    import base64
+    import hashlib
+    from pathlib import Path
+
+    import orjson
+
+    from client import attest, merkle
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "leaf-format.md").read_text()
+    pem = _block(doc, "pem example-key")
+    envelope = orjson.loads(_block(doc, "json example-envelope"))
+    sub = attest.check_dsse(envelope, [pem])
+    assert sub.canonical.decode() == _block(doc, "text example-canonical")
+    assert sub.leaf == b"\x01\x01" + _block(doc, "text example-leaf-record").encode()
+    digest = hashlib.sha256(sub.canonical).hexdigest()
+    assert f"/v1/attestations/{digest}" in doc
+    assert base64.b64encode(merkle.leaf_hash(sub.leaf)).decode() in doc
