@@ -29,7 +29,6 @@ from client.errors import MalformedError
 from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
-from tlog.blobs import BlobStore
 from tlog.bodies import request_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
@@ -84,7 +83,6 @@ class LogApp:
         self.origin = ""
         self.vkey = vkey
         self._openapi = orjson.dumps(openapi.spec())
-        self.blobs: BlobStore | None = None
         self._crypto = ThreadPoolExecutor(2, thread_name_prefix="tlog-verify")
         self._large_bodies = asyncio.Semaphore(2)
         self._spool_dir: str | None = None
@@ -103,7 +101,6 @@ class LogApp:
         name = parse_vkey(self.vkey).name
         if name != self.origin:
             raise RuntimeError(f"log key is named {name!r}, origin is {self.origin!r}")
-        self.blobs = BlobStore(data / "attestations")
         self._spool_dir = str(data)
         self.sequencer = Submitter(self.store, self.config.socket_path(),
                                    max_pending=self.config.max_pending,
@@ -121,7 +118,6 @@ class LogApp:
         finally:
             await self.sequencer.stop()
             self._crypto.shutdown(wait=True)
-            self.blobs.close()
             self.store.close()
 
     # --- C2SP tlog-tiles ----------------------------------------------------------------
@@ -179,6 +175,7 @@ class LogApp:
         if extra:
             raise bad_request("unknown_field", f"unknown field {sorted(extra)[0]!r}")
         loop = asyncio.get_running_loop()
+        blob: bytes | None = None
         try:
             if kind == "raw":
                 data = self._raw_entry(doc["raw"])
@@ -187,10 +184,7 @@ class LogApp:
                 sub = await loop.run_in_executor(self._crypto, attest.check_dsse, doc["dsse"],
                                                  doc.get("verifiers"))
                 del doc
-                assert self.blobs is not None
-                # The envelope is durable before its leaf can be acknowledged.
-                await loop.run_in_executor(self._crypto, self.blobs.put, sub.canonical)
-                data = sub.leaf
+                data, blob = sub.leaf, sub.canonical
             else:
                 data = await loop.run_in_executor(self._crypto, attest.check_hashedrekord,
                                                   doc["hashedrekord"])
@@ -199,7 +193,7 @@ class LogApp:
                            str(exc)) from exc
         except attest.EntrySignatureError as exc:
             raise APIError(400, exc.code, str(exc)) from exc
-        receipt = await self._submit(data)
+        receipt = await self._submit(data, blob)
         return _json(self._receipt_json(receipt, data), 201 if receipt.created else 200)
 
     def _raw_entry(self, raw: Any) -> bytes:
@@ -218,10 +212,10 @@ class LogApp:
             raise APIError(413, "entry_too_large", f"entries are limited to {MAX_ENTRY_SIZE} bytes")
         return data
 
-    async def _submit(self, data: bytes) -> Receipt:
+    async def _submit(self, data: bytes, blob: bytes | None = None) -> Receipt:
         assert self.sequencer is not None
         try:
-            return await self.sequencer.submit(data)
+            return await self.sequencer.submit(data, blob)
         except Pushback as exc:
             raise APIError(503, "overloaded", str(exc), {"Retry-After": "1"}) from exc
         except SequencerUnavailable as exc:
@@ -259,11 +253,11 @@ class LogApp:
 
     async def attestation(self, request: Request) -> Response:
         """GET /v1/attestations/<sha256 hex>: the canonical envelope, content-addressed."""
-        assert self.blobs is not None
+        assert self.store is not None
         digest = request.path_params["digest"]
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise bad_request("bad_parameter", "expected 64 lowercase hex digits")
-        data = await asyncio.get_running_loop().run_in_executor(None, self.blobs.get, digest)
+        data = self.store.attestation(bytes.fromhex(digest))
         if data is None:
             raise not_found("no attestation with this digest")
         return Response(data, media_type=JSON, headers={"Cache-Control": IMMUTABLE})

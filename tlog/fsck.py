@@ -7,9 +7,11 @@ checkpoint all agree with what the entries imply.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, field
 
+from client.attest import KIND_DSSE, parse_leaf
 from client.checkpoint import open_checkpoint
 from client.errors import TlogError
 from client.merkle import HASH_SIZE, leaf_hash
@@ -101,6 +103,14 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
                         report.problem(f"leaf index points entry {index} at later index {first}")
                     elif first < index:
                         duplicates += 1
+                info = parse_leaf(data)
+                if info is not None and info.kind == KIND_DSSE:
+                    digest = str(info.record.get("attestation", ""))
+                    blob = txn.get(bytes.fromhex(digest), db=store.attest) \
+                        if len(digest) == 64 else None
+                    if blob is None or hashlib.sha256(blob).hexdigest() != digest:
+                        report.problem(f"entry {index}: its envelope {digest} is missing or "
+                                       "does not match its digest")
                 tree.append(lh)
                 report.entries_checked += 1
             check_tiles()

@@ -72,7 +72,7 @@ class SequencerProcess:
         self.sign = lambda text: sign_note(text, [signer])
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
-        self.pending: list[tuple[_Conn, int, bytes]] = []
+        self.pending: list[tuple[_Conn, int, bytes, bytes | None]] = []
         self.first_at = 0.0
         self.running = True
         reg = self.registry = Registry()
@@ -176,10 +176,11 @@ class SequencerProcess:
             return
         for msg in messages:
             kind = msg[0]
-            if kind == "a" and len(msg) == 3 and isinstance(msg[2], bytes):
+            if kind == "a" and len(msg) == 4 and isinstance(msg[2], bytes) \
+                    and (msg[3] is None or isinstance(msg[3], bytes)):
                 if not self.pending:
                     self.first_at = time.monotonic()
-                self.pending.append((conn, msg[1], msg[2]))
+                self.pending.append((conn, msg[1], msg[2], msg[3]))
             elif kind == "s" and len(msg) == 2:
                 self._send(conn, encode(["s", msg[1], self.registry.render().decode()]))
             else:
@@ -195,12 +196,13 @@ class SequencerProcess:
         self.first_at = time.monotonic() - self.config.max_delay
         t0 = time.perf_counter()
         try:
-            result = self.store.append([data for _, _, data in batch], self.sign)
+            result = self.store.append([p[2] for p in batch], self.sign,
+                                       blobs=[p[3] for p in batch])
         except Exception as exc:  # nothing was written: LMDB aborted the transaction
             self.m_failures.inc()
             code = "log_full" if isinstance(exc, lmdb.MapFullError) else "storage_error"
             log.exception("batch of %d entries failed to commit", len(batch))
-            for conn, req_id, _ in batch:
+            for conn, req_id, _, _ in batch:
                 self._send(conn, encode(["e", req_id, code, f"the log could not commit: {exc}"]))
             return
         self.m_integrate.observe(time.perf_counter() - t0)
@@ -209,8 +211,8 @@ class SequencerProcess:
         self.m_entries.inc(created)
         self.m_dupes.inc(len(batch) - created)
         per_conn: dict[int, tuple[_Conn, list[list[Any]]]] = {}
-        for (conn, req_id, _), index, new in zip(batch, result.indexes, result.created,
-                                                  strict=True):
+        for (conn, req_id, _, _), index, new in zip(batch, result.indexes, result.created,
+                                                     strict=True):
             per_conn.setdefault(id(conn), (conn, []))[1].append([req_id, index, new])
         for conn, answers in per_conn.values():
             self._send(conn, encode(["b", result.head.size, result.checkpoint, answers]))

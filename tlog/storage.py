@@ -9,6 +9,8 @@ One environment, five named databases:
     bundles   u64be index -> full entry bundle (u16be length || entry, 256 times)
     edge      u64be leaf index -> entry, for the entries of the partial bundle only
     leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence
+    attest    SHA-256 (32 bytes) -> canonical DSSE envelope, content-addressed; written in
+              the same transaction as its leaf, so a leaf is never there without it
     search    u8 field || SHA-256(term) || u64be index -> empty: attestations by subject,
               signer and predicate type (derived from the leaves; `tlog reindex` rebuilds it)
 
@@ -105,6 +107,7 @@ class LogStore:
         self.edge = self.env.open_db(b"edge", create=not readonly)
         self.leafidx = self.env.open_db(b"leafidx", create=not readonly)
         self.search = self.env.open_db(b"search", create=not readonly)
+        self.attest = self.env.open_db(b"attest", create=not readonly)
         self._tree: TileTree | None = None  # cached right edge, valid while size matches
         self._origin: str | None = None
 
@@ -278,7 +281,8 @@ class LogStore:
         return TileTree(size, edges)
 
     def append(self, entries: Sequence[bytes], sign: SignFn,
-               *, expect_size: int | None = None) -> AppendResult:
+               *, expect_size: int | None = None,
+               blobs: Sequence[bytes | None] | None = None) -> AppendResult:
         """Append entries durably in one write transaction and sign one checkpoint.
 
         Entries whose leaf hash is already in the log (or earlier in this batch) are not
@@ -310,7 +314,11 @@ class LogStore:
                 created: list[bool] = []
                 new_entries: list[bytes] = []
                 seen: dict[bytes, int] = {}
-                for data in entries:
+                for pos, data in enumerate(entries):
+                    blob = blobs[pos] if blobs is not None else None
+                    if blob is not None:  # content-addressed: storing it again is a no-op
+                        txn.put(hashlib.sha256(blob).digest(), blob, db=self.attest,
+                                overwrite=False)
                     lh = leaf_hash(data)
                     idx = seen.get(lh)
                     if idx is None:
@@ -378,6 +386,11 @@ class LogStore:
         if size % TILE_WIDTH:
             start = size - size % TILE_WIDTH
             yield size >> TILE_HEIGHT, encode_bundle(self._edge_entries(txn, start, size - start))
+
+    def attestation(self, digest: bytes) -> bytes | None:
+        """The canonical envelope with this SHA-256, if stored."""
+        with self.env.begin() as txn:
+            return txn.get(digest, db=self.attest)
 
     # --- search index (derived data) ----------------------------------------------------
 

@@ -82,8 +82,11 @@ class Submitter:
                 await self._task
         self._fail_all(SequencerUnavailable("the log is shutting down"))
 
-    async def submit(self, data: bytes) -> Receipt:
-        """Append `data` (or find it) and return its receipt once durable and signed."""
+    async def submit(self, data: bytes, blob: bytes | None = None) -> Receipt:
+        """Append `data` (or find it) and return its receipt once durable and signed.
+
+        `blob` (a DSSE envelope in canonical form) is stored with the entry, atomically.
+        """
         lh = merkle.leaf_hash(data)
         existing = self.store.lookup(lh)
         if existing is not None:
@@ -96,7 +99,7 @@ class Submitter:
         req_id = next(self._ids)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = (fut, lh)
-        self._send(encode(["a", req_id, data]))
+        self._send(encode(["a", req_id, data, blob]))
         # A timer instead of asyncio.wait_for: no extra task per submission on the hot path.
         timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, req_id)
         try:

@@ -1,7 +1,8 @@
 """Framing between HTTP workers and the sequencer process: u32be length || msgpack. Pure.
 
 Worker -> sequencer:
-    ["a", req_id, entry_bytes]          append (or find) an entry
+    ["a", req_id, entry_bytes, blob]    append (or find) an entry; blob: its DSSE envelope
+                                        (stored content-addressed with it) or None
     ["s", req_id]                       ask for the sequencer's metrics text
 Sequencer -> worker:
     ["b", size, checkpoint, [[req_id, index, created], ...]]
@@ -17,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-MAX_FRAME = 16 << 20
+MAX_FRAME = 128 << 20  # a frame may carry a whole (up to 64 MiB) envelope
 _LEN = struct.Struct(">I")
 
 
