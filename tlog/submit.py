@@ -17,7 +17,7 @@ from typing import Any
 
 from client import merkle
 from tlog.storage import LogStore
-from tlog.wire import FrameError, FrameReader, encode
+from tlog.wire import FrameError, FrameReader, encode, encode_parts
 
 log = logging.getLogger("tlog.submit")
 
@@ -99,7 +99,13 @@ class Submitter:
         req_id = next(self._ids)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = (fut, lh)
-        self._send(encode(["a", req_id, data, blob]))
+        if blob is not None and len(blob) > (1 << 20):
+            self._flush()  # keep frame order; then write the large frame without copying it
+            if self._writer is not None:
+                for part in encode_parts(["a", req_id, data, blob]):
+                    self._writer.write(part)
+        else:
+            self._send(encode(["a", req_id, data, blob]))
         # A timer instead of asyncio.wait_for: no extra task per submission on the hot path.
         timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, req_id)
         try:

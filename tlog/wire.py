@@ -27,10 +27,16 @@ class FrameError(Exception):
 
 
 def encode(msg: list[Any]) -> bytes:
+    return b"".join(encode_parts(msg))
+
+
+def encode_parts(msg: list[Any]) -> tuple[bytes, bytes]:
+    """Header and body of a frame, to be written one after the other without joining them
+    (a frame may hold a large envelope: no extra copy)."""
     body = msgpack.packb(msg, use_bin_type=True)
     if len(body) > MAX_FRAME:
         raise FrameError("frame too large")
-    return _LEN.pack(len(body)) + body
+    return _LEN.pack(len(body)), body
 
 
 class FrameReader:
@@ -52,10 +58,15 @@ class FrameReader:
                 raise FrameError("frame too large")
             if len(buf) - pos - 4 < n:
                 break
+            view = memoryview(buf)
+            part = view[pos + 4 : pos + 4 + n]  # decoded in place: no copy of a large frame
             try:
-                msg = msgpack.unpackb(bytes(buf[pos + 4 : pos + 4 + n]), raw=False)
+                msg = msgpack.unpackb(part, raw=False)
             except (ValueError, msgpack.UnpackException) as exc:
                 raise FrameError("undecodable frame") from exc
+            finally:
+                part.release()
+                view.release()
             if not isinstance(msg, list) or not msg:
                 raise FrameError("frame is not a message")
             out.append(msg)
