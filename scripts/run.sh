@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/tlog serve --data-dir "${TLOG_DATA:-./tlog-data}" --listen "${TLOG_LISTEN:-127.0.0.1:8080}" --allow-raw "$@"
+exec .venv/bin/tlog serve --data-dir "${TLOG_DATA:-./tlog-data}" --listen "${TLOG_LISTEN:-127.0.0.1:8080}" "$@"

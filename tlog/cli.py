@@ -87,9 +87,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
     print(f"tlog: verifier key {vkey}")
     print(f"tlog: listening on {url}", flush=True)
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "dsse-entry.json"
+    if example.exists():
+        print(f"  submit:  curl -s -X POST {url}/v1/entries --data-binary @{example} > receipt.json")
     if config.allow_raw:
         print(f"  submit:  curl -s -X POST {url}/v1/entries -d '{{\"raw\":\"aGVsbG8=\"}}' > receipt.json")
-        print(f"  verify:  tlog-client verify-receipt receipt.json --vkey '{vkey}'")
+    print(f"  verify:  tlog-client verify-receipt receipt.json --vkey '{vkey}'")
     print(f"  checkpoint: curl -s {url}/checkpoint", flush=True)
 
     import uvicorn
