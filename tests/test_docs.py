@@ -33,3 +33,19 @@ def test_leaf_format_worked_example_recomputes() -> None:
     digest = hashlib.sha256(sub.canonical).hexdigest()
     assert f"/v1/attestations/{digest}" in doc
     assert base64.b64encode(merkle.leaf_hash(sub.leaf)).decode() in doc
+
+
+def test_example_request_body_is_the_worked_example() -> None:
+    from pathlib import Path
+
+    import orjson
+
+    from client import attest
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "leaf-format.md").read_text()
+    body = orjson.loads((root / "docs" / "examples" / "dsse-entry.json").read_bytes())
+    assert set(body) == {"dsse", "verifiers"}
+    assert body["dsse"] == orjson.loads(_block(doc, "json example-envelope"))
+    leaf = attest.check_dsse(body["dsse"], body["verifiers"]).leaf
+    assert leaf[2:].decode() == _block(doc, "text example-leaf-record")
