@@ -6,13 +6,15 @@ verifier needs to recompute its leaf: parse strictly, verify signatures, build t
 Leaf format v1 (docs/leaf-format.md): ``0x01 || kind || RFC 8785 JSON record``, kind 0x01
 for DSSE and 0x02 for hashedrekord. The record holds only *verified* signatures with their
 keys, the digest of the payload and, for DSSE, the content address of the whole envelope,
-which the log serves at /v1/attestations/<hex>. It copies at most 16 signatures and 64
-subjects so it stays well under the 65,535-byte tile entry limit; anything beyond is still
-committed to through the envelope's digest.
+which the log serves at /v1/attestations/<hex>. It copies at most 16 signatures (RSA keys
+are capped at 4096 bits) and at most 64 subjects within a 32 KiB budget, so it stays under
+the 65,535-byte tile entry limit; anything beyond is still committed to through the
+envelope's digest.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ MAX_ENVELOPE_SIGNATURES = 16
 MAX_VERIFIERS = 8
 MAX_LEAF_SUBJECTS = 64
 MAX_DIGESTS_PER_SUBJECT = 4
+SUBJECTS_BUDGET = 32 * 1024  # bytes of subject records copied into one leaf
 MAX_PEM = 16 * 1024
 MAX_LEAF = 0xFFFF
 MIN_RSA_BITS, MAX_RSA_BITS = 2048, 4096
@@ -191,11 +194,15 @@ class Envelope:
 
     def canonical(self) -> bytes:
         """The envelope in canonical form (RFC 8785, standard base64): what the log stores."""
-        return canonicalize({
-            "payload": b64encode(self.payload),
+        rest = canonicalize({
             "payloadType": self.payload_type,
             "signatures": [{"keyid": kid, "sig": b64encode(sig)} for kid, sig in self.signatures],
         })
+        # JCS puts "payload" first (it sorts before "payloadType"), and base64 needs no
+        # escaping: splice the payload in as bytes, so a large one is copied once, not as
+        # str, quoted str, joined str and encoded bytes in turn.
+        return b"".join((b'{"payload":"', binascii.b2a_base64(self.payload, newline=False),
+                         b'",', rest[1:]))
 
     def digest(self) -> str:
         """Content address of the envelope: hex SHA-256 of its canonical form."""
@@ -325,11 +332,19 @@ def dsse_leaf(env: Envelope, verified: list[tuple[PublicKey, bytes]],
         "signatures": [_sig_record(k, s) for k, s in verified[:MAX_ENVELOPE_SIGNATURES]],
     }
     if statement is not None:
+        # Copy subjects in order while they fit the budget (and the count cap): the leaf
+        # then always fits a tile entry, whatever the Statement holds.
+        subjects: list[dict[str, Any]] = []
+        used = 0
+        for _, d in statement.subjects[:MAX_LEAF_SUBJECTS]:
+            subject = {"digest": dict(sorted(d.items())[:MAX_DIGESTS_PER_SUBJECT])}
+            used += len(canonicalize(subject)) + 1
+            if used > SUBJECTS_BUDGET:
+                break
+            subjects.append(subject)
         record["statement"] = {
             "predicate_type": statement.predicate_type,
-            "subjects": [
-                {"digest": dict(sorted(d.items())[:MAX_DIGESTS_PER_SUBJECT])}
-                for _, d in statement.subjects[:MAX_LEAF_SUBJECTS]],
+            "subjects": subjects,
             "subjects_total": len(statement.subjects),
         }
     return _leaf(KIND_DSSE, record)

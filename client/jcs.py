@@ -53,11 +53,11 @@ def _encode(v: Any, out: list[str]) -> None:
         out.append("]")
     elif isinstance(v, dict):
         out.append("{")
+        if not all(isinstance(k, str) for k in v):
+            raise TypeError("JSON object keys must be strings")
         # JCS orders keys by their UTF-16 code units.
         keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
         for i, k in enumerate(keys):
-            if not isinstance(k, str):
-                raise TypeError("JSON object keys must be strings")
             if i:
                 out.append(",")
             out.append(_string(k))

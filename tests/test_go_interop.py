@@ -14,9 +14,7 @@ Without Go these tests are skipped, unless REQUIRE_GO=1 or CI is set: then they 
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,15 +24,12 @@ import pytest
 from client.encoding import b64encode
 from client.note import Ed25519Signer, sign_note
 from tests.conftest import ORIGIN, SEED
+from tests.gobuild import build_go
 from tests.serverproc import ServerProc
 from tlog.keys import write_key
 from tlog.storage import LogStore, tile_key
 
 pytestmark = pytest.mark.go
-
-GO_SRC = Path(__file__).parent / "go"
-SYSTEM_GOPATH = Path("/usr/share/gocode")
-X_MOD = SYSTEM_GOPATH / "src/golang.org/x/mod/sumdb"
 
 # Sizes the log grows through: small trees, both sides of the first level-0 tile boundary,
 # a partial tile, both sides of the first level-1 tile boundary, and partials above it.
@@ -49,44 +44,10 @@ BulkLog = tuple[LogStore, Ed25519Signer, ServerProc]
 """This process's store on the log, the log's signer, and the server serving it."""
 
 
-def _require_go() -> bool:
-    if os.environ.get("REQUIRE_GO") == "1":
-        return True
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
-
-
-def _missing_go() -> str | None:
-    if shutil.which("go") is None:
-        return "the go toolchain is not installed"
-    if not (X_MOD / "note").is_dir() or not (X_MOD / "tlog").is_dir():
-        return f"golang.org/x/mod is not at {X_MOD} (apt install golang-golang-x-mod-dev)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def tlogcheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Go checker, built offline in GOPATH mode into a temp dir."""
-    reason = _missing_go()
-    if reason is not None:
-        if _require_go():
-            pytest.fail(f"REQUIRE_GO=1 or CI is set but {reason}")
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("go")
-    binary = out / "tlogcheck"
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": f"{GO_SRC}:{SYSTEM_GOPATH}",
-        "GOCACHE": str(out / "cache"),
-        "GOFLAGS": "",
-        "GOPROXY": "off",
-    }
-    if shutil.which(os.environ.get("CC", "gcc")) is None:
-        env["CGO_ENABLED"] = "0"  # slower (rebuilds net), but needs no C compiler
-    proc = subprocess.run(["go", "build", "-o", str(binary), "tlogcheck"], env=env,
-                          cwd=out, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, f"go build failed:\n{proc.stdout}{proc.stderr}"
-    return binary
+    return build_go("tlogcheck", tmp_path_factory)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ ENTRY_KINDS = {"raw": {"raw"}, "dsse": {"dsse", "verifiers"}, "hashedrekord": {"
 SEARCH_FIELDS = {
     "subject": re.compile(r"[A-Za-z0-9_+-]{1,32}:[0-9a-f]{1,256}\Z"),
     "signer": re.compile(r"sha256:[0-9a-f]{64}\Z"),
-    "predicate_type": re.compile(r"[\x21-\x7e]{1,1024}\Z"),
+    "predicate_type": re.compile(r"[^\x00-\x20\x7f]{1,1024}\Z"),
 }
 OCTETS = "application/octet-stream"
 IMMUTABLE = "public, max-age=31536000, immutable"
