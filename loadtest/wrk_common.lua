@@ -1,9 +1,10 @@
--- Shared helpers for the bench_core.py wrk scripts (loaded with dofile by each scenario).
+-- Shared helpers for the bench_core.py / bench_attest.py wrk scripts (loaded with dofile by
+-- each scenario).
 --
 -- Every scenario script gets: thread ids (`tid`, set in setup before init runs), a standard
 -- base64 encoder, C2SP tile index formatting, and a done() that prints one machine-readable line:
 --   BENCH_JSON {"requests":..,"latency_us":{..},"errors":{..},"statuses":{"201":..}}
--- bench_core.py parses that line; wrk's own text summary is printed as usual.
+-- benchlib.run_wrk parses that line; wrk's own text summary is printed as usual.
 -- "statuses" is filled only by scripts that define a global response() counting into the
 -- per-thread table `statuses` (wrk decides whether to call response() from the top-level
 -- definitions, so a script must define it at load time, not in init()).
@@ -69,15 +70,21 @@ end
 
 function done(summary, latency, requests)
    local e = summary.errors
+   -- A scenario script may define a global bench_extra(threads) returning more JSON members
+   -- ('"key":value,...'), e.g. per-thread counters read with thread:get().
+   local extra = ""
+   if type(bench_extra) == "function" then
+      extra = "," .. bench_extra(threads)
+   end
    io.write(string.format(
       'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,'
          .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
          .. '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"p50":%d,"p75":%d,"p90":%d,'
-         .. '"p99":%d,"p999":%d,"max":%d},"statuses":%s}\n',
+         .. '"p99":%d,"p999":%d,"max":%d},"statuses":%s%s}\n',
       summary.requests, summary.duration, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency.min, latency.mean, latency.stdev,
       latency:percentile(50), latency:percentile(75), latency:percentile(90),
       latency:percentile(99), latency:percentile(99.9), latency.max,
-      json_statuses()))
+      json_statuses(), extra))
 end

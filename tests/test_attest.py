@@ -15,8 +15,10 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, utils, x25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from client import attest
+from client import attest, jcs
 from client.attest import (
     EntryError,
     EntrySignatureError,
@@ -673,3 +675,19 @@ def test_jcs_matches_sorted_json_for_ascii_keys() -> None:
              "y": {}, "x": "\u00e9\u0001"}, "payload_type": "application/vnd.in-toto+json"}
     assert canonicalize(value) == _jcs_ref(value)
     assert canonicalize(orjson.loads(canonicalize(value))) == canonicalize(value)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_jcs_fast_path_equals_reference(value: object) -> None:
+    """orjson's fast path must give the reference JCS bytes, including non-ASCII keys
+    (which sort by UTF-16 code units) and control characters."""
+    assert jcs.canonicalize(value) == jcs.canonicalize_reference(value)
