@@ -151,13 +151,7 @@ def verify_message(key: PublicKey, sig: bytes, msg: bytes) -> bool:
             return True
         if key.kind.startswith("ecdsa"):
             alg = hashes.SHA256() if key.kind == "ecdsa-p256" else hashes.SHA384()
-            for candidate in _ecdsa_der(sig, key.key):
-                try:
-                    key.key.verify(candidate, msg, ec.ECDSA(alg))
-                    return True
-                except InvalidSignature:
-                    continue
-            return False
+            return _verify_ecdsa(key.key, sig, msg, alg)
         return _verify_rsa(key.key, sig, msg, hashes.SHA256())
     except (InvalidSignature, nacl.exceptions.BadSignatureError, ValueError):
         return False
@@ -170,16 +164,20 @@ def verify_digest(key: PublicKey, sig: bytes, digest: bytes) -> bool:
     prehashed = utils.Prehashed(hashes.SHA256())
     try:
         if key.kind.startswith("ecdsa"):
-            for candidate in _ecdsa_der(sig, key.key):
-                try:
-                    key.key.verify(candidate, digest, ec.ECDSA(prehashed))
-                    return True
-                except InvalidSignature:
-                    continue
-            return False
+            return _verify_ecdsa(key.key, sig, digest, prehashed)
         return _verify_rsa(key.key, sig, digest, prehashed)
     except (InvalidSignature, ValueError):
         return False
+
+
+def _verify_ecdsa(key: ec.EllipticCurvePublicKey, sig: bytes, msg: bytes, alg: Any) -> bool:
+    for candidate in _ecdsa_der(sig, key):
+        try:
+            key.verify(candidate, msg, ec.ECDSA(alg))
+            return True
+        except InvalidSignature:
+            continue
+    return False
 
 
 def _verify_rsa(key: rsa.RSAPublicKey, sig: bytes, msg: bytes, alg: Any) -> bool:
