@@ -265,7 +265,11 @@ def verify_envelope(env: Envelope, keys: list[PublicKey]) -> list[tuple[PublicKe
     """Every (key, signature) pair that verifies over the PAE; at least one must."""
     msg = pae(env.payload_type, env.payload)
     verified: list[tuple[PublicKey, bytes]] = []
+    seen: set[bytes] = set()
     for _, sig in env.signatures:
+        if sig in seen:  # the same signature twice proves nothing more: record it once
+            continue
+        seen.add(sig)
         for key in keys:
             if verify_message(key, sig, msg):
                 verified.append((key, sig))

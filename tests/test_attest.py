@@ -423,10 +423,15 @@ def test_malformed_envelopes(name: str) -> None:
 
 def test_sixteen_signatures_is_the_limit(signers: dict[str, Signer]) -> None:
     s = signers["ed25519"]
-    env = envelope(statement([SUBJECT_A]), [s] * 16)
-    sub = attest.check_dsse(env, [s.pem])
+    ecdsa = signers["ecdsa-p256"]  # ECDSA signatures are randomised: 16 distinct ones
+    env = envelope(statement([SUBJECT_A]), [ecdsa] * 16)
+    sub = attest.check_dsse(env, [ecdsa.pem])
     info = attest.parse_leaf(sub.leaf)
     assert info is not None and len(info.record["signatures"]) == 16
+    # The same (deterministic Ed25519) signature repeated is recorded once.
+    same = envelope(statement([SUBJECT_A]), [s] * 16)
+    info = attest.parse_leaf(attest.check_dsse(same, [s.pem]).leaf)
+    assert info is not None and len(info.record["signatures"]) == 1
     env["signatures"].append(env["signatures"][0])
     with pytest.raises(EntryError) as ei:
         attest.check_dsse(env, [s.pem])
