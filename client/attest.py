@@ -45,6 +45,8 @@ SUBJECTS_BUDGET = 32 * 1024  # bytes of subject records copied into one leaf
 MAX_PEM = 16 * 1024
 MAX_LEAF = 0xFFFF
 MIN_RSA_BITS, MAX_RSA_BITS = 2048, 4096
+RSA_EXPONENTS = (3, 65537)
+PREDICATE_TYPE = re.compile(r"[^\x00-\x20\x7f]{1,1024}\Z")  # a URI: no spaces or controls
 
 _HEX = re.compile(r"[0-9a-f]+\Z")
 _ALG = re.compile(r"[A-Za-z0-9_+-]{1,32}\Z")
@@ -104,7 +106,7 @@ def load_public_key(pem: str) -> PublicKey:
     return _load_public_key(pem)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _load_public_key(pem: str) -> PublicKey:
     text = pem.strip()
     if not text.startswith("-----BEGIN PUBLIC KEY-----") or text.count("-----BEGIN") != 1:
@@ -126,6 +128,9 @@ def _load_public_key(pem: str) -> PublicKey:
     if isinstance(key, rsa.RSAPublicKey):
         if not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
             raise UnsupportedKeyError(f"RSA keys must have {MIN_RSA_BITS}-{MAX_RSA_BITS} bits")
+        if key.public_numbers().e not in RSA_EXPONENTS:
+            # A huge exponent makes every verification slow: a denial of service.
+            raise UnsupportedKeyError("RSA public exponent must be 3 or 65537")
         return PublicKey(der, key, "rsa")
     raise UnsupportedKeyError(f"{type(key).__name__} keys are not supported")
 
@@ -258,7 +263,11 @@ def parse_envelope(doc: Any) -> Envelope:
 def load_verifiers(pems: Any) -> list[PublicKey]:
     if not isinstance(pems, list) or not 1 <= len(pems) <= MAX_VERIFIERS:
         raise EntryError(f"verifiers must be a list of 1-{MAX_VERIFIERS} PEM public keys")
-    return [load_public_key(p) for p in pems]
+    keys: dict[bytes, PublicKey] = {}
+    for p in pems:
+        key = load_public_key(p)
+        keys.setdefault(key.der, key)  # the same key twice would only cost verifications
+    return list(keys.values())
 
 
 def verify_envelope(env: Envelope, keys: list[PublicKey]) -> list[tuple[PublicKey, bytes]]:
@@ -302,8 +311,9 @@ def parse_statement(payload: bytes) -> Statement:
         raise StatementMismatchError("payloadType is in-toto but the payload is not an in-toto "
                                      "Statement (_type)")
     ptype = doc.get("predicateType")
-    if not isinstance(ptype, str) or not ptype or len(ptype) > 1024:
-        raise StatementMismatchError("the Statement has no predicateType")
+    if not isinstance(ptype, str) or not PREDICATE_TYPE.match(ptype):
+        raise StatementMismatchError("the Statement needs a predicateType URI (1-1024 "
+                                     "characters, no spaces or control characters)")
     subjects = doc.get("subject")
     if not isinstance(subjects, list) or not subjects:
         raise StatementMismatchError("the Statement has no subjects")

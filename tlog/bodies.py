@@ -29,53 +29,60 @@ def _too_large(limit: int) -> APIError:
     return APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
 
 
+def declared_length(request: Request, limit: int) -> int | None:
+    """Content-Length, if given: 400 if malformed, 413 if over `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        n = parse_decimal(declared, what="Content-Length")
+    except MalformedError as exc:
+        raise bad_request("bad_request", "invalid Content-Length") from exc
+    if n > limit:
+        raise _too_large(limit)
+    return n
+
+
+def is_large(request: Request, limit: int) -> bool:
+    """Whether the body will be spooled (over the threshold, or of unknown length)."""
+    n = declared_length(request, limit)
+    return n is None or n > SPOOL_THRESHOLD
+
+
 @contextlib.asynccontextmanager
 async def request_body(request: Request, *, limit: int, timeout: float,
-                       large: asyncio.Semaphore, spool_dir: str | None = None,
-                       ) -> AsyncIterator[bytes | memoryview]:
-    """The body as bytes (small) or a read-only memoryview over a spooled file (large)."""
-    declared = request.headers.get("content-length")
-    size_hint = None
-    if declared is not None:
+                       spool_dir: str | None = None) -> AsyncIterator[bytes | memoryview]:
+    """The body as bytes (small) or a read-only memoryview over a spooled file (large).
+
+    The caller bounds how many large bodies are in flight (see `is_large`).
+    """
+    size_hint = declared_length(request, limit)
+    if size_hint is not None and size_hint <= SPOOL_THRESHOLD:
         try:
-            size_hint = parse_decimal(declared, what="Content-Length")
-        except MalformedError as exc:
-            raise bad_request("bad_request", "invalid Content-Length") from exc
-        if size_hint > limit:
-            raise _too_large(limit)
-    try:
-        async with asyncio.timeout(timeout):
-            if size_hint is not None and size_hint <= SPOOL_THRESHOLD:
+            async with asyncio.timeout(timeout):
                 # The HTTP parser never delivers more than Content-Length bytes.
-                body: bytes | None = await request.body()
-            else:
-                body = None
-                await large.acquire()
-    except TimeoutError:
-        raise APIError(408, "request_timeout", f"request body not received within {timeout:g} s"
-                       ) from None
-    if body is not None:
+                body = await request.body()
+        except TimeoutError:
+            raise APIError(408, "request_timeout",
+                           f"request body not received within {timeout:g} s") from None
         yield body
         return
-    try:
-        with tempfile.TemporaryFile(dir=spool_dir) as f:
+    with tempfile.TemporaryFile(dir=spool_dir) as f:
+        try:
+            async with asyncio.timeout(timeout):
+                total = await _spool(request, f, limit)
+        except TimeoutError:
+            raise APIError(408, "request_timeout",
+                           f"request body not received within {timeout:g} s") from None
+        if total == 0:
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), total, access=mmap.ACCESS_READ) as m:
+            view = memoryview(m)
             try:
-                async with asyncio.timeout(timeout):
-                    total = await _spool(request, f, limit)
-            except TimeoutError:
-                raise APIError(408, "request_timeout",
-                               f"request body not received within {timeout:g} s") from None
-            if total == 0:
-                yield b""
-                return
-            with mmap.mmap(f.fileno(), total, access=mmap.ACCESS_READ) as m:
-                view = memoryview(m)
-                try:
-                    yield view
-                finally:
-                    view.release()
-    finally:
-        large.release()
+                yield view
+            finally:
+                view.release()
 
 
 async def _spool(request: Request, f: object, limit: int) -> int:

@@ -8,6 +8,7 @@ checkpoint all agree with what the entries imply.
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from client.tiletree import TileTree
 from tlog.storage import LogStore, tile_key
 
 _U64 = struct.Struct(">Q")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 @dataclass
@@ -107,7 +109,7 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
                 if info is not None and info.kind == KIND_DSSE:
                     digest = str(info.record.get("attestation", ""))
                     blob = txn.get(bytes.fromhex(digest), db=store.attest) \
-                        if len(digest) == 64 else None
+                        if _HEX64.match(digest) else None
                     if blob is None or hashlib.sha256(blob).hexdigest() != digest:
                         report.problem(f"entry {index}: its envelope {digest} is missing or "
                                        "does not match its digest")

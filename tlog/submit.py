@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 from dataclasses import dataclass
@@ -89,7 +90,11 @@ class Submitter:
         """
         lh = merkle.leaf_hash(data)
         existing = self.store.lookup(lh)
-        if existing is not None:
+        # An entry already logged is answered here, unless it brings an envelope the log
+        # does not hold yet: then the sequencer stores it (an acknowledged attestation
+        # always has its envelope).
+        if existing is not None and (
+                blob is None or self.store.attestation(hashlib.sha256(blob).digest()) is not None):
             return self._receipt_for_existing(existing, lh)
         writer = self._writer
         if writer is None or writer.is_closing():
