@@ -60,10 +60,6 @@ class TileRef:
     index: int
     width: int = TILE_WIDTH
 
-    @property
-    def is_entries(self) -> bool:
-        return self.level is None
-
     def path(self) -> str:
         head = "tile/entries/" if self.level is None else f"tile/{self.level}/"
         tail = "" if self.width == TILE_WIDTH else f".p/{self.width}"
@@ -119,11 +115,6 @@ def tile_width_at(level: int, index: int, size: int) -> int:
     return 0
 
 
-def bundle_width_at(index: int, size: int) -> int:
-    """How many entries bundle `index` holds in the tree of `size` leaves."""
-    return tile_width_at(0, index, size)
-
-
 def tiles_for_size(size: int) -> list[TileRef]:
     """Every hash tile that exists for a tree of `size` leaves (full ones and one partial per level)."""
     out: list[TileRef] = []
@@ -163,21 +154,9 @@ def split_hashes(tile: bytes) -> list[bytes]:
     return [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
 
 
-def node_from_tile(tile: bytes, sub: int, offset: int) -> bytes:
-    """Hash of the node at `sub` levels above the bottom of `tile`, at position `offset`."""
-    lo = (offset << sub) * HASH_SIZE
-    hi = ((offset + 1) << sub) * HASH_SIZE
-    if hi > len(tile):
-        raise MalformedError("tile is too short for the requested node")
-    if sub == 0:
-        return tile[lo:hi]
-    return fold_perfect(split_hashes(tile[lo:hi]))
-
-
 # --- interior levels, stored beside each tile so proofs need no re-hashing --------------------
 
-INTERIOR_SLOTS = TILE_WIDTH - 1  # levels 1..7 of a tile: 128 + 64 + ... + 2 slots
-INTERIOR_SIZE = (TILE_WIDTH - 2) * HASH_SIZE  # level 8 (the tile root) is not kept here
+INTERIOR_SIZE = (TILE_WIDTH - 2) * HASH_SIZE  # levels 1..7: 128 + 64 + ... + 2 = 254 hashes
 
 
 def interior_slot(sub: int, offset: int) -> int:

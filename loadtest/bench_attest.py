@@ -54,7 +54,6 @@ import math
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,13 +72,14 @@ from benchlib import (
     ServerProc,
     check_append,
     fmt_table,
-    fsck,
     group_ticks_by_pid,
+    healthz_baseline,
     preload,
     run_wrk,
     sequencer_stats,
     server_roles,
     start_server,
+    teardown,
     thread_ticks,
     tree_size,
     warm,
@@ -909,21 +909,9 @@ def main(argv: list[str] | None = None) -> int:
                     report["thread_states"] = overlap
         completed = True
     finally:
-        if server is not None:
-            server.stop()
-        if server is not None or data_dir.exists():
-            print("bench: server stopped; running tlog fsck...", flush=True)
-            try:
-                fsck_result = fsck(data_dir)
-            except OSError as exc:
-                fsck_result = {"passed": False, "output": str(exc)}
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"bench: kept {tmp}")
+        fsck_result = teardown(server, data_dir, tmp, keep=args.keep) or fsck_result
 
-    hz = [r.rps for r in results if r.scenario == "healthz"]
-    baseline = statistics.mean(hz) if hz else 0.0
+    baseline = healthz_baseline(results)
     for r in results + profiled:
         r.ratio = r.rps / baseline if baseline else None
 
@@ -947,7 +935,8 @@ def main(argv: list[str] | None = None) -> int:
           f"cpus {NCPU}; code {code['commit']}"
           + (f" + {len(code['modified'])} modified file(s)" if code["modified"] else ""))
     print(fmt_table(results + profiled, baseline))
-    print(f"baseline /healthz = mean of {[round(x) for x in hz]} = {baseline:,.0f} req/s")
+    hz = [round(r.rps) for r in results if r.scenario == "healthz"]
+    print(f"baseline /healthz = mean of {hz} = {baseline:,.0f} req/s")
     print()
     print("server CPU split (cores): HTTP workers / sequencer / supervisor; worker event-loop "
           "threads vs other worker threads (tlog-verify pool); runq wait = server threads "

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -48,11 +47,12 @@ from benchlib import (
     ServerProc,
     check_append,
     fmt_table,
-    fsck,
     group_ticks,
+    healthz_baseline,
     preload,
     run_wrk,
     sequencer_stats,
+    teardown,
     tree_size,
     warm,
 )
@@ -170,21 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         run("healthz(after)", "healthz", "wrk_get.lua", [])
         completed = True
     finally:
-        if server is not None:
-            server.stop()
-        if server is not None or data_dir.exists():
-            print("bench: server stopped; running tlog fsck...", flush=True)
-            try:
-                fsck_result = fsck(data_dir)
-            except OSError as exc:
-                fsck_result = {"passed": False, "output": str(exc)}
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"bench: kept {tmp}")
+        fsck_result = teardown(server, data_dir, tmp, keep=args.keep) or fsck_result
 
-    hz = [r.rps for r in results if r.scenario == "healthz"]
-    baseline = statistics.mean(hz) if hz else 0.0
+    baseline = healthz_baseline(results)
     for r in results:
         r.ratio = r.rps / baseline if baseline else None
 
@@ -192,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tlog bench_core: workers={args.workers} wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s, preload {args.preload}, cpus {NCPU}")
     print(fmt_table(results, baseline))
-    print(f"baseline /healthz = mean of {[round(x) for x in hz]} = {baseline:,.0f} req/s")
+    hz = [round(r.rps) for r in results if r.scenario == "healthz"]
+    print(f"baseline /healthz = mean of {hz} = {baseline:,.0f} req/s")
     goal_lines = []
     for r in results:
         if r.scenario in GOALS and r.ratio is not None:

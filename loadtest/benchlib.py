@@ -20,6 +20,8 @@ import os
 import random
 import re
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -450,3 +452,27 @@ def fmt_table(results: list[RunResult], baseline: float) -> str:
             f"{r.server_us_per_req:>11.0f}{r.cpu['wrk_cores']:>10.2f}{r.cpu['bg_cores']:>6.2f}"
             f"{r.cpu['steal_cores']:>6.2f}")
     return "\n".join(lines)
+
+
+def teardown(server: Any, data_dir: Path, tmp: Path, *, keep: bool) -> dict[str, Any] | None:
+    """Stop the server, fsck its data dir (None if there was none), remove or keep `tmp`."""
+    result = None
+    if server is not None:
+        server.stop()
+    if server is not None or data_dir.exists():
+        print("bench: server stopped; running tlog fsck...", flush=True)
+        try:
+            result = fsck(data_dir)
+        except OSError as exc:
+            result = {"passed": False, "output": str(exc)}
+    if keep:
+        print(f"bench: kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def healthz_baseline(results: list[RunResult]) -> float:
+    """Mean /healthz rate of the runs: the same-run baseline every ratio is taken against."""
+    hz = [r.rps for r in results if r.scenario == "healthz"]
+    return statistics.mean(hz) if hz else 0.0

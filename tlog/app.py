@@ -34,7 +34,14 @@ from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
 from tlog.metrics import Counter, Gauge, Histogram, Registry
 from tlog.storage import LogStore
-from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable, Submitter
+from tlog.submit import (
+    Pushback,
+    Receipt,
+    SequencerRejected,
+    SequencerUnavailable,
+    Submitter,
+    latest_receipt,
+)
 
 log = logging.getLogger("tlog.app")
 
@@ -269,17 +276,11 @@ class LogApp:
     async def entry_receipt(self, request: Request) -> Response:
         """GET /v1/entries/<index>/receipt: a receipt against the latest checkpoint."""
         assert self.store is not None
-        store = self.store
         index = self._path_index(request)
-        with store.read_txn() as txn:
-            head = store.head_in(txn)
-            if index >= head.size:
-                raise not_found(f"no entry at index {index}")
-            leaf = store.entry_in(txn, index)
-            proof = merkle.inclusion_proof(index, head.size, store.node_reader(txn))
-            note = store.checkpoint_in(txn)
-        receipt = Receipt(index, merkle.leaf_hash(leaf), head.size, proof, note, False)
-        return _json(self._receipt_json(receipt, leaf))
+        found = latest_receipt(self.store, index)
+        if found is None:
+            raise not_found(f"no entry at index {index}")
+        return _json(self._receipt_json(*found))
 
     async def attestation(self, request: Request) -> Response:
         """GET /v1/attestations/<sha256 hex>: the canonical envelope, content-addressed."""

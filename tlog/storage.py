@@ -5,7 +5,7 @@ One environment, five named databases:
     meta      b"origin" -> UTF-8 origin; b"state" -> msgpack [size, root];
               b"checkpoint" -> the signed note for `state`
     tiles     u8 level || u64be index -> level-0 hashes of the tile (W·32 bytes, W <= 256)
-    interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 4064 bytes)
+    interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 254 hashes = 8128 bytes)
     bundles   u64be index -> full entry bundle (u16be length || entry, 256 times)
     edge      u64be leaf index -> entry, for the entries of the partial bundle only
     leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence

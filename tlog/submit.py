@@ -212,8 +212,20 @@ class Submitter:
                 fut.set_exception(exc)
 
     def _receipt_for_existing(self, index: int, lh: bytes) -> Receipt:
-        with self.store.read_txn() as txn:
-            head = self.store.head_in(txn)
-            note = self.store.checkpoint_in(txn)
-            proof = merkle.inclusion_proof(index, head.size, self.store.node_reader(txn))
-        return Receipt(index, lh, head.size, proof, note, created=False)
+        found = latest_receipt(self.store, index)
+        if found is None or found[0].leaf_hash != lh:
+            raise SequencerUnavailable("the leaf index disagrees with the log")  # cannot happen
+        return found[0]
+
+
+def latest_receipt(store: LogStore, index: int) -> tuple[Receipt, bytes] | None:
+    """The receipt of entry `index` against the latest checkpoint, and the entry's leaf;
+    None if the log is not that large. One read transaction: head, proof and note agree."""
+    with store.read_txn() as txn:
+        head = store.head_in(txn)
+        if index >= head.size:
+            return None
+        leaf = store.entry_in(txn, index)
+        proof = merkle.inclusion_proof(index, head.size, store.node_reader(txn))
+        note = store.checkpoint_in(txn)
+    return Receipt(index, merkle.leaf_hash(leaf), head.size, proof, note, created=False), leaf
