@@ -1,88 +1,419 @@
-"""`tlog-client`: check what a log hands out, offline.
+"""`tlog-client`: submit to a log, and verify what it hands out — offline or online.
 
-`verify-receipt` checks a write answer (`POST /v1/entries`) with nothing but the log's
-verifier key: the checkpoint signature, then the inclusion proof of the leaf against the
-checkpoint's root. With `--entry`, the leaf hash is recomputed from the entry bytes too.
+Exit codes (stable, for scripts and CI): 0 ok, 1 verification failed (bad signature or
+proof, policy not met, inconsistent log), 2 usage or input error, 3 network error.
+
+Online commands read only the C2SP API (checkpoint, tiles, entry bundles) and compute every
+proof themselves; each new checkpoint must be consistent with the newest one stored in the
+trust state directory (`--state`, default `$TLOG_CLIENT_STATE` or
+`~/.local/state/tlog-client`), else the command fails with the evidence.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from client import merkle
-from client.checkpoint import open_checkpoint
-from client.encoding import b64decode_std
-from client.errors import MalformedError, TlogError, VerificationError
-from client.note import parse_vkey
+from client.attest import INTOTO_PAYLOAD_TYPE, parse_leaf, search_keys
+from client.audit import full_audit, resume_path
+from client.encoding import b64encode
+from client.errors import (
+    ConsistencyError,
+    LogAPIError,
+    MalformedError,
+    NetworkError,
+    TlogError,
+)
+from client.logclient import LogClient
+from client.policy import TrustPolicy, load_policy
+from client.signing import dsse_submission, hashedrekord_submission, load_private_key
+from client.state import TrustState
+from client.verify import VerifiedCheckpoint, parse_receipt, verify_receipt, verify_receipt_doc
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 3
+MAX_INPUT_FILE = 256 << 20
 
 
-def verify_receipt_doc(doc: dict, vkeys: list[str], entry: bytes | None = None) -> tuple[int, int]:
-    """Verify a receipt document; returns (index, tree size). Raises TlogError subclasses."""
+class UsageError(Exception):
+    """Bad arguments or unreadable input files (exit 2)."""
+
+
+def _read(path: str, what: str) -> bytes:
     try:
-        verifiers = [parse_vkey(v) for v in vkeys]
-        index = doc["index"]
-        leaf = b64decode_std(doc["leaf_hash"], length=32, what="leaf_hash")
-        proof_doc = doc["inclusion_proof"]
-        hashes = [b64decode_std(h, length=32, what="proof hash") for h in proof_doc["hashes"]]
-        size = proof_doc["tree_size"]
-        note = doc["checkpoint"].encode("utf-8")
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise MalformedError(f"receipt is missing or has a malformed field: {exc}") from exc
-    if type(index) is not int or type(size) is not int or index < 0:  # JSON true is not 1
-        raise MalformedError("receipt index and tree_size must be integers")
-    origin = doc.get("origin", verifiers[0].name)
-    if origin != verifiers[0].name:
-        raise VerificationError(f"receipt is for log {origin!r}, the key is {verifiers[0].name!r}")
-    cp, _ = open_checkpoint(note, origin, verifiers)  # type: ignore[arg-type]
-    if cp.size != size:
-        raise VerificationError(f"proof is for size {size}, checkpoint is size {cp.size}")
-    if "leaf" in doc:
-        leaf_bytes = b64decode_std(doc["leaf"], what="leaf")
-        if merkle.leaf_hash(leaf_bytes) != leaf:
-            raise VerificationError("the receipt's leaf does not hash to its leaf_hash")
-        if entry is not None and entry != leaf_bytes:
-            raise VerificationError("the entry is not the receipt's leaf")
-    if entry is not None and merkle.leaf_hash(entry) != leaf:
-        raise VerificationError("entry does not hash to the receipt's leaf hash")
-    merkle.verify_inclusion(index, size, leaf, hashes, cp.root)
-    return index, size
+        with open(path, "rb") as f:
+            data = f.read(MAX_INPUT_FILE + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if len(data) > MAX_INPUT_FILE:
+        raise UsageError(f"{what} {path} is larger than {MAX_INPUT_FILE} bytes")
+    return data
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _emit(doc: Any) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _say(msg: str) -> None:
+    print(f"tlog-client: {msg}", file=sys.stderr)
+
+
+# --- shared setup ---------------------------------------------------------------------------
+
+
+def _policy(args: argparse.Namespace, required: bool = True) -> TrustPolicy | None:
+    if getattr(args, "policy", None):
+        return load_policy(args.policy)
+    if required:
+        raise UsageError("--policy is required (see docs/verifying.md)")
+    return None
+
+
+def _state(args: argparse.Namespace) -> TrustState | None:
+    if getattr(args, "no_state", False):
+        return None
+    if args.state:
+        return TrustState(args.state)
+    env = os.environ.get("TLOG_CLIENT_STATE")
+    if env:
+        return TrustState(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return TrustState(Path(base) / "tlog-client")
+
+
+def _client(args: argparse.Namespace, policy: TrustPolicy | None) -> LogClient:
+    url = args.log or (policy.url if policy else None)
+    if not url:
+        raise UsageError("no log URL: pass --log or set url in the policy")
+    return LogClient(url, policy, timeout=args.timeout, retries=args.retries)
+
+
+def _latest(client: LogClient, policy: TrustPolicy, state: TrustState | None) -> VerifiedCheckpoint:
+    """The log's verified checkpoint, proven consistent with (and stored in) the trust state."""
+    vc = client.checkpoint()
+    if state is not None:
+        adv = state.update(policy, vc, client.consistency_proof)
+        if adv.previous is None:
+            _say(f"trusting {policy.origin} at size {vc.size} for the first time (state: {state.dir})")
+        elif adv.moved:
+            _say(f"{policy.origin}: consistent {adv.previous.size} -> {vc.size}")
+    return vc
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    policy = _policy(args, required=False)
+    key = load_private_key(args.key)
+    data = _read(args.file, "file")
+    if args.kind == "dsse":
+        body = dsse_submission(key, data, args.payload_type)
+    else:
+        body = hashedrekord_submission(key, data)
+    with _client(args, policy) as client:
+        doc = client.submit(body)
+    out = Path(args.out or args.file + ".receipt.json")
+    envelope_out = None
+    if args.kind == "dsse":
+        envelope_out = out.with_name(out.name.removesuffix(".receipt.json") + ".dsse.json")
+        _write(envelope_out, orjson.dumps(body["dsse"]))
+    _write(out, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    if policy is not None:
+        vr = verify_receipt(doc, policy, envelope=body.get("dsse"),
+                            artifact=data if args.kind == "hashedrekord" else None)
+        _say(f"receipt verified: entry {vr.index} in checkpoint of size {vr.checkpoint.size}")
+    print(f"entry {doc.get('index')}: receipt saved to {out}"
+          + (f", envelope to {envelope_out}" if envelope_out else ""))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    assert policy is not None
+    receipt = parse_receipt(_read(args.receipt, "receipt"))
+    envelope = _read(args.envelope, "envelope") if args.envelope else None
+    artifact = _read(args.artifact, "artifact") if args.artifact else None
+    signers = {_signer_digest(s) for s in args.signer or []}
+    client = _client(args, policy) if args.online else None
+    try:
+        if client is not None:
+            client.check_log_kind()
+            if envelope is None and artifact is not None:
+                info = parse_leaf(receipt.leaf)
+                if info is not None and info.kind == 1:  # fetch the envelope by its address
+                    envelope = client.attestation(info.record["attestation"])
+        vr = verify_receipt(receipt, policy, envelope, artifact, signers=signers or None)
+        state = _state(args)
+        note = ""
+        if state is not None:
+            prove = client.consistency_proof if client is not None else None
+            adv = state.update(policy, vr.checkpoint, prove)
+            if not adv.moved and adv.current.size != vr.checkpoint.size and client is None:
+                note = f" (trusted state is at size {adv.current.size}; use --online to prove consistency)"
+    finally:
+        if client is not None:
+            client.close()
+    what = ", ".join(vr.checked) or "inclusion only"
+    signed = f", signed by {', '.join(vr.signers)}" if vr.signers else ""
+    print(f"ok: entry {vr.index} is in {policy.origin} at size {vr.checkpoint.size} "
+          f"[{what}]{signed}{note}")
+    return EXIT_OK
+
+
+def _signer_digest(value: str) -> str:
+    """A signer given as `sha256:<hex>` or as a PEM public key file."""
+    if value.startswith("sha256:"):
+        if len(value) != 71 or any(c not in "0123456789abcdef" for c in value[7:]):
+            raise UsageError("--signer sha256: needs 64 lowercase hex digits")
+        return value
+    from client.attest import load_public_key
+
+    return load_public_key(_read(value, "signer key").decode("ascii", "replace")).digest
 
 
 def cmd_verify_receipt(args: argparse.Namespace) -> int:
-    try:
-        doc = orjson.loads(Path(args.receipt).read_bytes())
-        entry = Path(args.entry).read_bytes() if args.entry else None
-    except (OSError, orjson.JSONDecodeError) as exc:
-        print(f"tlog-client: cannot read receipt: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        index, size = verify_receipt_doc(doc, args.vkey, entry)
-    except MalformedError as exc:
-        print(f"tlog-client: malformed: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except TlogError as exc:
-        print(f"tlog-client: verification FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    """The first, key-only form: `verify-receipt RECEIPT --vkey K [--entry LEAF]`."""
+    entry = _read(args.entry, "entry") if args.entry is not None else None
+    index, size = verify_receipt_doc(_read(args.receipt, "receipt"), args.vkey, entry)
     print(f"ok: entry {index} is included in the signed checkpoint of size {size}")
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tlog-client", description="Verify what a tlog log hands out.")
+def cmd_get(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    assert policy is not None
+    with _client(args, policy) as client:
+        vc = _latest(client, policy, _state(args))
+        if args.index >= vc.size:
+            raise UsageError(f"index {args.index} is not below the tree size {vc.size}")
+        receipt = client.prove_entry(args.index, vc)
+    doc = receipt.to_dict()
+    info = parse_leaf(receipt.leaf)
+    if info is not None:
+        doc["record"] = info.record
+    if args.receipt_out:
+        _write(Path(args.receipt_out), orjson.dumps(receipt.to_dict(), option=orjson.OPT_INDENT_2))
+    _emit(doc)
+    return EXIT_OK
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    assert policy is not None
+    with _client(args, policy) as client:
+        vc = _latest(client, policy, _state(args))
+        if args.index is not None:
+            size = args.size or vc.size
+            if size > vc.size or not 0 <= args.index < size:
+                raise UsageError(f"need index < size <= {vc.size}")
+            leaf = client.entry(args.index, size)
+            proof = client.inclusion_proof(args.index, size)
+            root = vc.root if size == vc.size else client.tree_root(size)
+            merkle.verify_inclusion(args.index, size, merkle.leaf_hash(leaf), proof, root)
+            doc: dict[str, Any] = {"index": args.index, "tree_size": size,
+                                   "leaf_hash": b64encode(merkle.leaf_hash(leaf)),
+                                   "hashes": [b64encode(h) for h in proof], "root": b64encode(root)}
+        else:
+            old, new = args.consistency
+            if not 0 <= old <= new <= vc.size:
+                raise UsageError(f"need 0 <= M <= N <= {vc.size}")
+            proof = client.consistency_proof(old, new)
+            old_root, new_root = client.tree_root(old), (vc.root if new == vc.size else client.tree_root(new))
+            merkle.verify_consistency(old, new, old_root, new_root, proof)
+            doc = {"old_size": old, "new_size": new, "old_root": b64encode(old_root),
+                   "new_root": b64encode(new_root), "hashes": [b64encode(h) for h in proof]}
+        doc["checkpoint"] = vc.note.decode()
+        doc["signed_root"] = (doc.get("tree_size", doc.get("new_size")) == vc.size)
+    _emit(doc)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search the log's index, then prove every hit: the index is derived data, never trusted."""
+    policy = _policy(args)
+    assert policy is not None
+    field, term = next((f, getattr(args, f)) for f in ("subject", "signer", "predicate_type")
+                       if getattr(args, f))
+    count = 0
+    with _client(args, policy) as client:
+        vc = _latest(client, policy, _state(args))
+        for index, leaf in client.search(field, term):
+            if index >= vc.size:
+                continue  # logged after the checkpoint we verified against
+            receipt = client.prove_entry(index, vc)
+            if receipt.leaf != leaf or (field, term) not in search_keys(leaf):
+                from client.errors import VerificationError
+
+                raise VerificationError(f"search hit {index} is not an entry matching {field}={term}")
+            info = parse_leaf(leaf)
+            sys.stdout.write(orjson.dumps({"index": index, "record": info.record if info else None,
+                                           "receipt": receipt.to_dict()}).decode() + "\n")
+            count += 1
+            if args.limit and count >= args.limit:
+                break
+    _say(f"{count} verified match(es) at tree size {vc.size}")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    policy = _policy(args)
+    assert policy is not None
+    state = _state(args)
+    with _client(args, policy) as client:
+        trusted = state.trusted(policy) if state else None
+        vc = _latest(client, policy, state)
+        if not args.full:
+            prev = trusted.size if trusted else None
+            print(f"ok: {policy.origin} at size {vc.size} is consistent with the trusted size {prev}"
+                  if prev is not None else f"ok: {policy.origin} at size {vc.size} (first seen)")
+            return EXIT_OK
+        resume = resume_path(state.dir, policy.origin) if state is not None else None
+        if resume is not None:
+            state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        report = full_audit(client, vc, trusted=trusted, resume=resume,
+                            progress=_progress_printer(args.quiet))
+    if not args.quiet:
+        sys.stderr.write("\n")
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.kinds.items())) or "none"
+    resumed = f" (resumed at {report.resumed_from})" if report.resumed_from else ""
+    print(f"ok: replayed {report.replayed} entries{resumed}; every tile and the root of size "
+          f"{report.size} recomputed ({report.rate:,.0f} entries/s, {report.seconds:.1f} s; {kinds})")
+    return EXIT_OK
+
+
+def _progress_printer(quiet: bool) -> Callable[[int, int, float], None] | None:
+    if quiet:
+        return None
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(done: int, total: int, rate: float) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < (0.2 if tty else 5.0):
+            return
+        last[0] = now
+        pct = 100.0 * done / total if total else 100.0
+        bar = "#" * int(pct / 4)
+        line = f"audit [{bar:<25}] {done:,}/{total:,} {pct:5.1f}% {rate:,.0f} entries/s"
+        sys.stderr.write(("\r" + line) if tty else (line + "\n"))
+        sys.stderr.flush()
+
+    return show
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tlog-client", description=__doc__.split("\n")[0],
+                                epilog="exit codes: 0 ok, 1 verification failed, 2 usage/input error, "
+                                       "3 network error")
     sub = p.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("verify-receipt", help="check a write answer offline")
-    v.add_argument("receipt", help="JSON answer of POST /v1/entries")
-    v.add_argument("--vkey", action="append", required=True, help="the log's verifier key")
-    v.add_argument("--entry", help="file holding the entry bytes, to recompute the leaf hash")
-    v.set_defaults(func=cmd_verify_receipt)
-    args = p.parse_args(argv)
-    return int(args.func(args))
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
+            online: bool = True, policy: bool = True) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help, description=help)
+        s.set_defaults(func=func)
+        if policy:
+            s.add_argument("--policy", help="trust policy file (TOML or .json)")
+        if online:
+            s.add_argument("--log", help="log URL (default: the policy's url)")
+            s.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+            s.add_argument("--retries", type=int, default=3, help="retries of transient failures")
+            s.add_argument("--state", help="trust state directory")
+            s.add_argument("--no-state", action="store_true", help="do not read or write trust state")
+        return s
+
+    s = add("submit", cmd_submit, "sign FILE locally, submit it, save and (with --policy) verify the receipt")
+    s.add_argument("file")
+    s.add_argument("--key", required=True, help="PEM private key (Ed25519, ECDSA P-256/P-384, RSA)")
+    s.add_argument("--kind", choices=["dsse", "hashedrekord"], default="dsse",
+                   help="dsse: FILE is the payload (an in-toto Statement by default); "
+                        "hashedrekord: FILE is the artifact")
+    s.add_argument("--payload-type", default=INTOTO_PAYLOAD_TYPE, help="DSSE payloadType")
+    s.add_argument("--out", help="receipt file (default FILE.receipt.json)")
+
+    v = add("verify", cmd_verify, "verify a receipt (offline unless --online)")
+    v.add_argument("receipt")
+    g = v.add_mutually_exclusive_group()
+    g.add_argument("--envelope", help="the DSSE envelope: recompute the leaf and check its signatures")
+    g.add_argument("--artifact", help="the artifact: check its digest is what was signed")
+    v.add_argument("--signer", action="append",
+                   help="required signer: sha256:<hex> key digest or PEM public key file (repeatable)")
+    v.add_argument("--online", action="store_true",
+                   help="also prove consistency with the trust state and fetch a missing envelope")
+
+    r = add("verify-receipt", cmd_verify_receipt, "verify a receipt with only the log's key",
+            online=False, policy=False)
+    r.add_argument("receipt")
+    r.add_argument("--vkey", action="append", required=True, help="the log's verifier key")
+    r.add_argument("--entry", help="file holding the leaf bytes, compared with the receipt's")
+
+    s = add("get", cmd_get, "fetch entry INDEX and prove it from tiles against the latest checkpoint")
+    s.add_argument("index", type=int)
+    s.add_argument("--receipt-out", help="also save a receipt for it")
+
+    s = add("prove", cmd_prove, "compute and check a proof from tiles")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--index", type=int, help="inclusion proof of this entry")
+    g.add_argument("--consistency", type=int, nargs=2, metavar=("M", "N"), help="consistency proof M -> N")
+    s.add_argument("--size", type=int, help="tree size for --index (default: latest)")
+
+    s = add("search", cmd_search, "find entries by subject, signer or predicate type; prove each hit")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--subject", help="<alg>:<hex> subject digest")
+    g.add_argument("--signer", help="sha256:<hex> signer key digest")
+    g.add_argument("--predicate-type", dest="predicate_type", help="in-toto predicate type URI")
+    s.add_argument("--limit", type=int, default=0, help="stop after this many matches")
+
+    s = add("audit", cmd_audit, "check the log only grew since the trusted checkpoint; "
+            "--full replays every entry")
+    s.add_argument("--full", action="store_true",
+                   help="replay every entry, recompute every tile and the root")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        _say(str(exc))
+        return EXIT_USAGE
+    except ConsistencyError as exc:
+        _say(f"LOG INCONSISTENT: {exc}")
+        _emit({"evidence": exc.evidence()})
+        return EXIT_FAILED
+    except LogAPIError as exc:
+        _say(str(exc))
+        return EXIT_USAGE if 400 <= exc.status < 500 and exc.status not in (408, 429) else EXIT_NETWORK
+    except NetworkError as exc:
+        _say(f"network error: {exc}")
+        return EXIT_NETWORK
+    except MalformedError as exc:
+        _say(f"malformed input: {exc}")
+        return EXIT_USAGE
+    except TlogError as exc:
+        _say(f"verification FAILED: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    except TimeoutError as exc:
+        _say(str(exc))
+        return EXIT_NETWORK
 
 
 if __name__ == "__main__":

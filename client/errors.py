@@ -7,15 +7,24 @@ Verification code raises; it never returns a bool. The hierarchy::
     ├── VerificationError         well-formed input that does not verify
     │   ├── UnknownKeyError       no trusted key matches (name, key ID)
     │   ├── SignatureError        a trusted key's signature is invalid
-    │   └── ProofError            an inclusion or consistency proof does not verify
-    └── ConsistencyError          two signed views that cannot both be true (carries evidence)
+    │   ├── ProofError            an inclusion or consistency proof does not verify
+    │   ├── LeafMismatchError     the leaf does not say what the envelope/artifact says
+    │   └── PolicyError           valid, but the trust policy is not met (origin, k of n, ...)
+    │       └── StaleCheckpointError  the newest trusted cosignature is older than allowed
+    ├── ConsistencyError          two signed views that cannot both be true (carries evidence)
+    └── NetworkError              the log could not be reached or answered with a server error
+        └── LogAPIError           the log answered with an error (status and stable code)
 
 Callers act differently on each: malformed input is the sender's fault, an unknown key is a
-configuration question, a bad signature or proof means the data cannot be trusted, and a
-`ConsistencyError` is evidence of log misbehaviour worth keeping.
+configuration question, a bad signature or proof means the data cannot be trusted, a
+`ConsistencyError` is evidence of log misbehaviour worth keeping, and a `NetworkError` is worth
+a retry later. `tlog-client` maps them to exit codes: malformed 2, verification and
+consistency 1, network 3.
 """
 
 from __future__ import annotations
+
+import base64
 
 
 class TlogError(Exception):
@@ -61,3 +70,38 @@ class ConsistencyError(TlogError):
         self.old_checkpoint = old_checkpoint
         self.new_checkpoint = new_checkpoint
         self.proof = proof
+
+    def evidence(self) -> dict[str, object]:
+        """The evidence as a JSON-ready document: both signed notes verbatim, proof in base64."""
+        return {
+            "reason": str(self),
+            "old_checkpoint": self.old_checkpoint.decode("utf-8", "replace"),
+            "new_checkpoint": self.new_checkpoint.decode("utf-8", "replace"),
+            "consistency_proof": [base64.b64encode(h).decode() for h in self.proof],
+        }
+
+
+
+class LeafMismatchError(VerificationError):
+    """The logged leaf is not the one the given envelope or artifact produces."""
+
+
+class PolicyError(VerificationError):
+    """Everything verified, but not what the trust policy requires (origin, signatures, k of n)."""
+
+
+class StaleCheckpointError(PolicyError):
+    """The checkpoint's newest trusted cosignature is older than the policy's maximum age."""
+
+
+class NetworkError(TlogError):
+    """The log could not be reached, timed out, or kept answering with server errors."""
+
+
+class LogAPIError(NetworkError):
+    """The log answered a request with an error: HTTP status plus its stable error code."""
+
+    def __init__(self, message: str, *, status: int, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

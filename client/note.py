@@ -75,8 +75,11 @@ class Verifier(Protocol):
 
     name: str
     key_id: int
+    alg: int
 
     def verify(self, msg: bytes, sig: bytes) -> bool: ...
+
+    def vkey(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class ECDSAVerifier:
 
     name: str
     spki_der: bytes
+    alg = ALG_ECDSA
 
     def __post_init__(self) -> None:
         check_key_name(self.name)
@@ -243,6 +247,32 @@ class Ed25519Signer:
         """`PRIVATE+KEY+name+id+base64(0x01 || seed)`, the Go note signer-key format."""
         seed = self._key.private_bytes_raw()
         return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_ED25519]) + seed)}"
+
+
+class ECDSASigner:
+    """Type 0x02 signer with a software ECDSA key (the TPM signer has the same interface).
+
+    Signs SHA-256 of the note text and returns the DER signature, as the spec asks.
+    """
+
+    __slots__ = ("_key", "key_id", "name", "spki_der")
+
+    def __init__(self, name: str, key: ec.EllipticCurvePrivateKey) -> None:
+        check_key_name(name)
+        self.name = name
+        self._key = key
+        self.spki_der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.key_id = ecdsa_key_id(self.spki_der)
+
+    def __repr__(self) -> str:
+        return f"ECDSASigner(name={self.name!r}, key_id={self.key_id:08x})"
+
+    def sign(self, msg: bytes) -> bytes:
+        return self._key.sign(msg, ec.ECDSA(hashes.SHA256()))
+
+    def verifier(self) -> ECDSAVerifier:
+        return ECDSAVerifier(self.name, self.spki_der)
 
 
 def generate_ed25519(name: str) -> Ed25519Signer:

@@ -1,6 +1,6 @@
 """Attestation entries end to end against real `tlog serve` processes (without --allow-raw).
 
-Every receipt is verified offline (client.cli.verify_receipt_doc) and its leaf recomputed
+Every receipt is verified offline (client.verify.verify_receipt_doc) and its leaf recomputed
 independently from the submission (client.attest.check_dsse / check_hashedrekord). Refused
 submissions must leave nothing behind: the checkpoint is unchanged and the envelope is not
 retrievable. Search is checked against indexes computed from what was submitted, over pages,
@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from client import attest
-from client.cli import verify_receipt_doc
 from client.errors import TlogError
 from client.note import Ed25519Signer, sign_note
+from client.verify import verify_receipt_doc
 from tests.attestkit import (
     DIGEST_KEY_TYPES,
     INTOTO,

@@ -13,9 +13,9 @@ import httpx
 
 from client import merkle
 from client.checkpoint import parse_checkpoint_text
-from client.cli import verify_receipt_doc
 from client.encoding import b64decode_std
 from client.note import parse_note
+from client.verify import verify_receipt_doc
 from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
 

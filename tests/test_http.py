@@ -14,10 +14,10 @@ import pytest
 
 from client import merkle
 from client.checkpoint import open_checkpoint
-from client.cli import verify_receipt_doc
 from client.encoding import b64decode_std
 from client.note import parse_vkey
 from client.tiles import fold_perfect, parse_bundle, split_hashes
+from client.verify import verify_receipt_doc
 from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
 

@@ -1,0 +1,312 @@
+"""Online access to a log: checkpoint, tiles and entry bundles over HTTP, proofs computed here.
+
+The client needs only the C2SP read API (`/checkpoint`, `/tile/...`): it computes inclusion
+and consistency proofs from hash tiles itself and verifies them against a checkpoint that met
+the trust policy, so a log (or a CDN in front of it) cannot answer with a proof the client did
+not check. Full tiles and partial tiles of a given width never change, so both are cached.
+Transient failures (connection errors, timeouts, 429 and 5xx) are retried with backoff.
+
+`transport` is any httpx transport: tests pass an `httpx.MockTransport` to inject faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from client import merkle
+from client.encoding import b64decode_std, b64encode
+from client.errors import LogAPIError, MalformedError, NetworkError, PolicyError
+from client.merkle import HASH_SIZE, Node, node_hash
+from client.policy import TrustPolicy
+from client.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    entries_path,
+    locate_node,
+    parse_bundle,
+    tile_path,
+    tile_width_at,
+)
+from client.verify import Receipt, VerifiedCheckpoint, verify_checkpoint
+
+MAX_CHECKPOINT_BYTES = 1 << 20
+MAX_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + 65535)
+MAX_JSON_BYTES = 16 << 20
+MAX_ATTESTATION_BYTES = 256 << 20
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "tlog-client/0.1"
+
+
+class _TileLevels:
+    """A fetched hash tile with all of its interior levels, so any node is one lookup."""
+
+    __slots__ = ("levels",)
+
+    def __init__(self, data: bytes) -> None:
+        row = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+        self.levels = [row]
+        for _ in range(1, TILE_HEIGHT):
+            row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+            self.levels.append(row)
+
+    def node(self, sub: int, offset: int) -> bytes | None:
+        row = self.levels[sub]
+        return row[offset] if offset < len(row) else None
+
+
+class LogClient:
+    """A log reached over HTTP. Verifying methods need a `TrustPolicy`."""
+
+    def __init__(
+        self,
+        url: str,
+        policy: TrustPolicy | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        cache_tiles: int = 8192,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.policy = policy
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._cache: OrderedDict[tuple[int, int, int], _TileLevels] = OrderedDict()
+        self._cache_max = cache_tiles
+        self.fetches = 0  # HTTP requests made, for tests and progress reports
+        self._http = httpx.Client(transport=transport, timeout=timeout,
+                                  headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+
+    def __enter__(self) -> LogClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- HTTP with retries ------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, limit: int, **kw: Any) -> bytes:
+        """One request, retried on transient failures; returns the body (at most `limit` bytes)."""
+        url = self.url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            self.fetches += 1
+            try:
+                with self._http.stream(method, url, **kw) as resp:
+                    body = bytearray()
+                    for chunk in resp.iter_bytes():
+                        body += chunk
+                        if len(body) > limit:
+                            raise MalformedError(f"{path}: answer is larger than {limit} bytes")
+            except httpx.TransportError as exc:
+                if attempt > self.retries:
+                    raise NetworkError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+                self._sleep(self._delay(attempt, None))
+                continue
+            if resp.status_code in RETRY_STATUSES and attempt <= self.retries:
+                self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
+                continue
+            if resp.status_code >= 400:
+                raise self._api_error(method, url, resp.status_code, bytes(body))
+            return bytes(body)
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), 30.0)
+        return self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter
+
+    @staticmethod
+    def _api_error(method: str, url: str, status: int, body: bytes) -> LogAPIError:
+        code, message = "", body[:200].decode("utf-8", "replace")
+        try:
+            doc = orjson.loads(body)
+            err = doc.get("error", doc) if isinstance(doc, dict) else {}
+            code, message = str(err.get("code", "")), str(err.get("message", message))
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+        return LogAPIError(f"{method} {url}: HTTP {status} {code}: {message}".rstrip(),
+                           status=status, code=code)
+
+    def get(self, path: str, *, limit: int = MAX_JSON_BYTES) -> bytes:
+        return self._request("GET", path, limit=limit)
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        body = self._request("GET", path, limit=MAX_JSON_BYTES, params=params)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedError(f"{path}: answer is not JSON") from exc
+
+    # --- checkpoint -------------------------------------------------------------------------
+
+    def _need_policy(self) -> TrustPolicy:
+        if self.policy is None:
+            raise ValueError("this operation verifies and needs a TrustPolicy")
+        return self.policy
+
+    def checkpoint_note(self) -> bytes:
+        return self.get("/checkpoint", limit=MAX_CHECKPOINT_BYTES)
+
+    def checkpoint(self, *, now: float | None = None) -> VerifiedCheckpoint:
+        """The log's latest checkpoint, verified against the policy."""
+        return verify_checkpoint(self.checkpoint_note(), self._need_policy(), now=now)
+
+    def log_info(self) -> dict[str, Any]:
+        doc = self.get_json("/v1/log")
+        if not isinstance(doc, dict):
+            raise MalformedError("/v1/log is not an object")
+        return doc
+
+    def check_log_kind(self) -> None:
+        """Refuse a log that takes raw entries unless the policy allows it (raw bytes can
+        imitate an attestation leaf whose signature the log never checked)."""
+        if self._need_policy().allow_raw_log:
+            return
+        if self.log_info().get("raw_entries_allowed", True) is not False:
+            raise PolicyError("the log accepts raw entries; set allow_raw_log to trust it anyway")
+
+    # --- tiles and nodes --------------------------------------------------------------------
+
+    def _tile(self, level: int, index: int, width: int) -> _TileLevels:
+        key = (level, index, width)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        try:
+            data = self.get(tile_path(level, index, width), limit=MAX_TILE_BYTES)
+        except LogAPIError as exc:
+            # C2SP: partial tiles may be gone once the full tile exists; use a prefix of it.
+            if exc.status != 404 or width == TILE_WIDTH:
+                raise
+            data = self.get(tile_path(level, index), limit=MAX_TILE_BYTES)[: width * HASH_SIZE]
+        if len(data) != width * HASH_SIZE:
+            raise MalformedError(f"tile {level}/{index} has {len(data)} bytes, want {width * HASH_SIZE}")
+        tile = self._cache[key] = _TileLevels(data)
+        if len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+        return tile
+
+    def tile_hashes(self, level: int, index: int, width: int = TILE_WIDTH) -> list[bytes]:
+        return list(self._tile(level, index, width).levels[0])
+
+    def node_reader(self, size: int) -> merkle.NodeReader:
+        """A `merkle.NodeReader` over the tiles of the tree of `size` leaves."""
+
+        def read(nodes: Sequence[Node]) -> list[bytes]:
+            out = []
+            for level, index in nodes:
+                tl, ti, sub, off = locate_node(level, index)
+                width = tile_width_at(tl, ti, size)
+                h = self._tile(tl, ti, width).node(sub, off) if width else None
+                if h is None:
+                    raise MalformedError(f"node {level}/{index} is outside the tree of size {size}")
+                out.append(h)
+            return out
+
+        return read
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        if not 0 <= index < size:
+            raise ValueError(f"index {index} is not in a tree of size {size}")
+        return merkle.inclusion_proof(index, size, self.node_reader(size))
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
+
+        Read from the tiles of the larger tree (the smaller tree's nodes are all in it)."""
+        return merkle.consistency_proof(old, new, self.node_reader(new))
+
+    def tree_root(self, size: int) -> bytes:
+        return merkle.tree_root(size, self.node_reader(size))
+
+    # --- entries ----------------------------------------------------------------------------
+
+    def bundle(self, index: int, width: int = TILE_WIDTH) -> list[bytes]:
+        data = self.get(entries_path(index, width), limit=MAX_BUNDLE_BYTES)
+        entries = parse_bundle(data)
+        if len(entries) != width:
+            raise MalformedError(f"entry bundle {index} has {len(entries)} entries, want {width}")
+        return entries
+
+    def entry(self, index: int, size: int) -> bytes:
+        """Entry `index` of the tree of `size` leaves, from its entry bundle."""
+        if not 0 <= index < size:
+            raise ValueError(f"index {index} is not in a tree of size {size}")
+        n, pos = divmod(index, TILE_WIDTH)
+        return self.bundle(n, tile_width_at(0, n, size))[pos]
+
+    def iter_bundles(self, start: int, size: int) -> Iterator[tuple[int, list[bytes]]]:
+        """(first index, entries) of each bundle from the one holding `start` up to `size`."""
+        n = start // TILE_WIDTH
+        while n * TILE_WIDTH < size:
+            yield n * TILE_WIDTH, self.bundle(n, tile_width_at(0, n, size))
+            n += 1
+
+    def prove_entry(self, index: int, vc: VerifiedCheckpoint) -> Receipt:
+        """A receipt for entry `index` built from tiles and bundles, verified against `vc`."""
+        leaf = self.entry(index, vc.size)
+        lh = merkle.leaf_hash(leaf)
+        proof = self.inclusion_proof(index, vc.size)
+        merkle.verify_inclusion(index, vc.size, lh, proof, vc.root)
+        return Receipt(vc.checkpoint.origin, index, leaf, lh, vc.size, tuple(proof), vc.note)
+
+    def attestation(self, digest_hex: str) -> bytes:
+        """The stored envelope with this content address, checked against the address."""
+        data = self.get(f"/v1/attestations/{digest_hex}", limit=MAX_ATTESTATION_BYTES)
+        if hashlib.sha256(data).hexdigest() != digest_hex:
+            raise MalformedError(f"attestation {digest_hex} does not hash to its address")
+        return data
+
+    # --- write and search -------------------------------------------------------------------
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/entries; returns the receipt document (not yet verified)."""
+        answer = self._request("POST", "/v1/entries", limit=MAX_JSON_BYTES,
+                               content=orjson.dumps(body),
+                               headers={"Content-Type": "application/json"})
+        try:
+            doc = orjson.loads(answer)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedError("the log's receipt is not JSON") from exc
+        if not isinstance(doc, dict):
+            raise MalformedError("the log's receipt is not an object")
+        return doc
+
+    def search(self, field: str, term: str, *, limit: int = 100) -> Iterator[tuple[int, bytes]]:
+        """(index, leaf) hits of the log's search index, every page. Not verified: the index
+        is derived data; callers prove each hit (see `tlog-client search`)."""
+        cursor: int | None = None
+        while True:
+            params: dict[str, Any] = {field: term, "limit": limit}
+            if cursor is not None:
+                params["cursor"] = cursor
+            doc = self.get_json("/v1/search", params)
+            try:
+                for hit in doc["hits"]:
+                    yield int(hit["index"]), b64decode_std(hit["leaf"], what="search leaf")
+                cursor = doc["next_cursor"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MalformedError(f"search answer is malformed: {exc}") from exc
+            if cursor is None:
+                return
+
+
+def encode_proof(hashes: Sequence[bytes]) -> list[str]:
+    return [b64encode(h) for h in hashes]

@@ -1,0 +1,161 @@
+"""Trust policy: what a verifier requires of a log before it trusts anything from it.
+
+A policy is a frozen value, loaded from a small TOML or JSON file and checked strictly (an
+unknown or mistyped key is an error naming the key, never ignored)::
+
+    origin = "log.example.com/attest1"
+    url = "https://log.example.com"          # optional: where online commands fetch from
+    log_keys = ["log.example.com/attest1+4f2a01c3+AQ..."]
+    log_signatures = "all"                   # "all" listed log keys must sign, or "any" one
+    witnesses = ["witness.example/w1+1234abcd+BA...", "..."]   # cosignature/v1 (0x04) keys
+    witness_quorum = 2                       # k of the n witnesses above must cosign
+    max_age_seconds = 86400                  # newest trusted cosignature at most this old
+    allow_raw_log = false                    # accept logs that take unverified raw entries
+
+Freshness comes only from witness cosignatures (checkpoints carry no time), so a maximum age
+without witnesses is refused when the policy is loaded, not discovered at verification time.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from client.errors import MalformedError
+from client.note import ALG_COSIGNATURE_V1, CosignatureV1Verifier, Verifier, parse_vkey
+
+MAX_POLICY_FILE = 1 << 20
+MAX_KEYS = 64
+LOG_SIGNATURE_MODES = ("all", "any")
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    origin: str
+    log_keys: tuple[Verifier, ...]
+    log_signatures: str = "all"
+    witnesses: tuple[CosignatureV1Verifier, ...] = ()
+    witness_quorum: int = 0
+    max_age_seconds: int | None = None
+    url: str | None = None
+    allow_raw_log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.origin or "\n" in self.origin:
+            raise MalformedError("policy: origin must be one non-empty line")
+        if not self.log_keys:
+            raise MalformedError("policy: log_keys must list at least one verifier key")
+        for v in self.log_keys:
+            if v.name != self.origin:
+                raise MalformedError(f"policy: log key {v.name!r} is not named after the origin")
+            if v.alg == ALG_COSIGNATURE_V1:
+                raise MalformedError("policy: a cosignature/v1 key cannot be a log key")
+        if self.log_signatures not in LOG_SIGNATURE_MODES:
+            raise MalformedError('policy: log_signatures must be "all" or "any"')
+        names = [w.name for w in self.witnesses]
+        if len(set(names)) != len(names):
+            raise MalformedError("policy: two witnesses share a name")
+        if not 0 <= self.witness_quorum <= len(self.witnesses):
+            raise MalformedError(
+                f"policy: witness_quorum {self.witness_quorum} is not within 0..{len(self.witnesses)}")
+        if self.witnesses and self.witness_quorum == 0:
+            raise MalformedError("policy: witnesses are listed but witness_quorum is 0")
+        if self.max_age_seconds is not None:
+            if self.max_age_seconds <= 0:
+                raise MalformedError("policy: max_age_seconds must be positive")
+            if self.witness_quorum == 0:
+                raise MalformedError(
+                    "policy: max_age_seconds needs witnesses (checkpoints carry no time; "
+                    "only cosignatures do)")
+
+    def verifiers(self) -> list[Verifier]:
+        """Every key whose signature lines on a checkpoint are checked."""
+        return [*self.log_keys, *self.witnesses]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file form (JSON/TOML keys), so a policy round-trips."""
+        out: dict[str, Any] = {"origin": self.origin,
+                               "log_keys": [v.vkey() for v in self.log_keys],
+                               "log_signatures": self.log_signatures,
+                               "allow_raw_log": self.allow_raw_log}
+        if self.url:
+            out["url"] = self.url
+        if self.witnesses:
+            out["witnesses"] = [w.vkey() for w in self.witnesses]
+            out["witness_quorum"] = self.witness_quorum
+        if self.max_age_seconds is not None:
+            out["max_age_seconds"] = self.max_age_seconds
+        return out
+
+
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "origin": str, "url": str, "log_keys": list, "log_signatures": str, "witnesses": list,
+    "witness_quorum": int, "max_age_seconds": int, "allow_raw_log": bool,
+}
+
+
+def _vkeys(doc: dict[str, Any], field: str) -> list[Verifier]:
+    raw = doc.get(field, [])
+    if len(raw) > MAX_KEYS:
+        raise MalformedError(f"policy: {field} lists more than {MAX_KEYS} keys")
+    out: list[Verifier] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            raise MalformedError(f"policy: {field}[{i}] must be a verifier key string")
+        try:
+            out.append(parse_vkey(item))
+        except MalformedError as exc:
+            raise MalformedError(f"policy: {field}[{i}]: {exc}") from exc
+    return out
+
+
+def policy_from_dict(doc: Any) -> TrustPolicy:
+    """Build a policy from its file form; every key is checked, unknown keys are errors."""
+    if not isinstance(doc, dict):
+        raise MalformedError("policy: must be a table/object")
+    for key, value in doc.items():
+        want = _FIELDS.get(key)
+        if want is None:
+            raise MalformedError(f"policy: unknown key {key!r}")
+        # bool is an int in Python: a quorum of `true` must not pass as 1.
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise MalformedError(f"policy: {key} must be of type {want.__name__}")  # type: ignore[union-attr]
+    if "origin" not in doc or "log_keys" not in doc:
+        raise MalformedError("policy: origin and log_keys are required")
+    witnesses = _vkeys(doc, "witnesses")
+    for i, w in enumerate(witnesses):
+        if not isinstance(w, CosignatureV1Verifier):
+            raise MalformedError(f"policy: witnesses[{i}] is not a cosignature/v1 (type 0x04) key")
+    url = doc.get("url")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise MalformedError("policy: url must start with http:// or https://")
+    return TrustPolicy(
+        origin=doc["origin"],
+        log_keys=tuple(_vkeys(doc, "log_keys")),
+        log_signatures=doc.get("log_signatures", "all"),
+        witnesses=tuple(witnesses),  # type: ignore[arg-type]
+        witness_quorum=doc.get("witness_quorum", len(witnesses) and 1),
+        max_age_seconds=doc.get("max_age_seconds"),
+        url=url.rstrip("/") if url else None,
+        allow_raw_log=doc.get("allow_raw_log", False),
+    )
+
+
+def load_policy(path: str | Path) -> TrustPolicy:
+    """Read a policy file: `.json` is JSON, anything else TOML."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            raw = f.read(MAX_POLICY_FILE + 1)
+    except OSError as exc:
+        raise MalformedError(f"policy: cannot read {p}: {exc.strerror}") from exc
+    if len(raw) > MAX_POLICY_FILE:
+        raise MalformedError("policy: file is too large")
+    try:
+        doc = json.loads(raw) if p.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedError(f"policy: {p} does not parse: {exc}") from exc
+    return policy_from_dict(doc)
