@@ -78,6 +78,8 @@ class LogClient:
         cache_tiles: int = 8192,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise MalformedError(f"log URL must start with http:// or https://: {url!r}")
         self.url = url.rstrip("/")
         self.policy = policy
         self.retries = retries
@@ -102,7 +104,7 @@ class LogClient:
 
     def _request(self, method: str, path: str, *, limit: int, **kw: Any) -> bytes:
         """One request, retried on transient failures; returns the body (at most `limit` bytes)."""
-        url = self.url + path
+        url = self.url + (path if path.startswith("/") else "/" + path)
         attempt = 0
         while True:
             attempt += 1
@@ -119,6 +121,8 @@ class LogClient:
                     raise NetworkError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
                 self._sleep(self._delay(attempt, None))
                 continue
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise MalformedError(f"bad log URL {url}: {exc}") from exc
             if resp.status_code in RETRY_STATUSES and attempt <= self.retries:
                 self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
                 continue

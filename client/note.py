@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -273,6 +275,34 @@ class ECDSASigner:
 
     def verifier(self) -> ECDSAVerifier:
         return ECDSAVerifier(self.name, self.spki_der)
+
+
+class CosignatureV1Signer:
+    """Type 0x04 witness cosigner: u64be(timestamp) || Ed25519 over the cosignature message.
+
+    `clock` gives the Unix time to stamp (injectable so tests can make old cosignatures)."""
+
+    __slots__ = ("_key", "clock", "key_id", "name", "public")
+
+    def __init__(self, name: str, seed: bytes, clock: Callable[[], float] = time.time) -> None:
+        check_key_name(name)
+        if len(seed) != 32:
+            raise MalformedError("Ed25519 seed must be 32 bytes")
+        self.name = name
+        self._key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        self.public = self._key.public_key().public_bytes_raw()
+        self.key_id = key_id(name, ALG_COSIGNATURE_V1, self.public)
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"CosignatureV1Signer(name={self.name!r}, key_id={self.key_id:08x})"
+
+    def sign(self, msg: bytes) -> bytes:
+        ts = int(self.clock())
+        return ts.to_bytes(8, "big") + self._key.sign(cosignature_message(msg, ts))
+
+    def verifier(self) -> CosignatureV1Verifier:
+        return CosignatureV1Verifier(self.name, self.public)
 
 
 def generate_ed25519(name: str) -> Ed25519Signer:

@@ -268,10 +268,12 @@ def verify_receipt(
     if artifact is not None:
         digest = hashlib.sha256(artifact).hexdigest()
         if kind == KIND_HASHEDREKORD:
+            if record["digest"] != {"sha256": digest}:  # type: ignore[index]
+                raise LeafMismatchError("the artifact's digest is not the logged one")
             sig = record["signature"]  # type: ignore[index]
             doc = {"digest": {"sha256": digest}, "signature": sig["sig"], "verifier": _pem(sig["key"])}
-            if _recompute(check_hashedrekord, doc) != r.leaf:
-                raise LeafMismatchError("the artifact's digest is not the logged one")
+            if _recompute(check_hashedrekord, doc) != r.leaf:  # re-verifies the signature
+                raise LeafMismatchError("the artifact's record does not produce the logged leaf")
         else:
             if envelope is None:
                 raise MalformedError("a DSSE entry needs its envelope to check an artifact "
