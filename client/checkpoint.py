@@ -13,6 +13,7 @@ first, and only then parse the body and compare the origin.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from client.encoding import b64decode_std, b64encode, parse_decimal
@@ -21,6 +22,7 @@ from client.merkle import EMPTY_ROOT, HASH_SIZE
 from client.note import VerifiedNote, Verifier, parse_note, verify_note
 
 MAX_CHECKPOINT_TEXT = 16 * 1024
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # C0 controls except the newline
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ def parse_checkpoint_text(text: str) -> Checkpoint:
     lines = text[:-1].split("\n")
     if len(lines) < 3:
         raise MalformedError("checkpoint needs origin, size and root lines")
-    if any(c < " " for c in text.replace("\n", "")):
+    if _CONTROL.search(text):
         raise MalformedError("checkpoint contains control characters")
     origin, size_line, root_line, *ext = lines
     size = parse_decimal(size_line, what="checkpoint size")

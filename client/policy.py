@@ -71,9 +71,9 @@ class TrustPolicy:
                     "policy: max_age_seconds needs witnesses (checkpoints carry no time; "
                     "only cosignatures do)")
 
-    def verifiers(self) -> list[Verifier]:
+    def verifiers(self) -> tuple[Verifier, ...]:
         """Every key whose signature lines on a checkpoint are checked."""
-        return [*self.log_keys, *self.witnesses]
+        return (*self.log_keys, *self.witnesses)
 
     def to_dict(self) -> dict[str, Any]:
         """The file form (JSON/TOML keys), so a policy round-trips."""

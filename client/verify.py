@@ -9,6 +9,7 @@ the log's reading of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from client.attest import (
     parse_leaf,
 )
 from client.checkpoint import Checkpoint, parse_checkpoint_text
-from client.encoding import b64decode_any, b64decode_std, b64encode
+from client.encoding import b64decode_any, b64decode_hash, b64decode_std, b64encode
 from client.errors import (
     LeafMismatchError,
     MalformedError,
@@ -37,7 +38,7 @@ from client.errors import (
     UnknownKeyError,
     VerificationError,
 )
-from client.note import ALG_COSIGNATURE_V1, VerifiedNote, parse_note, verify_note
+from client.note import ALG_COSIGNATURE_V1, VerifiedNote, Verifier, parse_note, verify_note
 from client.policy import TrustPolicy
 
 MAX_RECEIPT_PROOF = 64  # an RFC 6962 audit path for a 2^64 tree has at most 64 hashes
@@ -63,9 +64,16 @@ class VerifiedCheckpoint:
         return self.checkpoint.root
 
 
+@functools.lru_cache(maxsize=4096)
+def _open_note(note: bytes, verifiers: tuple[Verifier, ...]) -> VerifiedNote:
+    """Signature checks of a note, memoised: receipts of one batch share their checkpoint,
+    and a valid signature stays valid. Failures raise and are not cached."""
+    return verify_note(parse_note(note), list(verifiers))
+
+
 def verify_checkpoint(note: bytes, policy: TrustPolicy, *, now: float | None = None) -> VerifiedCheckpoint:
     """Open a signed checkpoint and check it against every requirement of the policy."""
-    opened: VerifiedNote = verify_note(parse_note(note), policy.verifiers())
+    opened = _open_note(bytes(note), policy.verifiers())
     verified = {(s.name, s.key_id) for s in opened.verified}
     log_ok = tuple(v.vkey() for v in policy.log_keys if (v.name, v.key_id) in verified)
     if not log_ok:
@@ -151,9 +159,9 @@ def parse_receipt(doc: Any) -> Receipt:
             origin=doc["origin"],
             index=_uint(doc["index"], "index"),
             leaf=b64decode_std(doc["leaf"], what="receipt leaf"),
-            leaf_hash=b64decode_std(doc["leaf_hash"], length=32, what="receipt leaf_hash"),
+            leaf_hash=b64decode_hash(doc["leaf_hash"], what="receipt leaf_hash"),
             tree_size=_uint(proof["tree_size"], "tree_size"),
-            hashes=tuple(b64decode_std(h, length=32, what="proof hash") for h in hashes),
+            hashes=tuple([b64decode_hash(h, what="proof hash") for h in hashes]),
             checkpoint=doc["checkpoint"].encode("utf-8"),
         )
     except (KeyError, TypeError) as exc:

@@ -279,3 +279,28 @@ def test_oversize_inputs_are_refused() -> None:
         note.parse_vkey("a" * 5000)
     with pytest.raises(MalformedError):
         tiles.parse_tile_path("tile/0/" + "x000/" * 40 + "000")
+
+
+def test_hash_fast_path_agrees_with_the_strict_decoder() -> None:
+    """b64decode_hash (regex fast path) accepts exactly what b64decode_std(length=32) does."""
+    import base64
+    import random
+
+    from client.encoding import b64decode_hash, b64decode_std
+    from client.errors import MalformedError
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        text = base64.b64encode(rng.randbytes(32)).decode()
+        variants = [text, text[:-2] + chr(ord(text[-2]) + 1) + "=", text[:-1], text + "=",
+                    text.replace("+", "-"), " " + text, text[:-1] + "A", text[:10] + "\n" + text[10:]]
+        for v in variants:
+            try:
+                want: bytes | None = b64decode_std(v, length=32)
+            except MalformedError:
+                want = None
+            try:
+                got: bytes | None = b64decode_hash(v)
+            except MalformedError:
+                got = None
+            assert got == want, v
