@@ -103,64 +103,90 @@ def full_audit(
     resume: Path | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
-    """Replay the log up to `target` (a verified checkpoint); raise on any difference."""
-    size = target.size
-    saver = _Resume(resume, target.checkpoint.origin)
-    tree = saver.load()
-    if tree.size > size:
-        raise ConsistencyError(
-            f"an earlier audit replayed {tree.size} entries, the log now says {size}",
-            old_checkpoint=trusted.note if trusted else b"", new_checkpoint=target.note)
-    start, began = tree.size, time.monotonic()
-    kinds: dict[str, int] = {}
-    check_at = trusted.size if trusted and start < trusted.size <= size else None
+    """Replay the log up to `target` (a verified checkpoint); raise on any difference.
 
-    def fetch(n: int) -> tuple[bytes, bytes]:
-        width = tile_width_at(0, n, size)
-        return (client.get(entries_path(n, width), limit=MAX_BUNDLE_BYTES),
-                client.get(tile_path(0, n, width), limit=MAX_TILE_BYTES))
+    With `trusted` (the trust state's checkpoint), the replayed root at its size must match
+    too. Interrupted (KeyboardInterrupt), the progress is saved for the next run."""
+    return _Replay(client, target, trusted, _Resume(resume, target.checkpoint.origin), progress).run()
 
-    first, last = start // TILE_WIDTH, (size + TILE_WIDTH - 1) // TILE_WIDTH
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit") as pool:
-        pending: dict[int, Future[tuple[bytes, bytes]]] = {}
-        for n in range(first, last):
-            for m in range(n, min(n + PREFETCH, last)):
-                if m not in pending:
-                    pending[m] = pool.submit(fetch, m)
-            bundle, tile = pending.pop(n).result()
-            width = tile_width_at(0, n, size)
-            entries = parse_bundle(bundle)
-            if len(entries) != width:
-                raise VerificationError(f"entry bundle {n} has {len(entries)} entries, want {width}")
-            hashes = [leaf_hash(e) for e in entries]
-            if b"".join(hashes) != tile:
-                raise VerificationError(f"hash tile 0/{n} is not the leaf hashes of entry bundle {n}")
-            skip = tree.size - n * TILE_WIDTH  # entries of this bundle replayed before a resume
-            for e, h in zip(entries[skip:], hashes[skip:], strict=True):
-                tree.append(h)
-                info = parse_leaf(e)
-                k = "raw" if info is None else ("dsse" if info.kind == 1 else "hashedrekord")
-                kinds[k] = kinds.get(k, 0) + 1
-                if tree.size == check_at and tree.root() != trusted.root:  # type: ignore[union-attr]
-                    raise ConsistencyError(
-                        f"replaying the log gives another root at the trusted size {check_at}",
-                        old_checkpoint=trusted.note, new_checkpoint=target.note)  # type: ignore[union-attr]
-            _compare_upper(client, tree, size, final=False)
-            if progress:
-                progress(tree.size, size, (tree.size - start) / max(time.monotonic() - began, 1e-9))
-            if (n - first) % SAVE_EVERY_BUNDLES == SAVE_EVERY_BUNDLES - 1:
-                saver.save(tree)
-        for f in pending.values():
-            f.cancel()
-    _compare_upper(client, tree, size, final=True)
-    root = tree.root()
-    if root != target.root:
-        raise ConsistencyError(
-            f"replaying {size} entries gives root {b64encode(root)}, the checkpoint says "
-            f"{b64encode(target.root)}", old_checkpoint=trusted.note if trusted else b"",
-            new_checkpoint=target.note)
-    saver.save(tree)
-    return AuditReport(size, root, tree.size - start, time.monotonic() - began, start, kinds)
+
+class _Replay:
+    def __init__(self, client: LogClient, target: VerifiedCheckpoint, trusted: VerifiedCheckpoint | None,
+                 saver: _Resume, progress: Progress | None) -> None:
+        self.client, self.target, self.trusted = client, target, trusted
+        self.saver, self.progress = saver, progress
+        self.size = target.size
+        self.tree = saver.load()
+        self.start = self.tree.size
+        self.kinds: dict[str, int] = {}
+        self.check_at = trusted.size if trusted and self.start < trusted.size <= self.size else None
+
+    def fork(self, reason: str) -> ConsistencyError:
+        old = self.trusted.note if self.trusted else b""
+        return ConsistencyError(reason, old_checkpoint=old, new_checkpoint=self.target.note)
+
+    def run(self) -> AuditReport:
+        tree, size = self.tree, self.size
+        if tree.size > size:
+            raise self.fork(f"an earlier audit replayed {tree.size} entries, the log now says {size}")
+        began = time.monotonic()
+        try:
+            self.bundles(began)
+        except KeyboardInterrupt:
+            self.saver.save(tree)  # all appended so far matched the served tiles
+            raise
+        _compare_upper(self.client, tree, size, final=True)
+        root = tree.root()
+        if root != self.target.root:
+            raise self.fork(f"replaying {size} entries gives root {b64encode(root)}, the checkpoint "
+                            f"says {b64encode(self.target.root)}")
+        self.saver.save(tree)
+        return AuditReport(size, root, tree.size - self.start, time.monotonic() - began, self.start,
+                           self.kinds)
+
+    def fetch(self, n: int) -> tuple[bytes, bytes]:
+        width = tile_width_at(0, n, self.size)
+        return (self.client.get(entries_path(n, width), limit=MAX_BUNDLE_BYTES),
+                self.client.get(tile_path(0, n, width), limit=MAX_TILE_BYTES))
+
+    def bundles(self, began: float) -> None:
+        """Append every remaining entry, bundle by bundle, fetching a few bundles ahead."""
+        tree, size = self.tree, self.size
+        first, last = tree.size // TILE_WIDTH, (size + TILE_WIDTH - 1) // TILE_WIDTH
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit") as pool:
+            pending: dict[int, Future[tuple[bytes, bytes]]] = {}
+            try:
+                for n in range(first, last):
+                    for m in range(n, min(n + PREFETCH, last)):
+                        if m not in pending:
+                            pending[m] = pool.submit(self.fetch, m)
+                    self.bundle(n, *pending.pop(n).result())
+                    _compare_upper(self.client, tree, size, final=False)
+                    if self.progress:
+                        done = tree.size - self.start
+                        self.progress(tree.size, size, done / max(time.monotonic() - began, 1e-9))
+                    if (n - first) % SAVE_EVERY_BUNDLES == SAVE_EVERY_BUNDLES - 1:
+                        self.saver.save(tree)
+            finally:
+                for f in pending.values():
+                    f.cancel()
+
+    def bundle(self, n: int, bundle: bytes, tile: bytes) -> None:
+        width = tile_width_at(0, n, self.size)
+        entries = parse_bundle(bundle)
+        if len(entries) != width:
+            raise VerificationError(f"entry bundle {n} has {len(entries)} entries, want {width}")
+        hashes = [leaf_hash(e) for e in entries]
+        if b"".join(hashes) != tile:
+            raise VerificationError(f"hash tile 0/{n} is not the leaf hashes of entry bundle {n}")
+        skip = self.tree.size - n * TILE_WIDTH  # entries of this bundle replayed before a resume
+        for e, h in zip(entries[skip:], hashes[skip:], strict=True):
+            self.tree.append(h)
+            info = parse_leaf(e)
+            k = "raw" if info is None else ("dsse" if info.kind == 1 else "hashedrekord")
+            self.kinds[k] = self.kinds.get(k, 0) + 1
+            if self.tree.size == self.check_at and self.tree.root() != self.trusted.root:  # type: ignore[union-attr]
+                raise self.fork(f"replaying the log gives another root at the trusted size {self.check_at}")
 
 
 def _compare_upper(client: LogClient, tree: TileTree, size: int, *, final: bool) -> None:

@@ -414,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     except TimeoutError as exc:
         _say(str(exc))
         return EXIT_NETWORK
+    except KeyboardInterrupt:
+        _say("interrupted (an audit --full resumes where it stopped)")
+        return 130
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def test_full_audit_recomputes_every_tile_and_resumes(big: Served, tmp_path: Pat
             full_audit(client, vc, resume=resume, progress=crash)
         assert resume.exists()
         report = full_audit(client, vc, resume=resume)
-    assert 0 < report.resumed_from <= 40_000 and report.size == SIZE
+    assert 40_000 <= report.resumed_from < 40_000 + 256 and report.size == SIZE  # saved on interrupt
     assert report.replayed == SIZE - report.resumed_from and report.root == vc.root
     assert report.kinds == {"raw": report.replayed}
 
