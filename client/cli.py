@@ -349,9 +349,9 @@ def _parser() -> argparse.ArgumentParser:
 
     v = add("verify", cmd_verify, "verify a receipt (offline unless --online)")
     v.add_argument("receipt")
-    g = v.add_mutually_exclusive_group()
-    g.add_argument("--envelope", help="the DSSE envelope: recompute the leaf and check its signatures")
-    g.add_argument("--artifact", help="the artifact: check its digest is what was signed")
+    v.add_argument("--envelope", help="the DSSE envelope: recompute the leaf and check its signatures")
+    v.add_argument("--artifact", help="the artifact: check its digest is what was signed "
+                                      "(a subject of the Statement, or the hashedrekord digest)")
     v.add_argument("--signer", action="append",
                    help="required signer: sha256:<hex> key digest or PEM public key file (repeatable)")
     v.add_argument("--online", action="store_true",

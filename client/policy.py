@@ -91,6 +91,18 @@ class TrustPolicy:
         return out
 
 
+def policy_toml(policy: TrustPolicy, comment: str = "") -> str:
+    """The policy as a TOML file (JSON string escapes are valid TOML basic strings)."""
+    lines = [f"# {c}" for c in comment.splitlines()]
+    for key, value in policy.to_dict().items():
+        if isinstance(value, list):
+            items = "".join(f"\n  {json.dumps(v)}," for v in value)
+            lines.append(f"{key} = [{items}\n]")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "origin": str, "url": str, "log_keys": list, "log_signatures": str, "witnesses": list,
     "witness_quorum": int, "max_age_seconds": int, "allow_raw_log": bool,

@@ -103,7 +103,7 @@ def main() -> int:
             code, out, cpu = audit(policy, state)
             wall = time.monotonic() - t0
             srv = group_cpu(server.proc.pid) - srv0  # type: ignore[union-attr]
-            print(out.strip().splitlines()[-1] if out.strip() else out)
+            print(next((ln for ln in out.splitlines() if ln.startswith("ok:")), out))
             if code != 0:
                 print(out)
                 return 1

@@ -1,8 +1,11 @@
-"""Examples in module docstrings run as tests."""
+"""Examples in module docstrings and in docs/ run as tests."""
 
 import doctest
+from pathlib import Path
 
 import client.note
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_note_docstring_example() -> None:
@@ -49,3 +52,31 @@ def test_example_request_body_is_the_worked_example() -> None:
     assert body["dsse"] == orjson.loads(_block(doc, "json example-envelope"))
     leaf = attest.check_dsse(body["dsse"], body["verifiers"]).leaf
     assert leaf[2:].decode() == _block(doc, "text example-leaf-record")
+
+
+def test_verifying_guide_commands_run(tmp_path: Path) -> None:
+    """docs/verifying.md: every ```sh block, in order, against a real log, exits 0."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import ORIGIN
+    from tests.serverproc import ServerProc
+
+    text = (ROOT / "docs" / "verifying.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(blocks) >= 6
+    srv = ServerProc(tmp_path / "tlog-data", args=["--origin", ORIGIN]).start()
+    try:
+        env = dict(os.environ, POLICY=str(tmp_path / "tlog-data" / "client-policy.toml"),
+                   TLOG_CLIENT_STATE=str(tmp_path / "state"),
+                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        script = "set -euo pipefail\n" + "\n".join(blocks)
+        proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "[envelope, artifact, signer]" in proc.stdout
+        assert "replayed 2 entries" in proc.stdout
+    finally:
+        srv.stop()

@@ -19,6 +19,7 @@ import orjson
 
 from client.errors import TlogError
 from client.note import generate_ed25519, parse_vkey, sign_note
+from client.policy import TrustPolicy, policy_toml
 from tlog.config import ConfigError, ServeConfig, load_config
 from tlog.keys import KeyFileError, load_or_create, read_key, write_key
 from tlog.sequencer import SequencerConfig
@@ -87,13 +88,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
     print(f"tlog: verifier key {vkey}")
     print(f"tlog: listening on {url}", flush=True)
-    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "dsse-entry.json"
+    policy = write_client_policy(data, origin, vkey, url, config.allow_raw)
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    example = examples / "dsse-entry.json"
+    print(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
+    print("  sign and submit:  openssl genpkey -algorithm ed25519 -out signer.pem")
+    print(f"                   tlog-client submit {examples / 'statement.json'} --key signer.pem "
+          f"--policy {policy} --out receipt.json")
     if example.exists():
-        print(f"  submit:  curl -s -X POST {url}/v1/entries --data-binary @{example} > receipt.json")
+        print(f"  or with curl:     curl -s -X POST {url}/v1/entries --data-binary @{example} > receipt.json")
     if config.allow_raw:
-        print(f"  submit:  curl -s -X POST {url}/v1/entries -d '{{\"raw\":\"aGVsbG8=\"}}' > receipt.json")
-    print(f"  verify:  tlog-client verify-receipt receipt.json --vkey '{vkey}'")
-    print(f"  checkpoint: curl -s {url}/checkpoint", flush=True)
+        raw = '{"raw":"aGVsbG8="}'
+        print(f"  raw entry:        curl -s -X POST {url}/v1/entries -d '{raw}' > receipt.json")
+    print(f"  verify offline:   tlog-client verify receipt.json --policy {policy}")
+    print(f"  audit the log:    tlog-client audit --full --policy {policy}")
+    print(f"  checkpoint:       curl -s {url}/checkpoint", flush=True)
 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -123,6 +132,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         sequencer.stop()
     return 0
+
+
+def write_client_policy(data: Path, origin: str, vkey: str, url: str, allow_raw: bool) -> Path:
+    """A ready-to-use `tlog-client` trust policy for this log (public data, mode 0644).
+
+    Rewritten at each start, since the URL may change; in production, distribute the key out
+    of band rather than trusting a file next to the log."""
+    policy = TrustPolicy(origin, (parse_vkey(vkey),), url=url, allow_raw_log=allow_raw)
+    path = data / "client-policy.toml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(policy_toml(policy, "tlog-client trust policy for this log (docs/verifying.md)"))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
 
 
 class SequencerSupervisor:
