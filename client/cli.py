@@ -129,7 +129,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     out = Path(args.out or args.file + ".receipt.json")
     envelope_out = None
     if args.kind == "dsse":
-        envelope_out = out.with_name(out.name.removesuffix(".receipt.json") + ".dsse.json")
+        stem = out.name.removesuffix(".json").removesuffix(".receipt")
+        envelope_out = Path(args.envelope_out) if args.envelope_out else out.with_name(stem + ".dsse.json")
         _write(envelope_out, orjson.dumps(body["dsse"]))
     _write(out, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     if policy is not None:
@@ -346,6 +347,7 @@ def _parser() -> argparse.ArgumentParser:
                         "hashedrekord: FILE is the artifact")
     s.add_argument("--payload-type", default=INTOTO_PAYLOAD_TYPE, help="DSSE payloadType")
     s.add_argument("--out", help="receipt file (default FILE.receipt.json)")
+    s.add_argument("--envelope-out", help="DSSE envelope file (default: beside the receipt, .dsse.json)")
 
     v = add("verify", cmd_verify, "verify a receipt (offline unless --online)")
     v.add_argument("receipt")
