@@ -291,7 +291,10 @@ def test_cli_verify_exit_codes(tmp_path: Path, logged: Logged, capsys: pytest.Ca
     assert cli.main(["verify", str(good), "--policy", str(policy), "--envelope", str(env), *state]) == 0
     assert "ok: entry 0" in capsys.readouterr().out
     assert cli.main(["verify", str(good), "--policy", str(policy), "--artifact", str(art), *state]) == 2
+    text, _, sigs = logged.dsse["checkpoint"].partition("\n\n")
+    name, b64 = sigs.rstrip("\n").removeprefix("\u2014 ").split(" ")
     cases = {
+        "signature": _with(logged.dsse, checkpoint=f"{text}\n\n\u2014 {name} {_flip(b64, 9)}\n"),
         "leaf": _with(logged.dsse, leaf=_flip(logged.dsse["leaf"], 3)),
         "proof": _with(logged.dsse, index=1),
         "origin": _with(logged.dsse, origin="elsewhere.example/log"),
@@ -309,4 +312,15 @@ def test_cli_verify_exit_codes(tmp_path: Path, logged: Logged, capsys: pytest.Ca
     wrong_key.write_text(f'origin = "{ORIGIN}"\nlog_keys = ["{other_vkey}"]\n')
     assert cli.main(["verify", str(good), "--policy", str(wrong_key), "--no-state"]) == 1
     assert cli.main(["verify-receipt", str(good), "--vkey", logged.vkey]) == 0
+    # A policy with witnesses and a maximum age: old cosignatures are stale (exit 1).
+    old = [CosignatureV1Signer(x.name, bytes([i]) * 32, clock=lambda: time.time() - 7200)
+           for i, x in enumerate(WITNESSES)]
+    stale = tmp_path / "stale.json"
+    stale.write_bytes(orjson.dumps(_with(logged.dsse, checkpoint=_cosign(
+        logged.dsse["checkpoint"].encode(), old).decode())))
+    witnessed = tmp_path / "witnessed.json"
+    witnessed.write_bytes(orjson.dumps(logged.policy(
+        witnesses=tuple(x.verifier() for x in WITNESSES), witness_quorum=2, max_age_seconds=3600).to_dict()))
+    assert cli.main(["verify", str(stale), "--policy", str(witnessed), "--no-state"]) == 1
+    assert "StaleCheckpointError" in capsys.readouterr().err
     assert parse_receipt(good.read_bytes()).index == 0
