@@ -56,6 +56,13 @@ from tlog.keys import read_key
 from tlog.storage import LogStore, search_key
 
 HTTP = httpx.Client(timeout=60)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_http() -> Iterator[None]:
+    """Close the module's client (and its pooled sockets) when the module is done."""
+    yield
+    HTTP.close()
 RECEIPT_FIELDS = {"origin", "index", "leaf", "leaf_hash", "inclusion_proof", "checkpoint"}
 
 

@@ -304,3 +304,18 @@ def test_hash_fast_path_agrees_with_the_strict_decoder() -> None:
             except MalformedError:
                 got = None
             assert got == want, v
+
+
+def test_cosignature_v1_worked_example() -> None:
+    """specs.md §4.3: Ed25519 is deterministic, so the cosignature line is fixed."""
+    from client.note import CosignatureV1Signer, parse_skey, parse_vkey, sign_note, verify_note
+
+    seed = parse_skey("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
+    cosigner = CosignatureV1Signer("PeterNeumann", seed._key.private_bytes_raw(), clock=lambda: 1679315147)
+    assert cosigner.verifier().vkey() == "PeterNeumann+18b9780b+BBpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    text = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+    note = sign_note(text, [cosigner])
+    assert note.decode().endswith(
+        "\u2014 PeterNeumann GLl4CwAAAABkGFDLJeR//pqzhnEKVvEm2wWbh2RJ6oru5+cUUfm5X9NnlaGr8aSH9QE5RVZD4QGlxl2F"
+        "5UpVIIi94p178KLfqPPsAA==\n")
+    verify_note(note, [parse_vkey(cosigner.verifier().vkey())])

@@ -24,6 +24,13 @@ from tests.serverproc import ServerProc
 HTTP = httpx.Client(timeout=10)  # one client: creating one per request costs ~40 ms
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_http() -> Iterator[None]:
+    """Close the module's client (and its pooled sockets) when the module is done."""
+    yield
+    HTTP.close()
+
+
 def _raw(data: bytes) -> dict[str, str]:
     return {"raw": base64.b64encode(data).decode()}
 
