@@ -30,10 +30,10 @@ if str(ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
+from client.keyfile import write_key  # noqa: E402
 from client.note import Ed25519Signer, sign_note  # noqa: E402
 from client.policy import TrustPolicy  # noqa: E402
 from tests.serverproc import ServerProc  # noqa: E402
-from tlog.keys import write_key  # noqa: E402
 from tlog.storage import LogStore  # noqa: E402
 
 ORIGIN = "audit.example/log"

@@ -37,11 +37,11 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from client.keyfile import read_key  # noqa: E402
 from client.note import sign_note  # noqa: E402
 from tests.serverproc import ServerProc  # noqa: E402
 from tlog.cli import KEY_FILE, prepare  # noqa: E402
 from tlog.config import ServeConfig  # noqa: E402
-from tlog.keys import read_key  # noqa: E402
 from tlog.storage import LogStore  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -32,16 +32,15 @@ class ServerProc:
     def start(self, timeout: float = 30.0) -> ServerProc:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         out = self._out = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
-               "--listen", "127.0.0.1:0", "--workers", str(self.workers), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log_path.read_text()
             found = _LISTEN.findall(text)
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tlog serve exited early:\n{text}")
+                self.stop()
+                raise RuntimeError(f"{self.command()[2]} exited early:\n{text}")
             if found and self._ready(found[-1]):
                 self.url = found[-1]
                 vk = _VKEY.findall(text)
@@ -50,6 +49,10 @@ class ServerProc:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"tlog serve did not become ready:\n{self.log_path.read_text()}")
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tlog.cli", "serve", "--data-dir", str(self.data_dir),
+                "--listen", "127.0.0.1:0", "--workers", str(self.workers), *self.args]
 
     def _ready(self, url: str) -> bool:
         try:
@@ -81,3 +84,12 @@ class ServerProc:
     def kill9(self) -> None:
         """SIGKILL the whole process group (supervisor and every worker) at once."""
         self.stop(signal.SIGKILL)
+
+
+@dataclass
+class WitnessProc(ServerProc):
+    """A real `witness serve` process: `data_dir` is its state dir, `args` must hold --config."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "witness.cli", "serve", "--data-dir", str(self.data_dir),
+                "--listen", "127.0.0.1:0", *self.args]

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from client import attest
 from client.errors import TlogError
+from client.keyfile import read_key
 from client.note import Ed25519Signer, sign_note
 from client.verify import verify_receipt_doc
 from tests.attestkit import (
@@ -52,7 +53,6 @@ from tests.attestkit import (
 from tests.conftest import ORIGIN
 from tests.gobuild import build_go
 from tests.serverproc import ServerProc
-from tlog.keys import read_key
 from tlog.storage import LogStore, search_key
 
 HTTP = httpx.Client(timeout=60)

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from client.encoding import b64encode
+from client.keyfile import write_key
 from client.note import Ed25519Signer, sign_note
 from tests.conftest import ORIGIN, SEED
 from tests.gobuild import build_go
 from tests.serverproc import ServerProc
-from tlog.keys import write_key
 from tlog.storage import LogStore, tile_key
 
 pytestmark = pytest.mark.go

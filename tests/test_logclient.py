@@ -29,12 +29,12 @@ from client.errors import (
     PolicyError,
     VerificationError,
 )
+from client.keyfile import write_key
 from client.logclient import LogClient
 from client.note import Ed25519Signer, sign_note
 from client.policy import TrustPolicy
 from tests.conftest import ORIGIN, SEED
 from tests.serverproc import ServerProc
-from tlog.keys import write_key
 from tlog.storage import LogStore
 
 SIZE = 70_000

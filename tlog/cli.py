@@ -18,10 +18,10 @@ from pathlib import Path
 import orjson
 
 from client.errors import TlogError
+from client.keyfile import KeyFileError, load_or_create, read_key, write_key
 from client.note import generate_ed25519, parse_vkey, sign_note
 from client.policy import TrustPolicy, policy_toml
 from tlog.config import ConfigError, ServeConfig, load_config
-from tlog.keys import KeyFileError, load_or_create, read_key, write_key
 from tlog.sequencer import SequencerConfig
 from tlog.storage import LogStore, StorageError
 

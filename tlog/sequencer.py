@@ -33,8 +33,8 @@ from typing import Any
 import lmdb
 import orjson
 
+from client.keyfile import read_key
 from client.note import sign_note
-from tlog.keys import read_key
 from tlog.metrics import Counter, Histogram, Registry
 from tlog.storage import LogStore
 from tlog.wire import FrameError, FrameReader, encode

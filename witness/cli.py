@@ -1,13 +1,22 @@
-"""`witness` command line: `keygen` makes an Ed25519 cosigning key (cosignature/v1)."""
+"""`witness` command line: `keygen`, `add-log`, `serve` (C2SP tlog-witness)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import sys
 from pathlib import Path
 
-from client.note import CosignatureV1Verifier, generate_ed25519
+from client.errors import TlogError
+from client.note import CosignatureV1Signer, CosignatureV1Verifier, generate_ed25519
+from witness.config import WitnessConfigError, load_config, parse_log
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"witness: error: {msg}", file=sys.stderr)
+    return code
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -16,12 +25,71 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        print(f"witness: error: {out} exists; refusing to overwrite a key", file=sys.stderr)
-        return 2
+        return _fail(f"{out} exists; refusing to overwrite a key")
     with os.fdopen(fd, "w") as f:
         f.write(signer.skey() + "\n")
     print(f"wrote {out} (mode 0600)")
     print(CosignatureV1Verifier(signer.name, signer.public).vkey())
+    return 0
+
+
+def cmd_add_log(args: argparse.Namespace) -> int:
+    """Append a [[log]] table to the config file, after checking it and that it is new."""
+    path = Path(args.config)
+    entry = {"origin": args.origin, "keys": args.vkey}
+    try:
+        parse_log(entry)
+        existing = load_config(path).logs if path.exists() else {}
+    except WitnessConfigError as exc:
+        return _fail(str(exc))
+    if args.origin in existing:
+        return _fail(f"{args.origin!r} is already in {path}")
+    keys = ", ".join(json.dumps(k) for k in args.vkey)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"\n[[log]]\norigin = {json.dumps(args.origin)}\nkeys = [{keys}]\n")
+    print(f"added {args.origin} to {path}; restart the witness to pick it up")
+    return 0
+
+
+def load_cosigner(path: Path) -> CosignatureV1Signer:
+    from client.keyfile import read_key  # the same strict 0600 format as the log key
+
+    seed = read_key(path)
+    return CosignatureV1Signer(seed.name, seed._key.private_bytes_raw())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {"listen": args.listen,
+                 "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None}
+    try:
+        config = load_config(args.config, overrides)
+        cosigner = load_cosigner(config.key_file)
+    except (WitnessConfigError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    from witness.app import Witness, build_app
+    from witness.store import WitnessStore
+
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        return _fail(f"cannot listen on {config.listen}: {exc}")
+    sock.listen(1024)
+    host, port = sock.getsockname()[:2]
+    store = WitnessStore(config.data_dir)
+    app = build_app(Witness(config, store, cosigner))
+    print(f"witness: {cosigner.name}, {len(config.logs)} log(s), state in {config.data_dir}")
+    print(f"witness: verifier key {cosigner.verifier().vkey()}")
+    print(f"witness: listening on http://{host}:{port}", flush=True)
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=30,
+                                           limit_concurrency=4096, loop="uvloop", http="httptools"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        store.close()
     return 0
 
 
@@ -32,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--name", required=True, help="witness name (key name)")
     k.add_argument("--out", required=True, help="file to write (mode 0600)")
     k.set_defaults(func=cmd_keygen)
+    a = sub.add_parser("add-log", help="add a log (origin and verifier keys) to the config file")
+    a.add_argument("--config", required=True)
+    a.add_argument("--origin", required=True)
+    a.add_argument("--vkey", action="append", required=True, help="the log's verifier key")
+    a.set_defaults(func=cmd_add_log)
+    s = sub.add_parser("serve", help="run the witness")
+    s.add_argument("--config", required=True, help="TOML configuration (docs/witness.md)")
+    s.add_argument("--data-dir", help="state directory (overrides the config)")
+    s.add_argument("--listen", help="HOST:PORT (port 0: any free port)")
+    s.set_defaults(func=cmd_serve)
     args = p.parse_args(argv)
     return int(args.func(args))
 

@@ -1,4 +1,5 @@
-"""The log's Ed25519 key file: created 0600 on first run, refused if others can read it."""
+"""Ed25519 key files (log keys, witness keys): written 0600 and never over an existing file;
+refused if others can read them. Go note signer-key format (`PRIVATE+KEY+name+id+base64`)."""
 
 from __future__ import annotations
 
