@@ -118,7 +118,10 @@ class LogApp:
         self._spool_dir = str(data)
         self.sequencer = Submitter(self.store, self.config.socket_path(),
                                    max_pending=self.config.max_pending,
-                                   timeout=self.config.submit_timeout)
+                                   timeout=self.config.submit_timeout,
+                                   witnessed=bool(self.config.witnesses),
+                                   wait=self.config.witness_wait,
+                                   wait_timeout=self.config.witness_wait_timeout)
         store = self.store
         self.registry.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
                                 lambda: store.head().size))
@@ -138,7 +141,12 @@ class LogApp:
 
     async def checkpoint(self, _request: Request) -> Response:
         assert self.store is not None
-        return Response(self.store.checkpoint(), media_type="text/plain; charset=utf-8",
+        note = self.store.checkpoint()
+        if self.config.witnesses:  # publish the newest checkpoint that met the witness policy
+            cosigned = self.store.cosigned()
+            if cosigned is not None:
+                note = cosigned[1]
+        return Response(note, media_type="text/plain; charset=utf-8",
                         headers={"Cache-Control": NO_CACHE})
 
     async def tile(self, request: Request) -> Response:
@@ -271,13 +279,13 @@ class LogApp:
             "inclusion_proof": {"tree_size": r.tree_size,
                                 "hashes": [b64encode(h) for h in r.proof]},
             "checkpoint": r.checkpoint.decode(),
-        }
+        } | ({} if r.witnessed is None else {"witnessed": r.witnessed})
 
     async def entry_receipt(self, request: Request) -> Response:
         """GET /v1/entries/<index>/receipt: a receipt against the latest checkpoint."""
         assert self.store is not None
         index = self._path_index(request)
-        found = latest_receipt(self.store, index)
+        found = latest_receipt(self.store, index, witnessed=bool(self.config.witnesses))
         if found is None:
             raise not_found(f"no entry at index {index}")
         return _json(self._receipt_json(*found))

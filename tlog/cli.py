@@ -161,7 +161,9 @@ class SequencerSupervisor:
         seq = SequencerConfig(
             data_dir=str(Path(self.config.data_dir).resolve()),
             socket_path=self.config.socket_path(), max_batch=self.config.max_batch,
-            max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size)
+            max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size,
+            witnesses=self.config.witnesses, witness_quorum=self.config.quorum,
+            witness_timeout=self.config.witness_timeout, witness_interval=self.config.witness_interval)
         cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
                orjson.dumps(dataclasses.asdict(seq)).decode()]
         # stdin: the lifeline pipe (the child stops when it closes); stdout: the ready line.

@@ -49,8 +49,22 @@ class ServeConfig:
     """Log every HTTP request (costs throughput)."""
     sequencer_socket: str = ""
     """Unix socket between the HTTP workers and the sequencer; empty: <data_dir>/sequencer.sock."""
+    witnesses: tuple[tuple[str, str], ...] = ()
+    """Witnesses as (URL, cosignature/v1 verifier key), from `[[witness]]` tables."""
+    witness_quorum: int = 0
+    """Cosignatures a checkpoint needs before it is published (k of n; 0: all witnesses)."""
+    witness_timeout: float = 5.0
+    """Seconds one add-checkpoint request to a witness may take."""
+    witness_interval: float = 1.0
+    """Least seconds between two checkpoints sent to the witnesses (sequencing never waits)."""
+    witness_wait: bool = True
+    """Answer submitters only once their entry is in a cosigned checkpoint (or the timeout)."""
+    witness_wait_timeout: float = 10.0
+    """Seconds a submitter waits for cosignatures before getting the log-signed receipt."""
 
     def __post_init__(self) -> None:
+        # From JSON (worker processes) the pairs arrive as lists.
+        object.__setattr__(self, "witnesses", tuple(tuple(w) for w in self.witnesses))
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
@@ -64,10 +78,18 @@ class ServeConfig:
             "max_connections": 1 <= self.max_connections <= 1 << 20,
             "max_body_bytes": 1024 <= self.max_body_bytes <= 1 << 30,
             "map_size": 1 << 20 <= self.map_size <= 1 << 44,
+            "witness_quorum": 0 <= self.witness_quorum <= len(self.witnesses),
+            "witness_timeout": 0.1 <= self.witness_timeout <= 600,
+            "witness_interval": 0.01 <= self.witness_interval <= 3600,
+            "witness_wait_timeout": 0.1 <= self.witness_wait_timeout <= 3600,
         }
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: value {getattr(self, key)!r} is out of range")
+
+    @property
+    def quorum(self) -> int:
+        return self.witness_quorum or len(self.witnesses)
 
     def socket_path(self) -> str:
         if self.sequencer_socket:
@@ -92,19 +114,47 @@ def _coerce(name: str, value: Any, want: type) -> Any:
     return value
 
 
+def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
+    """`[[witness]]` tables: url and vkey (a cosignature/v1 key), each checked."""
+    from client.errors import MalformedError
+    from client.note import ALG_COSIGNATURE_V1, parse_vkey
+
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: witness must be an array of tables ([[witness]])")
+    out: list[tuple[str, str]] = []
+    for i, t in enumerate(tables):
+        where = f"{path}: witness[{i}]"
+        if not isinstance(t, dict) or set(t) != {"url", "vkey"}:
+            raise ConfigError(f"{where}: needs exactly url and vkey")
+        url, vkey = t["url"], t["vkey"]
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: must be an http(s) URL")
+        try:
+            v = parse_vkey(vkey) if isinstance(vkey, str) else None
+        except MalformedError as exc:
+            raise ConfigError(f"{where}.vkey: {exc}") from exc
+        if v is None or v.alg != ALG_COSIGNATURE_V1:
+            raise ConfigError(f"{where}.vkey: must be a cosignature/v1 (type 0x04) key")
+        if any(v.name == parse_vkey(k).name for _, k in out):
+            raise ConfigError(f"{where}: two witnesses named {v.name!r}")
+        out.append((url.rstrip("/"), vkey))
+    return tuple(out)
+
+
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> ServeConfig:
     """Defaults, then the TOML file's `[log]` table, then command-line overrides."""
     values: dict[str, Any] = {}
     types = {f.name: {"str": str, "int": int, "bool": bool, "float": float}[str(f.type)]
-             for f in fields(ServeConfig)}
+             for f in fields(ServeConfig) if f.name != "witnesses"}
     if path is not None:
         try:
             doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-        unknown_tables = set(doc) - {"log"}
+        unknown_tables = set(doc) - {"log", "witness"}
         if unknown_tables:
             raise ConfigError(f"{path}: unknown table or key {sorted(unknown_tables)[0]!r}")
+        values["witnesses"] = _witnesses(doc.get("witness", []), path)
         for key, value in doc.get("log", {}).items():
             if key not in types:
                 raise ConfigError(f"{path}: unknown key log.{key}")

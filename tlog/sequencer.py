@@ -25,6 +25,7 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from client.note import sign_note
 from tlog.metrics import Counter, Histogram, Registry
 from tlog.storage import LogStore
 from tlog.wire import FrameError, FrameReader, encode
+from tlog.witnessing import WitnessCollector
 
 log = logging.getLogger("tlog.sequencer")
 
@@ -49,6 +51,10 @@ class SequencerConfig:
     max_batch: int = 1024
     max_delay: float = 0.0
     map_size: int = 64 << 30
+    witnesses: tuple[tuple[str, str], ...] = ()
+    witness_quorum: int = 0
+    witness_timeout: float = 5.0
+    witness_interval: float = 1.0
 
 
 @dataclass
@@ -86,6 +92,35 @@ class SequencerProcess:
             (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)))
         self.m_failures = reg.add(Counter("tlog_integrate_failures_total",
                                           "Batches that failed to commit (nothing written)"))
+        # Witnessing: a thread pushes checkpoints to the witnesses; when a quorum cosigned one,
+        # it wakes this loop through a socket pair and the loop tells every worker.
+        self.collector: WitnessCollector | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._cosigned: tuple[int, bytes] | None = None
+        self._cosigned_lock = threading.Lock()
+        if config.witnesses:
+            self.collector = WitnessCollector(
+                self.store, [tuple(w) for w in config.witnesses],  # type: ignore[misc]
+                config.witness_quorum or len(config.witnesses), timeout=config.witness_timeout,
+                interval=config.witness_interval, registry=reg, on_publish=self._published)
+
+    def _published(self, size: int, note: bytes) -> None:
+        """Called from the collector thread: hand the cosigned checkpoint to the loop."""
+        with self._cosigned_lock:
+            self._cosigned = (size, note)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"w")
+
+    def _broadcast_cosigned(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_r.recv(4096)
+        with self._cosigned_lock:
+            cosigned, self._cosigned = self._cosigned, None
+        if cosigned is not None:
+            frame = encode(["w", cosigned[0], cosigned[1]])
+            for conn in list(self.conns.values()):
+                self._send(conn, frame)
 
     def serve(self) -> None:
         path = self.config.socket_path
@@ -108,6 +143,11 @@ class SequencerProcess:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "lifeline")
+        self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        if self.collector is not None:
+            self.collector.start()
+            head, note = self.store.head_and_checkpoint()
+            self.collector.offer(head.size, note)
         print("tlog-sequencer: ready", flush=True)
         try:
             while self.running or self.pending:
@@ -115,7 +155,9 @@ class SequencerProcess:
                 if self.pending:
                     timeout = max(0.0, self.first_at + self.config.max_delay - time.monotonic())
                 for key, mask in self.sel.select(timeout):
-                    if key.data == "lifeline":
+                    if key.data == "wake":
+                        self._broadcast_cosigned()
+                    elif key.data == "lifeline":
                         if not os.read(sys.stdin.fileno(), 4096):
                             self._stop()
                             self.sel.unregister(sys.stdin.fileno())
@@ -135,6 +177,8 @@ class SequencerProcess:
             listener.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+            if self.collector is not None:
+                self.collector.stop()
             self.store.close()
 
     def _stop(self, *_: Any) -> None:
@@ -216,6 +260,8 @@ class SequencerProcess:
             per_conn.setdefault(id(conn), (conn, []))[1].append([req_id, index, new])
         for conn, answers in per_conn.values():
             self._send(conn, encode(["b", result.head.size, result.checkpoint, answers]))
+        if self.collector is not None and created:
+            self.collector.offer(result.head.size, result.checkpoint)
 
     def _send(self, conn: _Conn, frame: bytes) -> None:
         if conn.sock.fileno() not in self.conns:

@@ -4,6 +4,7 @@ One environment, five named databases:
 
     meta      b"origin" -> UTF-8 origin; b"state" -> msgpack [size, root];
               b"checkpoint" -> the signed note for `state`
+              b"cosigned" -> [size, note]: the newest checkpoint that met the witness policy
     tiles     u8 level || u64be index -> level-0 hashes of the tile (W·32 bytes, W <= 256)
     interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 254 hashes = 8128 bytes)
     bundles   u64be index -> full entry bundle (u16be length || entry, 256 times)
@@ -173,6 +174,33 @@ class LogStore:
     def head_and_checkpoint(self) -> tuple[TreeHead, bytes]:
         with self.env.begin() as txn:
             return self._head(txn, self.meta), bytes(txn.get(b"checkpoint", db=self.meta))
+
+    def cosigned_in(self, txn: lmdb.Transaction) -> tuple[int, bytes] | None:
+        raw = txn.get(b"cosigned", db=self.meta)
+        if raw is None:
+            return None
+        size, note = msgpack.unpackb(raw)
+        return size, note
+
+    def cosigned(self) -> tuple[int, bytes] | None:
+        """(size, note) of the newest checkpoint published with its witness cosignatures."""
+        with self.env.begin() as txn:
+            return self.cosigned_in(txn)
+
+    def publish_cosigned(self, size: int, note: bytes) -> bool:
+        """Record a cosigned checkpoint unless an older one than recorded; True if recorded.
+
+        Only moves forward (compare in the write transaction; the same size again brings
+        fresher cosignatures), so a slow witness round can
+        never replace a newer cosigned checkpoint with an older one."""
+        with self.env.begin(write=True) as txn:
+            current = self.cosigned_in(txn)
+            if current is not None and current[0] > size:
+                return False
+            if size > self._head(txn, self.meta).size:
+                raise StorageError(f"cosigned size {size} is beyond the tree")
+            txn.put(b"cosigned", msgpack.packb([size, note]), db=self.meta)
+        return True
 
     def lookup(self, leaf: bytes) -> int | None:
         """Index of the first entry with this leaf hash, if any."""

@@ -47,11 +47,13 @@ class Receipt:
     proof: list[bytes]
     checkpoint: bytes
     created: bool
+    witnessed: bool | None = None  # None: the log has no witnesses
 
 
 class Submitter:
     def __init__(self, store: LogStore, socket_path: str, *, max_pending: int = 16384,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, witnessed: bool = False, wait: bool = False,
+                 wait_timeout: float = 10.0) -> None:
         self.store = store
         self.socket_path = socket_path
         self.max_pending = max_pending
@@ -62,6 +64,9 @@ class Submitter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._outbox: list[bytes] = []
+        # Witnessing: receipts wait (if `wait`) until a cosigned checkpoint covers them.
+        self.witnessed, self.wait, self.wait_timeout = witnessed, wait and witnessed, wait_timeout
+        self._parked: dict[int, tuple[asyncio.Future[Any], bytes, int, bool, int, bytes]] = {}
 
     @property
     def connected(self) -> bool:
@@ -184,6 +189,8 @@ class Submitter:
         if kind == "b":
             _, size, checkpoint, answers = msg
             self._answer_batch(size, checkpoint, answers)
+        elif kind == "w":
+            self._cosigned_published(msg[1])
         elif kind == "e":
             _, req_id, code, message = msg
             waiting = self._waiting.pop(req_id, None)
@@ -195,37 +202,84 @@ class Submitter:
                 waiting[0].set_result(msg[2])
 
     def _answer_batch(self, size: int, checkpoint: bytes, answers: list[list[Any]]) -> None:
+        """The batch is durable and signed: answer now, or park until a cosigned checkpoint."""
+        cosigned = self.store.cosigned() if self.wait else None
+        ready: list[tuple[asyncio.Future[Any], bytes, int, bool]] = []
+        for req_id, index, created in answers:
+            waiting = self._waiting.pop(req_id, None)
+            if waiting is None or waiting[0].done():
+                continue
+            fut, lh = waiting
+            if self.wait and (cosigned is None or cosigned[0] <= index):
+                self._parked[req_id] = (fut, lh, index, created, size, checkpoint)
+                asyncio.get_running_loop().call_later(self.wait_timeout, self._unpark, req_id)
+            else:
+                ready.append((fut, lh, index, created))
+        if ready:
+            if cosigned is not None:
+                size, checkpoint = cosigned
+            self._resolve(ready, size, checkpoint, witnessed=True if cosigned else None)
+
+    def _resolve(self, items: list[tuple[asyncio.Future[Any], bytes, int, bool]], size: int,
+                 checkpoint: bytes, witnessed: bool | None) -> None:
+        if self.witnessed and witnessed is None:
+            witnessed = False
         with self.store.read_txn() as txn:
             prover = merkle.RangeHashCache(self.store.node_reader(txn))
-            for req_id, index, created in answers:
-                waiting = self._waiting.pop(req_id, None)
-                if waiting is None or waiting[0].done():
-                    continue
-                fut, lh = waiting
-                fut.set_result(Receipt(index, lh, size, prover.inclusion_proof(index, size),
-                                       checkpoint, created))
+            for fut, lh, index, created in items:
+                if not fut.done():
+                    fut.set_result(Receipt(index, lh, size, prover.inclusion_proof(index, size),
+                                           checkpoint, created, witnessed))
+
+    def _cosigned_published(self, size: int) -> None:
+        """A checkpoint of `size` met the witness policy: answer every receipt it covers."""
+        if not self._parked:
+            return
+        cosigned = self.store.cosigned()
+        if cosigned is None:
+            return
+        size, note = cosigned
+        done = [rid for rid, p in self._parked.items() if p[2] < size]
+        items = [self._parked.pop(rid)[:4] for rid in done]
+        self._resolve(items, size, note, witnessed=True)
+
+    def _unpark(self, req_id: int) -> None:
+        """Waited long enough for witnesses: answer with the log-signed checkpoint, and say so."""
+        parked = self._parked.pop(req_id, None)
+        if parked is not None:
+            fut, lh, index, created, size, checkpoint = parked
+            self._resolve([(fut, lh, index, created)], size, checkpoint, witnessed=False)
 
     def _fail_all(self, exc: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
         for fut, _ in waiting.values():
             if not fut.done():
                 fut.set_exception(exc)
+        # Parked receipts are durable already: answer them with what they have.
+        for rid in list(self._parked):
+            self._unpark(rid)
 
     def _receipt_for_existing(self, index: int, lh: bytes) -> Receipt:
-        found = latest_receipt(self.store, index)
+        found = latest_receipt(self.store, index, witnessed=self.witnessed)
         if found is None or found[0].leaf_hash != lh:
             raise SequencerUnavailable("the leaf index disagrees with the log")  # cannot happen
         return found[0]
 
 
-def latest_receipt(store: LogStore, index: int) -> tuple[Receipt, bytes] | None:
-    """The receipt of entry `index` against the latest checkpoint, and the entry's leaf;
-    None if the log is not that large. One read transaction: head, proof and note agree."""
+def latest_receipt(store: LogStore, index: int,
+                   witnessed: bool = False) -> tuple[Receipt, bytes] | None:
+    """The receipt of entry `index` against the latest checkpoint (with `witnessed`: the
+    latest cosigned one if it covers the entry), and the entry's leaf; None if the log is
+    not that large. One read transaction: head, proof and note agree."""
     with store.read_txn() as txn:
         head = store.head_in(txn)
         if index >= head.size:
             return None
+        size, note = head.size, store.checkpoint_in(txn)
+        cosigned = store.cosigned_in(txn) if witnessed else None
+        if cosigned is not None and cosigned[0] > index:
+            size, note = cosigned
         leaf = store.entry_in(txn, index)
-        proof = merkle.inclusion_proof(index, head.size, store.node_reader(txn))
-        note = store.checkpoint_in(txn)
-    return Receipt(index, merkle.leaf_hash(leaf), head.size, proof, note, created=False), leaf
+        proof = merkle.inclusion_proof(index, size, store.node_reader(txn))
+    return Receipt(index, merkle.leaf_hash(leaf), size, proof, note, created=False,
+                   witnessed=(cosigned is not None and size == cosigned[0]) if witnessed else None), leaf

@@ -1,0 +1,166 @@
+"""A log with three real witness processes: cosigned checkpoints, k-of-n receipts, forks refused.
+
+Everything is real: `tlog serve` with a `[[witness]]` config, three `witness serve` processes on
+loopback, HTTP between them. Cosignature lines are checked by the client library and by a
+second cosignature/v1 verifier written here from the C2SP text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nacl.signing
+import pytest
+
+from client.errors import PolicyError
+from client.keyfile import write_key
+from client.note import CosignatureV1Signer, Ed25519Signer, sign_note
+from client.policy import TrustPolicy
+from client.verify import verify_receipt
+from tests.conftest import ORIGIN, SEED
+from tests.serverproc import ServerProc, WitnessProc
+from tests.test_logclient import grow, random_entries
+from tests.test_witness import write_config
+from tlog.storage import LogStore
+
+LOG = Ed25519Signer(ORIGIN, SEED)
+NAMES = [f"witness.test/w{i}" for i in range(3)]
+SEEDS = [bytes([0x50 + i]) * 32 for i in range(3)]
+
+
+def witness_vkey(i: int) -> str:
+    return CosignatureV1Signer(NAMES[i], SEEDS[i]).verifier().vkey()
+
+
+def spec_cosignature_ok(note: bytes, name: str, public: bytes) -> bool:
+    """cosignature/v1 from the C2SP text alone: key ID = SHA-256(name || 0x0A || 0x04 || key)[:4];
+    signature = u64be(time) || Ed25519("cosignature/v1\\ntime <t>\\n" || checkpoint text)."""
+    text, _, sigs = note.decode().rpartition("\n\n")
+    text += "\n"
+    kid = hashlib.sha256(name.encode() + b"\n\x04" + public).digest()[:4]
+    for line in sigs.splitlines():
+        who, _, b64 = line.removeprefix("\u2014 ").partition(" ")
+        raw = base64.b64decode(b64)
+        if who != name or raw[:4] != kid or len(raw) != 76:
+            continue
+        ts = int.from_bytes(raw[4:12], "big")
+        msg = f"cosignature/v1\ntime {ts}\n{text}".encode()
+        try:
+            nacl.signing.VerifyKey(public).verify(msg, raw[12:])
+        except Exception:
+            return False
+        return True
+    return False
+
+
+@dataclass
+class Stack:
+    log: ServerProc
+    witnesses: list[WitnessProc]
+
+    def policy(self, k: int) -> TrustPolicy:
+        from client.note import parse_vkey
+
+        return TrustPolicy(ORIGIN, (LOG.verifier(),),
+                           witnesses=tuple(parse_vkey(witness_vkey(i)) for i in range(3)),  # type: ignore[misc]
+                           witness_quorum=k, allow_raw_log=True)
+
+
+def start_witnesses(tmp: Path) -> list[WitnessProc]:
+    out = []
+    for i in range(3):
+        d = tmp / f"w{i}"
+        d.mkdir()
+        write_key(d / "witness.key", Ed25519Signer(NAMES[i], SEEDS[i]))
+        cfg = write_config(d, [(ORIGIN, LOG.verifier().vkey())], rate_per_log=100.0, burst=100)
+        out.append(WitnessProc(d / "state", args=["--config", str(cfg)]).start())
+    return out
+
+
+def init_log(data: Path, entries: list[bytes] | None = None) -> None:
+    store = LogStore(data, create=True, map_size=1 << 28)
+    store.initialize(ORIGIN, lambda t: sign_note(t, [LOG]))
+    if entries:
+        grow(store, LOG, entries)
+    store.close()
+    write_key(data / "log.key", LOG)
+
+
+def start_log(tmp: Path, data: Path, witnesses: list[WitnessProc], quorum: int = 2,
+              wait_timeout: float = 10.0) -> ServerProc:
+    cfg = tmp / f"{data.name}.toml"
+    lines = ["[log]", f"witness_quorum = {quorum}", "witness_interval = 0.1",
+             "witness_timeout = 2.0", f"witness_wait_timeout = {wait_timeout}"]
+    for i, w in enumerate(witnesses):
+        lines += ["", "[[witness]]", f'url = "{w.url}"', f'vkey = "{witness_vkey(i)}"']
+    cfg.write_text("\n".join(lines) + "\n")
+    return ServerProc(data, args=["--allow-raw", "--origin", ORIGIN, "--config", str(cfg)]).start()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    witnesses = start_witnesses(tmp_path)
+    try:
+        init_log(tmp_path / "log")
+        log = start_log(tmp_path, tmp_path / "log", witnesses)
+        yield Stack(log, witnesses)
+        log.stop()
+    finally:
+        for w in witnesses:
+            w.stop()
+
+
+def submit(srv: ServerProc, data: bytes) -> dict[str, object]:
+    r = httpx.post(srv.url + "/v1/entries", json={"raw": base64.b64encode(data).decode()}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def test_receipts_are_cosigned_and_verify_k_of_n(stack: Stack) -> None:
+    receipts = [submit(stack.log, f"entry {i}".encode()) for i in range(5)]
+    for doc in receipts:
+        assert doc["witnessed"] is True
+        note = doc["checkpoint"].encode()  # type: ignore[union-attr]
+        valid = [spec_cosignature_ok(note, NAMES[i], CosignatureV1Signer(NAMES[i], SEEDS[i]).public)
+                 for i in range(3)]
+        assert sum(valid) >= 2, note
+        verify_receipt(doc, stack.policy(2))
+    cp = httpx.get(stack.log.url + "/checkpoint", timeout=10).content
+    assert cp.count("\u2014 witness.test/".encode()) >= 2  # /checkpoint carries the cosignatures
+
+    stack.witnesses[2].stop()  # one witness down: 2 of 3 still met, 3 of 3 not
+    time.sleep(0.3)
+    doc = submit(stack.log, b"after one witness stopped")
+    assert doc["witnessed"] is True
+    verify_receipt(doc, stack.policy(2))
+    with pytest.raises(PolicyError, match="needs 3 of 3"):
+        verify_receipt(doc, stack.policy(3))
+
+
+def test_a_forked_view_gets_no_cosignature(stack: Stack, tmp_path: Path) -> None:
+    """A second data dir with the same key and origin, other entries: the witnesses that saw
+    the first view refuse it, so its receipts are not witnessed (and say so)."""
+    for i in range(3):
+        assert submit(stack.log, f"real {i}".encode())["witnessed"] is True
+    size = int(httpx.get(stack.log.url + "/checkpoint", timeout=10).text.split("\n")[1])
+    fork_dir = tmp_path / "fork"
+    init_log(fork_dir, random_entries(size, 77))
+    fork = start_log(tmp_path, fork_dir, stack.witnesses, wait_timeout=1.5)
+    try:
+        doc = submit(fork, b"forked entry")
+        assert doc["witnessed"] is False
+        assert "\u2014 witness.test/" not in doc["checkpoint"]  # type: ignore[operator]
+        with pytest.raises(PolicyError):
+            verify_receipt(doc, stack.policy(1))
+        metrics = httpx.get(fork.url + "/metrics", timeout=10).text
+        assert 'outcome="inconsistent"' in metrics
+    finally:
+        fork.stop()
+    # The witnesses kept the first view.
+    assert submit(stack.log, b"still fine")["witnessed"] is True
