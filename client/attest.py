@@ -444,7 +444,47 @@ def parse_leaf(leaf: bytes) -> LeafInfo | None:
             return None
     except (TypeError, ValueError):
         return None
+    if not _valid_record(leaf[1], record):
+        return None
     return LeafInfo(leaf[1], record)
+
+
+_DIGEST64 = re.compile(r"[0-9a-f]{64}\Z")
+_SIGNER = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+def _valid_sig(s: Any) -> bool:
+    return (isinstance(s, dict) and set(s) == {"key", "sig", "signer"}
+            and all(isinstance(v, str) for v in s.values()) and bool(_SIGNER.match(s["signer"])))
+
+
+def _valid_record(kind: int, rec: dict[str, Any]) -> bool:
+    """The v1 record schema (docs/leaf-format.md), exactly: readers may then index it freely,
+    and bytes that merely parse as JSON are not mistaken for an attestation."""
+    if kind == KIND_HASHEDREKORD:
+        d = rec.get("digest")
+        return (set(rec) == {"digest", "signature"} and isinstance(d, dict) and set(d) == {"sha256"}
+                and isinstance(d["sha256"], str) and bool(_DIGEST64.match(d["sha256"]))
+                and _valid_sig(rec["signature"]))
+    if not {"attestation", "payload_sha256", "payload_type", "signatures"} <= set(rec) or \
+            not set(rec) <= {"attestation", "payload_sha256", "payload_type", "signatures", "statement"}:
+        return False
+    sigs = rec["signatures"]
+    if not (isinstance(rec["attestation"], str) and _DIGEST64.match(rec["attestation"])
+            and isinstance(rec["payload_sha256"], str) and _DIGEST64.match(rec["payload_sha256"])
+            and isinstance(rec["payload_type"], str) and isinstance(sigs, list)
+            and 1 <= len(sigs) <= MAX_ENVELOPE_SIGNATURES and all(_valid_sig(x) for x in sigs)):
+        return False
+    st = rec.get("statement")
+    if st is None:
+        return "statement" not in rec
+    if not (isinstance(st, dict) and set(st) == {"predicate_type", "subjects", "subjects_total"}
+            and isinstance(st["predicate_type"], str) and isinstance(st["subjects"], list)
+            and type(st["subjects_total"]) is int and st["subjects_total"] >= len(st["subjects"])):
+        return False
+    return all(isinstance(x, dict) and set(x) == {"digest"} and isinstance(x["digest"], dict)
+               and all(isinstance(k, str) and isinstance(v, str) for k, v in x["digest"].items())
+               for x in st["subjects"])
 
 
 def search_keys(leaf: bytes) -> list[tuple[str, str]]:

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from client import attest
+from client.jcs import canonicalize
 from tests.attestkit import (
     dsse_body,
     envelope,
@@ -63,10 +65,16 @@ def test_raw_imitation_cannot_orphan_an_envelope(tmp_path: Path) -> None:
             digest = hashlib.sha256(sub.canonical).hexdigest()
             got = c.get(f"{srv.url}/v1/attestations/{digest}")
             assert got.status_code == 200 and got.content == sub.canonical
-            # A raw imitation with a malformed digest must not crash fsck.
+            # Raw imitations: a malformed record is not an attestation (fsck ignores it); a
+            # well-formed one whose envelope was never stored is reported, not crashed on.
             fake = b'\x01\x01{"attestation":"' + b"z" * 64 + b'"}'
             assert c.post(srv.url + "/v1/entries",
                           json={"raw": base64.b64encode(fake).decode()}).status_code == 201
+            record = orjson.loads(sub.leaf[2:])
+            record["attestation"] = "ab" * 32
+            orphan = b"\x01\x01" + canonicalize(record)
+            assert c.post(srv.url + "/v1/entries",
+                          json={"raw": base64.b64encode(orphan).decode()}).status_code == 201
             r = c.get(srv.url + "/v1/search", params={"subject": "sha256:00", "cursor": str((1 << 64) - 1)})
             assert r.status_code == 400 and r.json()["error"]["code"] == "bad_parameter"
     finally:
@@ -76,3 +84,17 @@ def test_raw_imitation_cannot_orphan_an_envelope(tmp_path: Path) -> None:
                          check=False)
     assert "Traceback" not in out.stderr
     assert "envelope" in out.stdout and out.returncode == 1  # reported, not crashed
+
+
+def test_odd_raw_records_do_not_poison_a_batch(server: ServerProc) -> None:
+    """Raw bytes that parse as canonical JSON with the wrong schema are not indexed (they used
+    to crash the search indexer and fail their whole batch with 503)."""
+    odd = [b"\x01\x01" + canonicalize({"signatures": [{"signer": ["x"]}]}),
+           b"\x01\x02" + canonicalize({"digest": {"sha256": {"a": 1}}, "signature": {}}),
+           b"\x01\x01" + canonicalize({"statement": {"subjects": [{"digest": {"sha256": [1]}}]}})]
+    with httpx.Client(timeout=30) as c:
+        for body in odd + [b"innocent"]:
+            r = c.post(server.url + "/v1/entries", json={"raw": base64.b64encode(body).decode()})
+            assert r.status_code == 201, r.text
+    for leaf in odd:
+        assert attest.parse_leaf(leaf) is None and attest.search_keys(leaf) == []

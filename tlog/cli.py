@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
     print(f"tlog: verifier key {vkey}")
     print(f"tlog: listening on {url}", flush=True)
-    policy = write_client_policy(data, origin, vkey, url, config.allow_raw)
+    policy = write_client_policy(data, origin, vkey, url, config)
     examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
     example = examples / "dsse-entry.json"
     print(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
@@ -134,12 +134,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_client_policy(data: Path, origin: str, vkey: str, url: str, allow_raw: bool) -> Path:
-    """A ready-to-use `tlog-client` trust policy for this log (public data, mode 0644).
-
-    Rewritten at each start, since the URL may change; in production, distribute the key out
-    of band rather than trusting a file next to the log."""
-    policy = TrustPolicy(origin, (parse_vkey(vkey),), url=url, allow_raw_log=allow_raw)
+def write_client_policy(data: Path, origin: str, vkey: str, url: str, config: ServeConfig) -> Path:
+    """A ready-to-use `tlog-client` trust policy for this log and its witnesses (public data,
+    mode 0644). Rewritten at each start, since the URL may change; in production, distribute
+    the keys out of band rather than trusting a file next to the log."""
+    witnesses = tuple(parse_vkey(v) for _, v in config.witnesses)
+    policy = TrustPolicy(origin, (parse_vkey(vkey),), url=url, allow_raw_log=config.allow_raw,
+                         witnesses=witnesses, witness_quorum=config.quorum)  # type: ignore[arg-type]
     path = data / "client-policy.toml"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(policy_toml(policy, "tlog-client trust policy for this log (docs/verifying.md)"))
