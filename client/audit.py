@@ -15,7 +15,6 @@ checkpoint is newest then. Fetches run a few bundles ahead on a thread pool.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +28,7 @@ from client.encoding import b64decode_std, b64encode
 from client.errors import ConsistencyError, MalformedError, VerificationError
 from client.logclient import MAX_BUNDLE_BYTES, MAX_TILE_BYTES, LogClient
 from client.merkle import HASH_SIZE, leaf_hash
+from client.state import write_atomically
 from client.tiles import TILE_HEIGHT, TILE_WIDTH, entries_path, parse_bundle, tile_path, tile_width_at
 from client.tiletree import TileTree
 from client.verify import VerifiedCheckpoint
@@ -76,15 +76,8 @@ class _Resume:
         if self.path is None:
             return
         edges = [[b64encode(h) for h in e.levels[0]] for e in tree.edges]
-        doc = orjson.dumps({"origin": self.origin, "size": tree.size, "edges": edges})
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, doc)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, orjson.dumps(
+            {"origin": self.origin, "size": tree.size, "edges": edges}))
 
     def clear(self) -> None:
         if self.path is not None:
@@ -120,6 +113,7 @@ class _Replay:
         self.start = self.tree.size
         self.kinds: dict[str, int] = {}
         self.check_at = trusted.size if trusted and self.start < trusted.size <= self.size else None
+        self.consistent = True  # False while a bundle is appended but its tiles not yet compared
 
     def fork(self, reason: str) -> ConsistencyError:
         old = self.trusted.note if self.trusted else b""
@@ -132,14 +126,19 @@ class _Replay:
         began = time.monotonic()
         try:
             self.bundles(began)
+            _compare_upper(self.client, tree, size, final=True)
+            root = tree.root()
+            if root != self.target.root:
+                raise self.fork(f"replaying {size} entries gives root {b64encode(root)}, the "
+                                f"checkpoint says {b64encode(self.target.root)}")
         except KeyboardInterrupt:
-            self.saver.save(tree)  # all appended so far matched the served tiles
+            if self.consistent:  # everything appended so far was compared with the served tiles
+                self.saver.save(tree)
             raise
-        _compare_upper(self.client, tree, size, final=True)
-        root = tree.root()
-        if root != self.target.root:
-            raise self.fork(f"replaying {size} entries gives root {b64encode(root)}, the checkpoint "
-                            f"says {b64encode(self.target.root)}")
+        except (ConsistencyError, VerificationError):
+            if self.start:  # a resumed replay disagrees: start from scratch next time
+                self.saver.clear()
+            raise
         self.saver.save(tree)
         return AuditReport(size, root, tree.size - self.start, time.monotonic() - began, self.start,
                            self.kinds)
@@ -160,8 +159,11 @@ class _Replay:
                     for m in range(n, min(n + PREFETCH, last)):
                         if m not in pending:
                             pending[m] = pool.submit(self.fetch, m)
-                    self.bundle(n, *pending.pop(n).result())
+                    fetched = pending.pop(n).result()
+                    self.consistent = False
+                    self.bundle(n, *fetched)
                     _compare_upper(self.client, tree, size, final=False)
+                    self.consistent = True
                     if self.progress:
                         done = tree.size - self.start
                         self.progress(tree.size, size, done / max(time.monotonic() - began, 1e-9))

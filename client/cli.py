@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from client import merkle
-from client.attest import INTOTO_PAYLOAD_TYPE, parse_leaf, search_keys
+from client.attest import INTOTO_PAYLOAD_TYPE, parse_leaf
 from client.audit import full_audit, resume_path
 from client.encoding import b64encode
 from client.errors import (
@@ -103,6 +103,7 @@ def _client(args: argparse.Namespace, policy: TrustPolicy | None) -> LogClient:
 
 def _latest(client: LogClient, policy: TrustPolicy, state: TrustState | None) -> VerifiedCheckpoint:
     """The log's verified checkpoint, proven consistent with (and stored in) the trust state."""
+    client.check_log_kind()  # raw entries could imitate attestation leaves
     vc = client.checkpoint()
     if state is not None:
         adv = state.update(policy, vc, client.consistency_proof)
@@ -199,8 +200,8 @@ def cmd_get(args: argparse.Namespace) -> int:
     assert policy is not None
     with _client(args, policy) as client:
         vc = _latest(client, policy, _state(args))
-        if args.index >= vc.size:
-            raise UsageError(f"index {args.index} is not below the tree size {vc.size}")
+        if not 0 <= args.index < vc.size:
+            raise UsageError(f"index {args.index} is not in 0..{vc.size - 1}")
         receipt = client.prove_entry(args.index, vc)
     doc = receipt.to_dict()
     info = parse_leaf(receipt.leaf)
@@ -223,7 +224,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
                 raise UsageError(f"need index < size <= {vc.size}")
             leaf = client.entry(args.index, size)
             proof = client.inclusion_proof(args.index, size)
-            root = vc.root if size == vc.size else client.tree_root(size)
+            root = _signed_root(client, vc, size)
             merkle.verify_inclusion(args.index, size, merkle.leaf_hash(leaf), proof, root)
             doc: dict[str, Any] = {"index": args.index, "tree_size": size,
                                    "leaf_hash": b64encode(merkle.leaf_hash(leaf)),
@@ -233,14 +234,24 @@ def cmd_prove(args: argparse.Namespace) -> int:
             if not 0 <= old <= new <= vc.size:
                 raise UsageError(f"need 0 <= M <= N <= {vc.size}")
             proof = client.consistency_proof(old, new)
-            old_root, new_root = client.tree_root(old), (vc.root if new == vc.size else client.tree_root(new))
+            old_root, new_root = _signed_root(client, vc, old), _signed_root(client, vc, new)
             merkle.verify_consistency(old, new, old_root, new_root, proof)
             doc = {"old_size": old, "new_size": new, "old_root": b64encode(old_root),
                    "new_root": b64encode(new_root), "hashes": [b64encode(h) for h in proof]}
         doc["checkpoint"] = vc.note.decode()
-        doc["signed_root"] = (doc.get("tree_size", doc.get("new_size")) == vc.size)
     _emit(doc)
     return EXIT_OK
+
+
+def _signed_root(client: LogClient, vc: VerifiedCheckpoint, size: int) -> bytes:
+    """The root of the tree of `size` leaves, authenticated: computed from tiles, then proven
+    a prefix of the verified checkpoint (so it is the root the log signed into it)."""
+    if size == vc.size:
+        return vc.root
+    root = client.tree_root(size)
+    if size:
+        merkle.verify_consistency(size, vc.size, root, vc.root, client.consistency_proof(size, vc.size))
+    return root
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -255,11 +266,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         for index, leaf in client.search(field, term):
             if index >= vc.size:
                 continue  # logged after the checkpoint we verified against
-            receipt = client.prove_entry(index, vc)
-            if receipt.leaf != leaf or (field, term) not in search_keys(leaf):
-                from client.errors import VerificationError
-
-                raise VerificationError(f"search hit {index} is not an entry matching {field}={term}")
+            receipt = client.prove_hit(field, term, index, leaf, vc)
             info = parse_leaf(leaf)
             sys.stdout.write(orjson.dumps({"index": index, "record": info.record if info else None,
                                            "receipt": receipt.to_dict()}).decode() + "\n")
@@ -285,6 +292,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         resume = resume_path(state.dir, policy.origin) if state is not None else None
         if resume is not None:
             state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if args.restart:
+                resume.unlink(missing_ok=True)
         report = full_audit(client, vc, trusted=trusted, resume=resume,
                             progress=_progress_printer(args.quiet))
     if not args.quiet:
@@ -387,6 +396,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--full", action="store_true",
                    help="replay every entry, recompute every tile and the root")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--restart", action="store_true",
+                   help="with --full: replay from entry 0, not from where the last audit stopped")
     return p
 
 
@@ -403,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except LogAPIError as exc:
         _say(str(exc))
-        return EXIT_USAGE if 400 <= exc.status < 500 and exc.status not in (408, 429) else EXIT_NETWORK
+        # The log refused what we sent (a submission): input error. A read that fails
+        # (a missing tile, a 5xx): the log or the network, try again later.
+        rejected = exc.method == "POST" and 400 <= exc.status < 500 and exc.status not in (408, 429)
+        return EXIT_USAGE if rejected else EXIT_NETWORK
     except NetworkError as exc:
         _say(f"network error: {exc}")
         return EXIT_NETWORK
@@ -413,9 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     except TlogError as exc:
         _say(f"verification FAILED: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
-    except TimeoutError as exc:
+    except TimeoutError as exc:  # a trust-state lock held too long: try again later
         _say(str(exc))
         return EXIT_NETWORK
+    except (ValueError, OSError) as exc:  # bad numbers, unwritable state directory, ...
+        _say(f"error: {exc}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         _say("interrupted (an audit --full resumes where it stopped)")
         return 130

@@ -101,7 +101,8 @@ class NetworkError(TlogError):
 class LogAPIError(NetworkError):
     """The log answered a request with an error: HTTP status plus its stable error code."""
 
-    def __init__(self, message: str, *, status: int, code: str = "") -> None:
+    def __init__(self, message: str, *, status: int, code: str = "", method: str = "GET") -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.method = method

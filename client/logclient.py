@@ -22,8 +22,9 @@ import httpx
 import orjson
 
 from client import merkle
+from client.attest import search_keys
 from client.encoding import b64decode_std, b64encode
-from client.errors import LogAPIError, MalformedError, NetworkError, PolicyError
+from client.errors import LogAPIError, MalformedError, NetworkError, PolicyError, VerificationError
 from client.merkle import HASH_SIZE, Node, node_hash
 from client.policy import TrustPolicy
 from client.tiles import (
@@ -42,6 +43,7 @@ MAX_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + 65535)
 MAX_JSON_BYTES = 16 << 20
 MAX_ATTESTATION_BYTES = 256 << 20
+MAX_SEARCH_PAGES = 10_000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "tlog-client/0.1"
 
@@ -84,6 +86,7 @@ class LogClient:
         self.policy = policy
         self.retries = retries
         self.backoff = backoff
+        self.deadline = max(timeout * 6, 30.0)
         self._sleep = sleep
         self._cache: OrderedDict[tuple[int, int, int], _TileLevels] = OrderedDict()
         self._cache_max = cache_tiles
@@ -109,6 +112,9 @@ class LogClient:
         while True:
             attempt += 1
             self.fetches += 1
+            # httpx's timeout bounds each read; this bounds the whole answer (a server
+            # trickling one byte per read would otherwise hold a request open for days).
+            deadline = time.monotonic() + self.deadline
             try:
                 with self._http.stream(method, url, **kw) as resp:
                     body = bytearray()
@@ -116,13 +122,17 @@ class LogClient:
                         body += chunk
                         if len(body) > limit:
                             raise MalformedError(f"{path}: answer is larger than {limit} bytes")
+                        if time.monotonic() > deadline:
+                            raise httpx.ReadTimeout(f"answer took over {self.deadline} s")
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise MalformedError(f"bad log URL {url}: {exc}") from exc
             except httpx.TransportError as exc:
                 if attempt > self.retries:
                     raise NetworkError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
                 self._sleep(self._delay(attempt, None))
                 continue
-            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-                raise MalformedError(f"bad log URL {url}: {exc}") from exc
+            except httpx.HTTPError as exc:  # e.g. an undecodable Content-Encoding
+                raise NetworkError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
             if resp.status_code in RETRY_STATUSES and attempt <= self.retries:
                 self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
                 continue
@@ -145,7 +155,7 @@ class LogClient:
         except (orjson.JSONDecodeError, AttributeError):
             pass
         return LogAPIError(f"{method} {url}: HTTP {status} {code}: {message}".rstrip(),
-                           status=status, code=code)
+                           status=status, code=code, method=method)
 
     def get(self, path: str, *, limit: int = MAX_JSON_BYTES) -> bytes:
         return self._request("GET", path, limit=limit)
@@ -271,6 +281,14 @@ class LogClient:
         merkle.verify_inclusion(index, vc.size, lh, proof, vc.root)
         return Receipt(vc.checkpoint.origin, index, leaf, lh, vc.size, tuple(proof), vc.note)
 
+    def prove_hit(self, field: str, term: str, index: int, leaf: bytes, vc: VerifiedCheckpoint) -> Receipt:
+        """A search hit, proven: entry `index` is in `vc`, is the leaf the index returned, and
+        really matches field=term (the search index is derived data, never trusted)."""
+        receipt = self.prove_entry(index, vc)
+        if receipt.leaf != leaf or (field, term) not in search_keys(leaf):
+            raise VerificationError(f"search hit {index} is not an entry matching {field}={term}")
+        return receipt
+
     def attestation(self, digest_hex: str) -> bytes:
         """The stored envelope with this content address, checked against the address."""
         data = self.get(f"/v1/attestations/{digest_hex}", limit=MAX_ATTESTATION_BYTES)
@@ -297,19 +315,26 @@ class LogClient:
         """(index, leaf) hits of the log's search index, every page. Not verified: the index
         is derived data; callers prove each hit (see `tlog-client search`)."""
         cursor: int | None = None
-        while True:
+        for _page in range(MAX_SEARCH_PAGES):
             params: dict[str, Any] = {field: term, "limit": limit}
             if cursor is not None:
                 params["cursor"] = cursor
             doc = self.get_json("/v1/search", params)
             try:
                 for hit in doc["hits"]:
-                    yield int(hit["index"]), b64decode_std(hit["leaf"], what="search leaf")
-                cursor = doc["next_cursor"]
-            except (KeyError, TypeError, ValueError) as exc:
+                    index = hit["index"]
+                    if type(index) is not int or index < 0 or (cursor is not None and index <= cursor):
+                        raise MalformedError(f"search hit index {index!r} is not after the cursor")
+                    yield index, b64decode_std(hit["leaf"], what="search leaf")
+                following = doc["next_cursor"]
+            except (KeyError, TypeError) as exc:
                 raise MalformedError(f"search answer is malformed: {exc}") from exc
-            if cursor is None:
+            if following is None:
                 return
+            if type(following) is not int or (cursor is not None and following <= cursor):
+                raise MalformedError(f"search cursor {following!r} does not advance")
+            cursor = following
+        raise MalformedError(f"search gave more than {MAX_SEARCH_PAGES} pages")
 
 
 def encode_proof(hashes: Sequence[bytes]) -> list[str]:

@@ -58,6 +58,13 @@ class TrustPolicy:
         names = [w.name for w in self.witnesses]
         if len(set(names)) != len(names):
             raise MalformedError("policy: two witnesses share a name")
+        # One key listed twice would count twice toward k: cosignatures do not sign the name.
+        publics = [_public(v) for v in (*self.log_keys, *self.witnesses)]
+        if len(set(publics)) != len(publics):
+            raise MalformedError("policy: the same public key is listed twice")
+        ids = [(v.name, v.key_id) for v in (*self.log_keys, *self.witnesses)]
+        if len(set(ids)) != len(ids):
+            raise MalformedError("policy: two keys share a name and key ID")
         if not 0 <= self.witness_quorum <= len(self.witnesses):
             raise MalformedError(
                 f"policy: witness_quorum {self.witness_quorum} is not within 0..{len(self.witnesses)}")
@@ -101,6 +108,10 @@ def policy_toml(policy: TrustPolicy, comment: str = "") -> str:
         else:
             lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _public(v: Verifier) -> bytes:
+    return getattr(v, "public", None) or getattr(v, "spki_der", b"")
 
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {

@@ -16,13 +16,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from client import merkle
-from client.errors import ConsistencyError, LogAPIError, MalformedError, ProofError
+from client.errors import ConsistencyError, LogAPIError, MalformedError, PolicyError, ProofError
 from client.policy import TrustPolicy
 from client.verify import VerifiedCheckpoint, verify_checkpoint
 
@@ -72,6 +73,8 @@ class TrustState:
         the state as it is (`moved` False). A smaller checkpoint never replaces a larger one,
         but must still be proven a prefix of it: a log that cannot do so was rolled back.
         """
+        if new.checkpoint.origin != policy.origin:
+            raise PolicyError(f"checkpoint is for {new.checkpoint.origin!r}, not {policy.origin!r}")
         for _ in range(MAX_CAS_ROUNDS):
             old_note = self.read(policy.origin)
             old = verify_checkpoint(old_note, _ageless(policy)) if old_note is not None else None
@@ -82,7 +85,7 @@ class TrustState:
                     return Advance(old, old, False, tuple(proof))
             if self._swap(policy.origin, old_note, new.note):
                 return Advance(old, new, True, tuple(proof))
-        raise RuntimeError(f"trust state for {policy.origin!r} kept changing under us")
+        raise TimeoutError(f"trust state for {policy.origin!r} kept changing under us")
 
     def _swap(self, origin: str, expected: bytes | None, note: bytes) -> bool:
         """Replace the stored note with `note` if it still is `expected`; atomic and durable."""
@@ -91,15 +94,7 @@ class TrustState:
         with self._locked():
             if self.read(origin) != expected:
                 return False
-            tmp = target.with_suffix(f".tmp{os.getpid()}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, note)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-            _fsync_dir(self.dir)
+            write_atomically(target, note)
         return True
 
     @contextlib.contextmanager
@@ -151,9 +146,25 @@ def _check(old: VerifiedCheckpoint, new: VerifiedCheckpoint, prove: Prover | Non
 
 
 def _ageless(policy: TrustPolicy) -> TrustPolicy:
-    """The policy a stored checkpoint is re-read under: the log's keys only. It met the full
-    policy when stored; its age and the witness set of that day do not matter for a floor."""
-    return replace(policy, witnesses=(), witness_quorum=0, max_age_seconds=None)
+    """The policy a stored checkpoint is re-read under: any one of the log's keys. It met the
+    full policy when stored; its age, the witnesses and a key added since (say a TPM key)
+    do not matter for a floor."""
+    return replace(policy, witnesses=(), witness_quorum=0, max_age_seconds=None, log_signatures="any")
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Replace `target` with `data`, durably: unique temp file (0600), fsync, rename, fsync dir."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(path: Path) -> None:

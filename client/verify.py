@@ -25,7 +25,9 @@ from client.attest import (
     EntrySignatureError,
     check_dsse,
     check_hashedrekord,
+    is_intoto,
     parse_leaf,
+    parse_statement,
 )
 from client.checkpoint import Checkpoint, parse_checkpoint_text
 from client.encoding import b64decode_any, b64decode_hash, b64decode_std, b64encode
@@ -53,7 +55,7 @@ class VerifiedCheckpoint:
     note: bytes
     log_signers: tuple[str, ...]  # vkeys of the log keys whose signatures verified
     witnesses: tuple[str, ...]  # names of the witnesses whose cosignatures verified
-    newest_cosignature: int | None  # Unix seconds, None without witnesses
+    cosigned_at: int | None  # Unix seconds of the k-th newest trusted cosignature (None: no witnesses)
 
     @property
     def size(self) -> int:
@@ -64,15 +66,37 @@ class VerifiedCheckpoint:
         return self.checkpoint.root
 
 
+MAX_CHECKPOINT_NOTE = 64 * 1024  # a checkpoint with 100 signature lines is ~12 KiB
+
+
 @functools.lru_cache(maxsize=4096)
+def _open_cached(digest: bytes, verifiers: tuple[Verifier, ...], note: bytes) -> VerifiedNote:
+    opened = verify_note(parse_note(note, max_size=MAX_CHECKPOINT_NOTE), list(verifiers))
+    return VerifiedNote(opened.text, opened.verified, ())  # keep only what verified
+
+
 def _open_note(note: bytes, verifiers: tuple[Verifier, ...]) -> VerifiedNote:
-    """Signature checks of a note, memoised: receipts of one batch share their checkpoint,
-    and a valid signature stays valid. Failures raise and are not cached."""
-    return verify_note(parse_note(note), list(verifiers))
+    """Signature checks of a note, memoised by its SHA-256: receipts of one batch share their
+    checkpoint, and a valid signature stays valid. Failures raise and are not cached."""
+    if len(note) > MAX_CHECKPOINT_NOTE:
+        raise MalformedError(f"checkpoint note is larger than {MAX_CHECKPOINT_NOTE} bytes")
+    key = hashlib.sha256(note).digest()
+    try:
+        return _open_cached(key, verifiers, note)
+    except TypeError:  # pragma: no cover - unhashable verifier: verify without the memo
+        return verify_note(parse_note(note, max_size=MAX_CHECKPOINT_NOTE), list(verifiers))
+
+
+def _clear_memo() -> None:
+    _open_cached.cache_clear()
 
 
 def verify_checkpoint(note: bytes, policy: TrustPolicy, *, now: float | None = None) -> VerifiedCheckpoint:
-    """Open a signed checkpoint and check it against every requirement of the policy."""
+    """Open a signed checkpoint and check it against every requirement of the policy.
+
+    Witness cosignatures dated in the future (beyond a clock skew) do not count, and the
+    checkpoint's age is that of the k-th newest counted cosignature (k = the quorum): one
+    witness with a fast or stuck clock can neither block verification nor vouch alone."""
     opened = _open_note(bytes(note), policy.verifiers())
     verified = {(s.name, s.key_id) for s in opened.verified}
     log_ok = tuple(v.vkey() for v in policy.log_keys if (v.name, v.key_id) in verified)
@@ -85,26 +109,28 @@ def verify_checkpoint(note: bytes, policy: TrustPolicy, *, now: float | None = N
     if cp.origin != policy.origin:
         raise PolicyError(f"checkpoint is for origin {cp.origin!r}, the policy trusts {policy.origin!r}")
 
-    names: set[str] = set()
-    newest: int | None = None
+    clock = time.time() if now is None else now
+    stamps: dict[str, int] = {}
+    future = 0
     for sig in opened.verified:
         for w in policy.witnesses:
             if (w.name, w.key_id) == (sig.name, sig.key_id) and w.alg == ALG_COSIGNATURE_V1:
-                names.add(w.name)
                 ts = int.from_bytes(sig.sig[:8], "big")
-                newest = ts if newest is None else max(newest, ts)
-    if len(names) < policy.witness_quorum:
-        raise PolicyError(f"checkpoint has {len(names)} trusted witness cosignature(s), the policy "
-                          f"needs {policy.witness_quorum} of {len(policy.witnesses)}")
-    clock = time.time() if now is None else now
-    if newest is not None and newest > clock + CLOCK_SKEW_SECONDS:
-        raise PolicyError(f"a witness cosignature is dated {newest - int(clock)} s in the future")
-    if policy.max_age_seconds is not None and newest is not None \
-            and clock - newest > policy.max_age_seconds:
+                if ts > clock + CLOCK_SKEW_SECONDS:
+                    future += 1
+                else:
+                    stamps[w.name] = max(ts, stamps.get(w.name, 0))
+    if len(stamps) < policy.witness_quorum:
+        late = f" ({future} more dated in the future)" if future else ""
+        raise PolicyError(f"checkpoint has {len(stamps)} trusted witness cosignature(s){late}, the "
+                          f"policy needs {policy.witness_quorum} of {len(policy.witnesses)}")
+    kth = sorted(stamps.values(), reverse=True)[policy.witness_quorum - 1] if stamps and \
+        policy.witness_quorum else None
+    if policy.max_age_seconds is not None and kth is not None and clock - kth > policy.max_age_seconds:
         raise StaleCheckpointError(
-            f"newest trusted cosignature is {int(clock - newest)} s old, the policy allows "
+            f"the quorum's cosignatures are {int(clock - kth)} s old, the policy allows "
             f"{policy.max_age_seconds} s")
-    return VerifiedCheckpoint(cp, note, log_ok, tuple(sorted(names)), newest)
+    return VerifiedCheckpoint(cp, note, log_ok, tuple(sorted(stamps)), kth)
 
 
 # --- receipts -------------------------------------------------------------------------------
@@ -215,7 +241,7 @@ def _check_envelope(leaf: bytes, record: dict[str, Any], envelope: Any) -> dict[
             raise MalformedError(f"envelope is not JSON: {exc}") from exc
     if isinstance(envelope, dict) and "dsse" in envelope and "payloadType" not in envelope:
         envelope = envelope["dsse"]  # a submission body {"dsse": ..., "verifiers": ...}
-    pems = [_pem(s["key"]) for s in record.get("signatures", [])]
+    pems = list(dict.fromkeys(_pem(s["key"]) for s in record["signatures"]))  # one per key
     if not pems:
         raise LeafMismatchError("the leaf records no verified signature")
     got = _recompute(lambda e, p: check_dsse(e, p).leaf, envelope, pems)
@@ -225,13 +251,14 @@ def _check_envelope(leaf: bytes, record: dict[str, Any], envelope: Any) -> dict[
 
 
 def _envelope_subjects(envelope: dict[str, Any]) -> set[str]:
-    """`sha256:<hex>` of every subject of the (already verified) envelope's Statement."""
+    """`sha256:<hex>` of every subject of the (already verified) envelope's in-toto Statement."""
+    if not is_intoto(envelope.get("payloadType", "")):
+        raise LeafMismatchError("the envelope is not an in-toto attestation: it names no subjects")
     try:
-        statement = orjson.loads(b64decode_any(envelope["payload"], what="payload"))
-        return {f"sha256:{s['digest']['sha256']}" for s in statement["subject"]
-                if isinstance(s, dict) and "sha256" in s.get("digest", {})}
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise MalformedError("the envelope's payload is not an in-toto Statement") from exc
+        statement = parse_statement(b64decode_any(envelope["payload"], what="payload"))
+    except EntryError as exc:
+        raise LeafMismatchError(f"the envelope's payload is not an in-toto Statement: {exc}") from exc
+    return {f"sha256:{d['sha256']}" for _, d in statement.subjects if "sha256" in d}
 
 
 def verify_receipt(
@@ -291,6 +318,11 @@ def verify_receipt(
         checked.append("artifact")
     found = leaf_signers(kind, record)
     if signers:
+        # The leaf's signer fields are only claims until a signature was re-verified here
+        # (raw bytes on a log that accepts them could imitate any leaf).
+        if not checked:
+            raise MalformedError("checking the signer needs the envelope (or, for a hashedrekord "
+                                 "entry, the artifact) to re-verify the signature")
         if not set(found) & set(signers):
             raise PolicyError(f"the entry is signed by {list(found)}, none of the required signers")
         checked.append("signer")

@@ -93,7 +93,7 @@ def test_odd_raw_records_do_not_poison_a_batch(server: ServerProc) -> None:
            b"\x01\x02" + canonicalize({"digest": {"sha256": {"a": 1}}, "signature": {}}),
            b"\x01\x01" + canonicalize({"statement": {"subjects": [{"digest": {"sha256": [1]}}]}})]
     with httpx.Client(timeout=30) as c:
-        for body in odd + [b"innocent"]:
+        for body in [*odd, b"innocent"]:
             r = c.post(server.url + "/v1/entries", json={"raw": base64.b64encode(body).decode()})
             assert r.status_code == 201, r.text
     for leaf in odd:

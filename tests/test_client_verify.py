@@ -57,6 +57,10 @@ class Logged:
             r = http.post(server.url + "/v1/entries", json=body)
             assert r.status_code == 201, r.text
             self.rekord: dict[str, Any] = r.json()
+            for i in range(4):  # later entries, so that receipts fetched now carry real proofs
+                filler = envelope(statement([hashlib.sha256(b"%d" % i).hexdigest()]), [self.signer])
+                assert http.post(server.url + "/v1/entries",
+                                 json=dsse_body(filler, [self.signer])).status_code == 201
 
     def policy(self, **kw: Any) -> TrustPolicy:
         return TrustPolicy(origin=ORIGIN, log_keys=(parse_vkey(self.vkey),), **kw)
@@ -89,6 +93,7 @@ def _cosign(note: bytes, witnesses: list[CosignatureV1Signer]) -> bytes:
 
 
 WITNESSES = [CosignatureV1Signer(f"witness.example/w{i}", bytes([i]) * 32) for i in range(3)]
+SAME_KEY_OTHER_NAME = CosignatureV1Signer("witness.example/w5", bytes([0]) * 32).verifier().vkey()
 
 
 # --- what verifies --------------------------------------------------------------------------
@@ -112,7 +117,9 @@ def test_receipts_from_a_real_server_verify_with_envelope_and_artifact(logged: L
 
 
 def test_flipped_bits_fail_with_the_right_error(logged: Logged) -> None:
-    policy, doc = logged.policy(), logged.dsse
+    policy = logged.policy()
+    doc = httpx.get(f"{logged.server.url}/v1/entries/0/receipt", timeout=10).json()
+    assert len(doc["inclusion_proof"]["hashes"]) >= 2, "the proof cases need a proof"
     # Leaf bit flipped: no longer hashes to leaf_hash.
     with pytest.raises(LeafMismatchError):
         verify_receipt(_with(doc, leaf=_flip(doc["leaf"], 40)), policy)
@@ -121,10 +128,14 @@ def test_flipped_bits_fail_with_the_right_error(logged: Logged) -> None:
     rehashed = base64.b64encode(hashlib.sha256(b"\0" + base64.b64decode(leaf)).digest()).decode()
     with pytest.raises(ProofError):
         verify_receipt(_with(doc, leaf=leaf, leaf_hash=rehashed), policy)
-    proof = dict(doc["inclusion_proof"], hashes=[_flip(h, 31, 7) for h in doc["inclusion_proof"]["hashes"]])
-    if proof["hashes"]:
+    verify_receipt(doc, policy)
+    hashes = doc["inclusion_proof"]["hashes"]
+    for i in range(len(hashes)):  # each proof hash, one bit
+        bad = [_flip(h, 31, 7) if j == i else h for j, h in enumerate(hashes)]
         with pytest.raises(ProofError):
-            verify_receipt(_with(doc, inclusion_proof=proof), policy)
+            verify_receipt(_with(doc, inclusion_proof=dict(doc["inclusion_proof"], hashes=bad)), policy)
+    with pytest.raises(ProofError):  # a hash missing
+        verify_receipt(_with(doc, inclusion_proof=dict(doc["inclusion_proof"], hashes=hashes[:-1])), policy)
     # Root flipped inside the signed text: the log's signature no longer verifies.
     text, _, sigs = doc["checkpoint"].partition("\n\n")
     origin, size, root = text.split("\n")
@@ -139,7 +150,7 @@ def test_flipped_bits_fail_with_the_right_error(logged: Logged) -> None:
     # Proof for another size than the checkpoint.
     with pytest.raises(VerificationError):
         verify_receipt(_with(doc, inclusion_proof=dict(doc["inclusion_proof"], tree_size=99)), policy)
-    # Another index with the same proof.
+    # Another index (still inside the tree) with the same proof.
     with pytest.raises(ProofError):
         verify_receipt(_with(doc, index=1), policy)
 
@@ -180,7 +191,18 @@ def test_envelope_artifact_and_signer_mismatches(logged: Logged) -> None:
     with pytest.raises(LeafMismatchError):
         verify_receipt(logged.rekord, policy, envelope=logged.envelope)
     with pytest.raises(PolicyError):
-        verify_receipt(logged.rekord, policy, signers={"sha256:" + "0" * 64})
+        verify_receipt(logged.rekord, policy, artifact=ARTIFACT, signers={"sha256:" + "0" * 64})
+    # A signer claim is only checked against a signature re-verified here.
+    with pytest.raises(MalformedError, match="re-verify"):
+        verify_receipt(logged.rekord, policy, signers={logged.signer.signer_id})
+    # An artifact is a subject only of an in-toto Statement, parsed strictly.
+    subject = {"subject": [{"digest": {"sha256": hashlib.sha256(ARTIFACT).hexdigest()}}]}
+    plain = envelope(orjson.dumps(subject), [logged.signer], payload_type="application/json")
+    with httpx.Client(timeout=30) as http:
+        doc = http.post(logged.server.url + "/v1/entries", json=dsse_body(plain, [logged.signer])).json()
+    verify_receipt(doc, policy, envelope=plain)
+    with pytest.raises(LeafMismatchError, match="not an in-toto"):
+        verify_receipt(doc, policy, envelope=plain, artifact=ARTIFACT)
 
 
 def test_malformed_receipts(logged: Logged) -> None:
@@ -221,6 +243,16 @@ def test_witness_quorum_and_freshness(logged: Logged) -> None:
     with pytest.raises(StaleCheckpointError):
         verify_receipt(stale, policy)
     verify_receipt(stale, policy, now=time.time() - 7000)  # fresh enough then
+    # A witness dated in the future does not count, and does not block the others.
+    ahead = CosignatureV1Signer(w[2].name, bytes([2]) * 32, clock=lambda: time.time() + 3600)
+    skewed = _cosign(logged.dsse["checkpoint"].encode(), [w[0], w[1], ahead]).decode()
+    assert verify_receipt(_with(logged.dsse, checkpoint=skewed), policy).checkpoint.witnesses == (
+        "witness.example/w0", "witness.example/w1")
+    # Age is the quorum's: one fresh cosignature cannot vouch for a stale second one.
+    older = CosignatureV1Signer(w[1].name, bytes([1]) * 32, clock=lambda: time.time() - 7200)
+    mixed = _cosign(logged.dsse["checkpoint"].encode(), [w[0], older]).decode()
+    with pytest.raises(StaleCheckpointError):
+        verify_receipt(_with(logged.dsse, checkpoint=mixed), policy)
     # A forged cosignature by a listed witness is a bad signature, not a missing one.
     note = _cosign(logged.dsse["checkpoint"].encode(), w[:2]).decode()
     lines = note.rstrip("\n").split("\n")
@@ -268,6 +300,8 @@ def test_policy_files_are_strict(tmp_path: Path, logged: Logged) -> None:
         ({**base, "log_signatures": "most"}, "log_signatures"),
         ({"log_keys": [logged.vkey]}, "required"),
         ({**base, "url": "ftp://x"}, "url"),
+        # One key under two names would count twice toward k (cosignatures do not sign names).
+        ({**base, "witnesses": [wk[0], SAME_KEY_OTHER_NAME], "witness_quorum": 2}, "listed twice"),
     ]
     for doc, msg in bad:
         with pytest.raises(MalformedError, match=msg.replace("[", r"\[").replace(".", r"\.")):

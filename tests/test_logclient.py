@@ -9,6 +9,7 @@ Faults are injected with an httpx transport wrapped around the real one.
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -278,3 +279,68 @@ def test_consistency_error_carries_evidence(big: Served) -> None:
     doc = exc.evidence()
     assert doc["old_checkpoint"] == "a\n" and doc["new_checkpoint"] == "b\n"
     assert doc["consistency_proof"] == ["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]
+
+
+def test_search_hits_are_proven_and_paging_is_bounded(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`tlog-client search` proves every hit and checks it matches; a lying index fails."""
+    from tests.attestkit import dsse_body, envelope, make_signer, sha256_hex, statement
+
+    signer = make_signer("ed25519")
+    srv = ServerProc(tmp_path / "data", args=["--origin", ORIGIN]).start()
+    try:
+        with httpx.Client(timeout=30) as http:
+            for i in range(3):
+                env = envelope(statement([sha256_hex(b"s%d" % i)]), [signer])
+                assert http.post(srv.url + "/v1/entries", json=dsse_body(env, [signer])).status_code == 201
+        from client.note import parse_vkey
+
+        policy = TrustPolicy(ORIGIN, (parse_vkey(srv.vkey),), url=srv.url)
+        pfile = tmp_path / "p.json"
+        pfile.write_bytes(orjson.dumps(policy.to_dict()))
+        state = ["--state", str(tmp_path / "state")]
+        assert cli.main(["search", "--signer", signer.signer_id, "--policy", str(pfile), *state]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 3
+
+        def lying(req: httpx.Request) -> httpx.Response | None:
+            if req.url.path == "/v1/search":  # claims entry 0 matches another subject
+                with httpx.Client(timeout=10) as h:
+                    leaf = h.get(f"{srv.url}/v1/entries/0").content
+                hit = {"index": 0, "leaf": base64.b64encode(leaf).decode()}
+                return httpx.Response(200, json={"hits": [hit], "next_cursor": None})
+            return None
+
+        with LogClient(srv.url, policy, transport=Faulty(lying)) as client:
+            vc = client.checkpoint()
+            index, leaf = next(client.search("subject", "sha256:" + "0" * 64))
+            with pytest.raises(VerificationError, match="not an entry matching"):
+                client.prove_hit("subject", "sha256:" + "0" * 64, index, leaf, vc)
+            with pytest.raises(VerificationError):  # a leaf that is not entry 0
+                client.prove_hit("subject", "sha256:" + "0" * 64, 1, leaf, vc)
+
+        def stuck(req: httpx.Request) -> httpx.Response | None:
+            if req.url.path == "/v1/search":
+                return httpx.Response(200, json={"hits": [], "next_cursor": 7})
+            return None
+
+        with LogClient(srv.url, policy, transport=Faulty(stuck)) as client, \
+                pytest.raises(MalformedError, match="does not advance"):
+            list(client.search("subject", "sha256:" + "0" * 64))
+    finally:
+        srv.stop()
+
+
+def test_online_commands_refuse_a_raw_log(big: Served, tmp_path: Path) -> None:
+    """A log that accepts raw entries is refused by every online command unless allowed."""
+    def raw(req: httpx.Request) -> httpx.Response | None:
+        if req.url.path == "/v1/log":
+            return httpx.Response(200, json={"origin": ORIGIN, "raw_entries_allowed": True})
+        return None
+
+    strict = TrustPolicy(ORIGIN, (big.signer.verifier(),))
+    with LogClient(big.server.url, strict, transport=Faulty(raw)) as client, pytest.raises(PolicyError):
+        client.check_log_kind()
+    pfile = tmp_path / "strict.json"
+    pfile.write_bytes(orjson.dumps(dict(strict.to_dict(), url=big.server.url)))
+    # The real server does not allow raw entries: strict policy passes there.
+    assert cli.main(["get", "3", "--policy", str(pfile), "--state", str(tmp_path / "s")]) == 0

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from client import cli, merkle
-from client.errors import ConsistencyError, ProofError
+from client.errors import ConsistencyError, PolicyError, ProofError
 from client.logclient import LogClient
 from client.note import Ed25519Signer, sign_note
 from client.policy import TrustPolicy
@@ -157,11 +157,18 @@ def test_concurrent_updates_never_move_the_state_backwards(tmp_path: Path) -> No
     errors: list[BaseException] = []
     seen_sizes: list[int] = []
 
+    backwards: list[tuple[int, int]] = []
+
     def worker(order: list[bytes]) -> None:
         try:
+            last = 0
             for note in order:
                 state.update(POLICY, verify_checkpoint(note, POLICY), prove)
-                seen_sizes.append(verify_checkpoint(state.read(ORIGIN), POLICY).size)  # type: ignore[arg-type]
+                now = verify_checkpoint(state.read(ORIGIN), POLICY).size  # type: ignore[arg-type]
+                seen_sizes.append(now)
+                if now < last:  # each reader must see the state only move forward
+                    backwards.append((last, now))
+                last = now
         except BaseException as exc:
             errors.append(exc)
 
@@ -173,6 +180,36 @@ def test_concurrent_updates_never_move_the_state_backwards(tmp_path: Path) -> No
         t.join(timeout=60)
     store.close()
     assert not errors, errors
+    assert not backwards and len(seen_sizes) == 3 * 40 and max(seen_sizes) == 280
     assert verify_checkpoint(state.read(ORIGIN), POLICY).size == 280  # type: ignore[arg-type]
     assert (tmp_path / "state").stat().st_mode & 0o077 == 0
     assert state.path(ORIGIN).stat().st_mode & 0o777 == 0o600
+
+
+def test_policy_changes_and_foreign_checkpoints(tmp_path: Path) -> None:
+    """A key added to the policy later does not brick the stored state; a checkpoint of
+    another origin is never stored; a temp-file name is never shared with the audit's."""
+    store = LogStore(tmp_path / "db", create=True, map_size=1 << 28)
+    store.initialize(ORIGIN, lambda t: sign_note(t, [SIGNER]))
+    grow(store, SIGNER, random_entries(10, 1))
+    state = TrustState(tmp_path / "state")
+    state.update(POLICY, verify_checkpoint(store.checkpoint(), POLICY), None)
+    second = Ed25519Signer(ORIGIN, b"\x09" * 32)
+    both = TrustPolicy(ORIGIN, (SIGNER.verifier(), second.verifier()), allow_raw_log=True)
+    grow(store, SIGNER, random_entries(5, 2))
+    text = store.checkpoint().decode().split("\n\n")[0] + "\n"
+    new = verify_checkpoint(sign_note(text, [SIGNER, second]), both)
+
+    def prove(old: int, new_size: int) -> list[bytes]:
+        with store.read_txn() as txn:
+            return merkle.consistency_proof(old, new_size, store.node_reader(txn))
+
+    assert state.update(both, new, prove).moved  # the old note (log key only) still counts
+    other = Ed25519Signer("other.example/log", SEED)
+    foreign_policy = TrustPolicy("other.example/log", (other.verifier(),))
+    foreign = verify_checkpoint(sign_note("other.example/log\n1\n" + "A" * 43 + "=\n", [other]),
+                                foreign_policy)
+    with pytest.raises(PolicyError):
+        state.update(POLICY, foreign, None)
+    store.close()
+    assert not list((tmp_path / "state").glob("*.tmp*"))
