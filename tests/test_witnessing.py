@@ -164,3 +164,45 @@ def test_a_forked_view_gets_no_cosignature(stack: Stack, tmp_path: Path) -> None
         fork.stop()
     # The witnesses kept the first view.
     assert submit(stack.log, b"still fine")["witnessed"] is True
+
+
+def test_run_command_starts_a_log_with_local_witnesses(tmp_path: Path) -> None:
+    """What scripts/run.sh runs (tlog.devstack): a log and three witness processes; the
+    policy it writes requires 2 of 3, and a submission gets a cosigned receipt under it."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from client import cli
+
+    out = (tmp_path / "devstack.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "tlog.devstack", "--data-dir", str(tmp_path / "d"),
+                             "--listen", "127.0.0.1:0"], stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        log = tmp_path / "devstack.log"
+        while not re.search(r"listening on (http://\S+)", log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        policy = tmp_path / "d" / "client-policy.toml"
+        (tmp_path / "statement.json").write_bytes(
+            (Path(__file__).resolve().parent.parent / "docs" / "examples" / "statement.json").read_bytes())
+        key = tmp_path / "signer.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True,
+                       timeout=30, capture_output=True)
+        receipt = tmp_path / "receipt.json"
+        assert cli.main(["submit", str(tmp_path / "statement.json"), "--key", str(key), "--policy",
+                         str(policy), "--out", str(receipt), "--no-state"]) == 0
+        import orjson
+
+        doc = orjson.loads(receipt.read_bytes())
+        assert doc["witnessed"] is True and doc["checkpoint"].count("\u2014 localhost/witness-") >= 2
+        assert cli.main(["verify", str(receipt), "--envelope", str(tmp_path / "receipt.dsse.json"),
+                         "--policy", str(policy), "--no-state"]) == 0
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        out.close()

@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     config = SequencerConfig(**orjson.loads(args.config_json))
     SequencerProcess(config).serve()
     return 0
