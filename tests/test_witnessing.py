@@ -143,6 +143,28 @@ def test_receipts_are_cosigned_and_verify_k_of_n(stack: Stack) -> None:
         verify_receipt(doc, stack.policy(3))
 
 
+@pytest.mark.go
+def test_go_verifies_the_log_signature_on_cosigned_receipts(stack: Stack, tmp_path: Path,
+                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Go's sumdb/note opens cosigned checkpoints with the log key (ignoring the witness lines
+    it cannot check: it knows only type 0x01) and sumdb/tlog checks the inclusion proof."""
+    import subprocess
+
+    import orjson
+
+    from tests.gobuild import build_go
+
+    binary = build_go("receiptcheck", tmp_path_factory)
+    for i in range(3):
+        doc = submit(stack.log, f"go {i}".encode())
+        assert doc["witnessed"] is True
+        path = tmp_path / f"r{i}.json"
+        path.write_bytes(orjson.dumps(doc))
+        proc = subprocess.run([str(binary), "-vkey", LOG.verifier().vkey(), str(path)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0 and proc.stdout.rstrip().endswith("PASS"), proc.stdout + proc.stderr
+
+
 def test_a_forked_view_gets_no_cosignature(stack: Stack, tmp_path: Path) -> None:
     """A second data dir with the same key and origin, other entries: the witnesses that saw
     the first view refuse it, so its receipts are not witnessed (and say so)."""

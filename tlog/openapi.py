@@ -153,7 +153,9 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "inclusion_proof": {"type": "object", "properties": {
                     "tree_size": {"type": "integer"},
                     "hashes": {"type": "array", "items": _B64}}},
-                "checkpoint": {"type": "string", "description": "signed note text"}}},
+                "checkpoint": {"type": "string", "description": "signed note text"},
+                "witnessed": {"type": "boolean", "description":
+                              "only on logs with witnesses: the checkpoint carries the quorum"}}},
             "InclusionProof": {"type": "object", "properties": {
                 "index": {"type": "integer"}, "tree_size": {"type": "integer"},
                 "hashes": {"type": "array", "items": _B64}}},
