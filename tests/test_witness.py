@@ -8,6 +8,7 @@ monitoring endpoint serves the same note before and after).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,16 +168,28 @@ def test_fifty_concurrent_requests_advance_the_state_once(witness: WitnessProc, 
 
 
 def test_rate_limit_and_config_errors(tmp_path: Path) -> None:
+    """A log's budget is spent only by requests its key signed; refusals are limited per
+    client address, so nobody without the key can starve a log of cosignatures."""
     cfg = write_config(tmp_path, [(ORIGIN, LOG.verifier().vkey())], rate_per_log=0.001, burst=2)
     w = WitnessProc(tmp_path / "wstate", args=["--config", str(cfg)]).start()
     try:
         log = Log(tmp_path / "log")
-        note = log.grow(random_entries(3, 1))
-        codes = [add(w, body(0, [], note)).status_code for _ in range(4)]
-        assert codes[:2] == [200, 409] and codes[2:] == [429, 429], codes
+        n1 = log.grow(random_entries(1, 1))
+        stranger = Ed25519Signer(ORIGIN, b"\x01" * 32)
+        forged = sign_note(n1.decode().split("\n\n")[0] + "\n", [stranger])
+        assert [add(w, body(0, [], forged)).status_code for _ in range(5)] == [403] * 5
+        n2 = log.grow(random_entries(1, 2))
+        n3 = log.grow(random_entries(1, 3))
+        codes = [add(w, body(0, [], n1)).status_code, add(w, body(1, log.proof(1, 2), n2)).status_code,
+                 add(w, body(2, log.proof(2, 3), n3)).status_code]
+        assert codes == [200, 200, 429], codes
         log.store.close()
         metrics = httpx.get(w.url + "/metrics", timeout=10).text
-        assert f'witness_add_checkpoint_total{{origin="{ORIGIN}",code="429"}} 2' in metrics
+        assert f'witness_add_checkpoint_total{{origin="{ORIGIN}",code="429"}} 1' in metrics
+        # Junk from one address: after the refusal burst, 429 before any work is done.
+        with httpx.Client(timeout=10) as c:
+            junk = [c.post(w.url + "/add-checkpoint", content=b"junk").status_code for _ in range(230)]
+        assert junk.count(400) >= 150 and junk.count(429) >= 5, junk[-10:]
     finally:
         w.stop()
     bad = tmp_path / "bad.toml"
@@ -194,3 +207,56 @@ def test_add_log_command(tmp_path: Path) -> None:
     assert main(["add-log", "--config", str(cfg), "--origin", ORIGIN, "--vkey", LOG.verifier().vkey()]) == 2
     assert main(["add-log", "--config", str(cfg), "--origin", "x.example/l", "--vkey", "junk"]) == 2
     assert list(load_config(cfg).logs) == [ORIGIN]
+
+
+def test_stored_notes_hold_only_verified_lines_and_spec_edge_cases(witness: WitnessProc,
+                                                                   tmp_path: Path) -> None:
+    log = Log(tmp_path / "log")
+    n4 = log.grow(random_entries(4, 1))
+    assert add(witness, body(0, [], n4)).status_code == 200
+    # A replay carrying a fake line under the witness's own name and key ID, and a bad line by
+    # the log's key ID: the first is dropped from what is stored, the second is a 403.
+    ours = CosignatureV1Signer(WITNESS_NAME, WITNESS_SEED)
+    fake = f"\u2014 {WITNESS_NAME} " + b64encode(ours.key_id.to_bytes(4, "big") + bytes(72))
+    assert add(witness, body(4, [], n4 + (fake + "\n").encode())).status_code == 200
+    stored = latest(witness).content
+    opened = verify_note(stored, [parse_vkey(cosigner_vkey()), LOG.verifier()])
+    assert len(opened.verified) == 2 and not opened.unverified
+    text, _, sigs = n4.decode().partition("\n\n")
+    name, b64 = sigs.rstrip("\n").removeprefix("\u2014 ").split(" ")
+    raw = bytearray(base64.b64decode(b64))
+    raw[10] ^= 1
+    bad_sig = f"{text}\n\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n".encode()
+    assert add(witness, body(4, [], bad_sig)).status_code == 403
+    # Equal sizes with a (non-empty) proof, a 64th proof line: 422 and 400.
+    assert add(witness, body(4, [bytes(32)], n4)).status_code == 422
+    n10 = log.grow(random_entries(6, 2))
+    assert add(witness, body(4, [bytes(32)] * 64, n10)).status_code == 400
+    # Extension lines are cosigned as part of the text.
+    ext = sign_note(n10.decode().split("\n\n")[0] + "\n" + "ext line\n", [LOG])
+    r = add(witness, body(4, log.proof(4, 10), ext))
+    assert r.status_code == 200
+    verify_note(ext + r.content, [parse_vkey(cosigner_vkey())])
+    log.store.close()
+
+
+def test_empty_root_checked_after_size_checks_and_configured_start(tmp_path: Path) -> None:
+    empty_bad = sign_note(f"{ORIGIN}\n0\n{b64encode(bytes(32))}\n", [LOG])
+    cfg = write_config(tmp_path, [(ORIGIN, LOG.verifier().vkey())])
+    w = WitnessProc(tmp_path / "wstate", args=["--config", str(cfg)]).start()
+    try:
+        assert add(w, body(1, [], empty_bad)).status_code == 400  # old > size comes first
+        assert add(w, body(0, [], empty_bad)).status_code == 422
+    finally:
+        w.stop()
+    # A configured start the stored state does not extend: the witness refuses to start.
+    log = Log(tmp_path / "log")
+    note = log.grow(random_entries(5, 1))
+    w = WitnessProc(tmp_path / "wstate", args=["--config", str(cfg)]).start()
+    assert add(w, body(0, [], note)).status_code == 200
+    w.stop()
+    text = cfg.read_text() + f'start_size = 7\nstart_root = "{b64encode(bytes(32))}"\n'
+    cfg.write_text(text)
+    with pytest.raises(RuntimeError, match="configured start"):
+        WitnessProc(tmp_path / "wstate", args=["--config", str(cfg)]).start(timeout=15)
+    log.store.close()

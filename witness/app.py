@@ -11,7 +11,9 @@ Signature and proof checks run in a thread (they are CPU work); the LMDB commit 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -37,77 +39,124 @@ from witness.protocol import (
 from witness.store import WitnessStore
 
 TEXT = "text/plain; charset=utf-8"
+BODY_TIMEOUT = 10.0  # seconds to send a (16 KiB at most) body
+REFUSALS_PER_CLIENT, REFUSAL_BURST = 50.0, 200
 
 
 class TokenBucket:
-    """Per-log request budget: `rate` per second, bursts up to `burst`."""
+    """Request budgets by key: `rate` per second, bursts up to `burst`. Thread-safe; the table
+    is pruned of full buckets when it grows (keys may come from the network)."""
+
+    MAX_KEYS = 65536
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, float(burst)
         self.tokens: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _level(self, key: str, now: float) -> float:
+        tokens, last = self.tokens.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
+    def has(self, key: str, now: float) -> bool:
+        with self._lock:
+            return self._level(key, now) >= 1
 
     def take(self, key: str, now: float) -> bool:
-        tokens, last = self.tokens.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self.tokens[key] = (tokens, now)
-            return False
-        self.tokens[key] = (tokens - 1, now)
-        return True
+        with self._lock:
+            tokens = self._level(key, now)
+            ok = tokens >= 1
+            self.tokens[key] = (tokens - 1 if ok else tokens, now)
+            if len(self.tokens) > self.MAX_KEYS:
+                self.tokens = {k: v for k, v in self.tokens.items() if self._level(k, now) < self.burst}
+            return ok
 
 
 class Witness:
     def __init__(self, config: WitnessConfig, store: WitnessStore, cosigner: Signer) -> None:
         self.config, self.store, self.cosigner = config, store, cosigner
         self.by_hash = {hashlib.sha256(o.encode()).hexdigest(): o for o in config.logs}
+        # Per log: charged only once the log's signature verified, so nobody without the
+        # log's key can spend its budget. Per client address: refusals (bad signatures,
+        # proofs, bodies), so one sender cannot keep the witness verifying garbage.
         self.limiter = TokenBucket(config.rate_per_log, config.burst)
+        self.refusals = TokenBucket(REFUSALS_PER_CLIENT, REFUSAL_BURST)
         self.answers: Counter[tuple[str, int]] = Counter()
         self.started = time.time()
         for origin, log in config.logs.items():
             if log.start is not None:
                 size, root = log.start
-                store.seed(origin, Stored(size, root, b""))
+                current = store.get(origin)
+                if current is None:
+                    store.seed(origin, Stored(size, root, b""))
+                elif current.size < size or (current.size == size and current.root != root):
+                    raise ValueError(
+                        f"log {origin!r}: the stored state (size {current.size}) is not the configured "
+                        f"start (size {size}) or a checkpoint after it; move the state aside or fix "
+                        "the configuration")
 
     def _refuse(self, origin: str, r: Refusal) -> Response:
         self.answers[(origin, r.status)] += 1
+        if r.status == 429:
+            return PlainTextResponse(r.message + "\n", 429, headers={"Retry-After": "1"})
         if r.status == 409 and r.known_size is not None:
             # Exactly this type, no charset parameter: clients compare it verbatim.
             return Response(f"{r.known_size}\n", 409, headers={"Content-Type": SIZE_CONTENT_TYPE})
         return PlainTextResponse(r.message + "\n", r.status)
 
-    async def add_checkpoint(self, request: Request) -> Response:
+    async def _read_body(self, request: Request) -> bytes | Response:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
             return PlainTextResponse(f"body is larger than {MAX_BODY} bytes\n", 413)
         body = bytearray()
-        try:
+
+        async def read() -> None:
             async for chunk in request.stream():
-                body += chunk
+                body.extend(chunk)
                 if len(body) > MAX_BODY:
-                    return PlainTextResponse(f"body is larger than {MAX_BODY} bytes\n", 413)
+                    raise Refusal(413, f"body is larger than {MAX_BODY} bytes")
+
+        try:
+            await asyncio.wait_for(read(), BODY_TIMEOUT)
+        except Refusal as r:
+            return PlainTextResponse(r.message + "\n", r.status)
+        except TimeoutError:
+            return PlainTextResponse("request body too slow\n", 408)
         except ClientDisconnect:
             return PlainTextResponse("client disconnected\n", 400)
+        return bytes(body)
+
+    async def add_checkpoint(self, request: Request) -> Response:
+        client = request.client.host if request.client else ""
+        if not self.refusals.has(client, time.monotonic()):
+            return PlainTextResponse("too many refused requests from this address\n", 429,
+                                     headers={"Retry-After": "1"})
+        body = await self._read_body(request)
+        if isinstance(body, Response):
+            return body
+        origin = ""
         try:
-            req = parse_request(bytes(body))
-        except Refusal as r:
-            return self._refuse("", r)
-        log = self.config.logs.get(req.origin)
-        if log is None:
-            return self._refuse("", Refusal(404, f"unknown log origin {req.origin[:100]!r}"))
-        if not self.limiter.take(req.origin, time.monotonic()):
-            self.answers[(req.origin, 429)] += 1
-            return PlainTextResponse("too many requests for this log\n", 429, headers={"Retry-After": "1"})
-        try:
+            req = parse_request(body)
+            origin = req.origin
+            log = self.config.logs.get(origin)
+            if log is None:
+                origin = ""
+                raise Refusal(404, f"unknown log origin {req.origin[:100]!r}")
             line = await run_in_threadpool(self._add, req, list(log.keys))
         except Refusal as r:
-            return self._refuse(req.origin, r)
-        self.answers[(req.origin, 200)] += 1
+            if r.status not in (409, 429):
+                self.refusals.take(client, time.monotonic())
+            return self._refuse(origin, r)
+        self.answers[(origin, 200)] += 1
         return Response(line, 200, media_type=TEXT)
 
     def _add(self, req: AddCheckpoint, keys: list[Any]) -> bytes:
         stored = self.store.get(req.origin)
-        cp = decide(req, keys, stored)
-        line, note = cosign(req, self.cosigner)
+        accepted = decide(req, keys, stored)  # log signature checked: now charge the log's budget
+        if not self.limiter.take(req.origin, time.monotonic()):
+            raise Refusal(429, "too many requests for this log")
+        line, note = cosign(accepted, self.cosigner)
+        cp = accepted.checkpoint
         self.store.advance(req.origin, stored, Stored(cp.size, cp.root, note))
         return line
 

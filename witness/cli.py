@@ -78,7 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock.listen(1024)
     host, port = sock.getsockname()[:2]
     store = WitnessStore(config.data_dir)
-    app = build_app(Witness(config, store, cosigner))
+    try:
+        app = build_app(Witness(config, store, cosigner))
+    except ValueError as exc:
+        store.close()
+        return _fail(str(exc))
     print(f"witness: {cosigner.name}, {len(config.logs)} log(s), state in {config.data_dir}")
     print(f"witness: verifier key {cosigner.verifier().vkey()}")
     print(f"witness: listening on http://{host}:{port}", flush=True)

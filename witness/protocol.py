@@ -24,7 +24,7 @@ from client.checkpoint import Checkpoint, parse_checkpoint_text
 from client.encoding import b64decode_hash, parse_decimal
 from client.errors import MalformedError, ProofError, SignatureError, UnknownKeyError
 from client.merkle import EMPTY_ROOT
-from client.note import Signer, Verifier, parse_note, sign_note, verify_note
+from client.note import NoteSignature, Signer, Verifier, parse_note, sign_note, verify_note
 
 MAX_BODY = 16 * 1024  # as the reference witness
 MAX_PROOF = 63
@@ -82,49 +82,77 @@ def parse_request(body: bytes) -> AddCheckpoint:
     return AddCheckpoint(old, proof, note, origin)
 
 
-def decide(req: AddCheckpoint, log_keys: list[Verifier], stored: Stored | None) -> Checkpoint:
-    """Every check of the spec, in its order; returns the checkpoint to cosign or raises Refusal.
+@dataclass(frozen=True)
+class Accepted:
+    """A checkpoint that passed every check, with the log's signatures that verified."""
+
+    checkpoint: Checkpoint
+    text: str
+    log_signatures: tuple[NoteSignature, ...]
+
+
+def _parse_body(text: str) -> tuple[Checkpoint | None, int]:
+    """The checkpoint, or (None, 0) for a size-0 checkpoint whose root is not the empty root:
+    that is a 422, but only after the 400 and 409 checks that come first in the spec."""
+    try:
+        return parse_checkpoint_text(text), -1
+    except MalformedError as exc:
+        lines = text.split("\n")
+        if len(lines) >= 4 and lines[1] == "0":
+            try:
+                root = b64decode_hash(lines[2])
+            except MalformedError:
+                raise Refusal(400, f"checkpoint does not parse: {exc}") from exc
+            if root != EMPTY_ROOT:
+                return None, 0
+        raise Refusal(400, f"checkpoint does not parse: {exc}") from exc
+
+
+def decide(req: AddCheckpoint, log_keys: list[Verifier], stored: Stored | None) -> Accepted:
+    """Every check of the spec, in its order; returns what to cosign or raises Refusal.
 
     `log_keys` are the trusted keys of `req.origin` (the caller answered 404 if unknown)."""
     try:
         opened = verify_note(parse_note(req.note, max_size=MAX_BODY), log_keys)
     except (UnknownKeyError, SignatureError) as exc:
         raise Refusal(403, f"checkpoint is not signed by a trusted key of the log: {exc}") from exc
-    try:
-        cp = parse_checkpoint_text(opened.text)
-    except MalformedError as exc:
-        if "empty tree" in str(exc):
-            raise Refusal(422, str(exc)) from exc
-        raise Refusal(400, f"checkpoint does not parse: {exc}") from exc
-    if req.old_size > cp.size:
-        raise Refusal(400, f"old size {req.old_size} is larger than the checkpoint's {cp.size}")
+    parsed, size = _parse_body(opened.text)
+    size = parsed.size if parsed is not None else size
+    if req.old_size > size:
+        raise Refusal(400, f"old size {req.old_size} is larger than the checkpoint's {size}")
     known = stored.size if stored else 0
     if req.old_size != known:
         raise Refusal(409, f"old size {req.old_size} is not the latest cosigned size {known}",
                       known_size=known)
-    if cp.size == 0 and cp.root != EMPTY_ROOT:  # pragma: no cover - Checkpoint refuses it first
+    if parsed is None:
         raise Refusal(422, "an empty tree must have the empty root")
-    if req.old_size == 0:
+    cp = parsed
+    accepted = Accepted(cp, opened.text, opened.verified)
+    if req.old_size == 0 and (stored is None or stored.size == 0):
         if req.proof:
             raise Refusal(422, "a proof from size 0 must be empty")
-        return cp
+        if stored is not None and cp.size == 0 and cp.root != stored.root:  # pragma: no cover
+            raise Refusal(422, "another empty root")
+        return accepted
     assert stored is not None
     if req.old_size == cp.size:
         if cp.root != stored.root:
             raise Refusal(422, f"a checkpoint of size {cp.size} with another root than the one cosigned")
         if req.proof:
             raise Refusal(422, "a proof between equal sizes must be empty")
-        return cp
+        return accepted
     try:
         merkle.verify_consistency(req.old_size, cp.size, stored.root, cp.root, list(req.proof))
     except ProofError as exc:
         raise Refusal(422, f"consistency proof {req.old_size} -> {cp.size} does not verify: {exc}") from exc
-    return cp
+    return accepted
 
 
-def cosign(req: AddCheckpoint, cosigner: Signer) -> tuple[bytes, bytes]:
-    """(the cosignature line(s) to answer with, the note to store: log's and our signatures)."""
-    note = parse_note(req.note, max_size=MAX_BODY)
-    signed = sign_note(note.text, [cosigner], existing=note.signatures)
+def cosign(accepted: Accepted, cosigner: Signer) -> tuple[bytes, bytes]:
+    """(our cosignature line to answer with, the note to store).
+
+    The stored note holds only the log signatures that verified and our new line: lines the
+    request carried unchecked (even some claiming to be ours) are never served back."""
+    signed = sign_note(accepted.text, [cosigner], existing=accepted.log_signatures)
     line = parse_note(signed).signatures[-1].line().encode("utf-8")
     return line, signed
