@@ -93,10 +93,11 @@ def init_log(data: Path, entries: list[bytes] | None = None) -> None:
 
 
 def start_log(tmp: Path, data: Path, witnesses: list[WitnessProc], quorum: int = 2,
-              wait_timeout: float = 10.0) -> ServerProc:
+              wait_timeout: float = 10.0, wait: bool = True) -> ServerProc:
     cfg = tmp / f"{data.name}.toml"
     lines = ["[log]", f"witness_quorum = {quorum}", "witness_interval = 0.1",
-             "witness_timeout = 2.0", f"witness_wait_timeout = {wait_timeout}"]
+             "witness_timeout = 2.0", f"witness_wait_timeout = {wait_timeout}",
+             f"witness_wait = {'true' if wait else 'false'}"]
     for i, w in enumerate(witnesses):
         lines += ["", "[[witness]]", f'url = "{w.url}"', f'vkey = "{witness_vkey(i)}"']
     cfg.write_text("\n".join(lines) + "\n")
@@ -228,3 +229,92 @@ def test_run_command_starts_a_log_with_local_witnesses(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         out.close()
+
+
+class Trickler:
+    """A fault-injection witness: accepts add-checkpoint, answers 200 and then one byte a
+    second (never finishing in time), beside the real witnesses."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        self.sock.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: object) -> None:
+        import socket
+
+        assert isinstance(conn, socket.socket)
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 500\r\n\r\n")
+                while not self.stopped.wait(1.0):
+                    conn.sendall(b"x")
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+def test_a_trickling_witness_does_not_hold_up_the_quorum(tmp_path: Path) -> None:
+    witnesses = start_witnesses(tmp_path)
+    trickler = Trickler()
+    try:
+        witnesses[2].stop()
+        witnesses[2].url = trickler.url  # the third witness is now a trickler
+        init_log(tmp_path / "log")
+        log = start_log(tmp_path, tmp_path / "log", witnesses, wait_timeout=8.0)
+        try:
+            t0 = time.monotonic()
+            doc = submit(log, b"not held up")
+            assert doc["witnessed"] is True and time.monotonic() - t0 < 4.0
+            verify_receipt(doc, Stack(log, witnesses).policy(2))
+        finally:
+            log.stop()
+    finally:
+        trickler.stop()
+        for w in witnesses:
+            w.stop()
+
+
+def test_without_waiting_receipts_come_at_once_and_cosigned_ones_later(tmp_path: Path) -> None:
+    witnesses = start_witnesses(tmp_path)
+    try:
+        init_log(tmp_path / "log")
+        cfg_extra = tmp_path / "nowait"
+        cfg_extra.mkdir()
+        log = start_log(cfg_extra, tmp_path / "log", witnesses, wait=False)
+        try:
+            doc = submit(log, b"durable first")
+            assert doc["witnessed"] is False and "\u2014 witness.test/" not in doc["checkpoint"]  # type: ignore[operator]
+            deadline = time.monotonic() + 10
+            while True:
+                later = httpx.get(f"{log.url}/v1/entries/{doc['index']}/receipt", timeout=10).json()
+                if later.get("witnessed") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert later["witnessed"] is True
+            verify_receipt(later, Stack(log, witnesses).policy(2))
+        finally:
+            log.stop()
+    finally:
+        for w in witnesses:
+            w.stop()

@@ -100,11 +100,14 @@ class Submitter:
         # always has its envelope).
         if existing is not None and (
                 blob is None or self.store.attestation(hashlib.sha256(blob).digest()) is not None):
-            return self._receipt_for_existing(existing, lh)
+            receipt = self._receipt_for_existing(existing, lh)
+            if self.wait and not receipt.witnessed:
+                return await self._wait_witnessed(existing, lh, receipt)
+            return receipt
         writer = self._writer
         if writer is None or writer.is_closing():
             raise SequencerUnavailable("the sequencer is not reachable")
-        if len(self._waiting) >= self.max_pending:
+        if len(self._waiting) + len(self._parked) >= self.max_pending:
             raise Pushback("too many submissions waiting")
         req_id = next(self._ids)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
@@ -122,6 +125,18 @@ class Submitter:
             return await fut
         finally:
             timer.cancel()
+
+    async def _wait_witnessed(self, index: int, lh: bytes, receipt: Receipt) -> Receipt:
+        """A resubmitted entry (the advised retry) waits for a cosigned checkpoint like a new
+        one, rather than getting the log-signed receipt at once."""
+        if len(self._waiting) + len(self._parked) >= self.max_pending:
+            raise Pushback("too many submissions waiting")
+        req_id = next(self._ids)
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._parked[req_id] = (fut, lh, index, False, receipt.tree_size, receipt.checkpoint)
+        asyncio.get_running_loop().call_later(self.wait_timeout, self._unpark, req_id)
+        self._cosigned_published(0)  # published meanwhile?
+        return await fut
 
     def _expire(self, req_id: int) -> None:
         waiting = self._waiting.pop(req_id, None)

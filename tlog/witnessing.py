@@ -17,16 +17,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 
 import httpx
 
 from client import merkle
-from client.checkpoint import parse_checkpoint_text
 from client.encoding import b64encode, parse_decimal
 from client.errors import MalformedError, SignatureError, UnknownKeyError
-from client.note import CosignatureV1Verifier, NoteSignature, parse_note, parse_vkey, verify_note
+from client.note import (
+    CosignatureV1Verifier,
+    Note,
+    NoteSignature,
+    parse_note,
+    parse_vkey,
+    verify_note,
+)
 from tlog.metrics import Counter, Histogram, Registry
 from tlog.storage import LogStore
 
@@ -34,6 +41,7 @@ log = logging.getLogger("tlog.witnessing")
 
 REFRESH_SECONDS = 60.0  # re-send an unchanged checkpoint this often, for fresh cosignatures
 MAX_ANSWER = 64 * 1024
+CLOCK_SKEW = 300
 
 
 @dataclass
@@ -51,6 +59,7 @@ class WitnessCollector:
         self.store, self.quorum, self.timeout, self.interval = store, quorum, timeout, interval
         self.witnesses = [WitnessState(url, parse_vkey(vkey)) for url, vkey in witnesses]  # type: ignore[arg-type]
         self.on_publish = on_publish
+        self._witness_ids = {(w.verifier.name, w.verifier.key_id) for w in self.witnesses}
         self._latest: tuple[int, bytes] | None = None
         self._cond = threading.Condition()
         self._running = True
@@ -116,19 +125,62 @@ class WitnessCollector:
             time.monotonic() - self._published_at > REFRESH_SECONDS)
 
     def _round(self, size: int, note: bytes) -> None:
-        lines = list(self._pool.map(lambda w: self._push(w, size, note), self.witnesses))
-        got = [ln for ln in lines if ln is not None]
-        if len(got) < self.quorum:
+        """Send `note` to every witness at once; publish as soon as k cosignatures verified
+        (a slow witness must not hold the others up), and again if more arrive in time."""
+        futures = [self._pool.submit(self._push, w, size, note) for w in self.witnesses]
+        got: list[NoteSignature] = []
+        published = 0
+        try:
+            for fut in as_completed(futures, timeout=self.timeout * 2 + 1):
+                sig = fut.result()
+                if sig is None:
+                    continue
+                got.append(sig)
+                if len(got) >= self.quorum and len(got) > published and (
+                        published == 0 or len(got) == len(self.witnesses)):
+                    self._publish(size, note, got)
+                    published = len(got)
+        except FuturesTimeout:
+            pass  # the slow ones count next round
+        if published < len(got):
+            self._publish(size, note, got)
+        if not got or len(got) < self.quorum:
             log.warning("checkpoint %d: %d of %d witness cosignatures, %d needed; not published",
                         size, len(got), len(self.witnesses), self.quorum)
             self._published_at = time.monotonic()  # retry on growth or after the refresh time
-            return
+
+    def _publish(self, size: int, note: bytes, got: list[NoteSignature]) -> None:
         parsed = parse_note(note)
-        cosigned = parsed.to_bytes() if not got else _append(parsed, got)
+        sigs = {(s.name, s.key_id): s for s in got}
+        current = self.store.cosigned()
+        if current is not None and current[0] == size:
+            # Same checkpoint again (a refresh): keep every witness's newest cosignature, so a
+            # round where one witness is down never publishes fewer cosignatures than before.
+            for old in parse_note(current[1]).signatures:
+                k = (old.name, old.key_id)
+                if k in self._witness_ids and (k not in sigs or _ts(sigs[k]) < _ts(old)):
+                    sigs[k] = old
+        if len(sigs) < self.quorum:
+            return
+        cosigned = Note(parsed.text, (*parsed.signatures, *sigs.values())).to_bytes()
         if self.store.publish_cosigned(size, cosigned):
             self._published_size, self._published_at = size, time.monotonic()
             self.m_published.inc()
             self.on_publish(size, cosigned)
+
+    def _post(self, url: str, body: bytes) -> tuple[int, str, bytes]:
+        """POST with a total deadline and a cap on the answer (a witness that trickles bytes
+        or sends a flood must not hold a round or the sequencer's memory)."""
+        deadline = time.monotonic() + self.timeout
+        with self._http.stream("POST", url, content=body) as resp:
+            data = bytearray()
+            for chunk in resp.iter_bytes():
+                data += chunk
+                if len(data) > MAX_ANSWER:
+                    raise httpx.DecodingError(f"answer larger than {MAX_ANSWER} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"answer took over {self.timeout} s")
+            return resp.status_code, resp.headers.get("content-type", ""), bytes(data)
 
     def _push(self, w: WitnessState, size: int, note: bytes) -> NoteSignature | None:
         """One witness: add-checkpoint (and one retry after a 409 with its size)."""
@@ -137,21 +189,21 @@ class WitnessCollector:
             t0 = time.perf_counter()
             try:
                 proof = self._proof(old, size)
-                resp = self._http.post(w.url + "/add-checkpoint", content=_body(old, proof, note))
+                status, ctype, content = self._post(w.url + "/add-checkpoint", _body(old, proof, note))
             except (httpx.HTTPError, OSError) as exc:
                 self.m_requests.inc(1, w.verifier.name, "unreachable")
                 log.warning("witness %s: %s", w.verifier.name, exc)
                 return None
             self.m_latency.observe(time.perf_counter() - t0)
-            if resp.status_code == 200:
-                sig = self._check(w, note, resp.content)
+            if status == 200:
+                sig = self._check(w, note, content)
                 if sig is not None:
                     w.known_size, w.alarm = size, ""
                 return sig
-            sized = resp.headers.get("content-type", "") == "text/x.tlog.size"
-            if resp.status_code == 409 and sized:
+            sized = ctype.split(";", 1)[0].strip().lower() == "text/x.tlog.size"
+            if status == 409 and sized:
                 try:
-                    known = parse_decimal(resp.content.decode("ascii").rstrip("\n"), what="size")
+                    known = parse_decimal(content.decode("ascii").rstrip("\n"), what="size")
                 except (MalformedError, UnicodeDecodeError):
                     known = -1
                 if 0 <= known <= size and known != old:
@@ -160,11 +212,12 @@ class WitnessCollector:
                     continue
                 self._alarm(w, f"says it cosigned size {known}; ours is {size}")
                 return None
-            if resp.status_code in (422,) or resp.status_code == 409:
-                self._alarm(w, f"HTTP {resp.status_code}: {resp.text[:200]!r}")
+            text = content[:200].decode("utf-8", "replace")
+            if status in (409, 422):
+                self._alarm(w, f"HTTP {status}: {text!r}")
                 return None
-            self.m_requests.inc(1, w.verifier.name, f"http_{resp.status_code}")
-            log.warning("witness %s: HTTP %d %s", w.verifier.name, resp.status_code, resp.text[:200])
+            self.m_requests.inc(1, w.verifier.name, f"http_{status}")
+            log.warning("witness %s: HTTP %d %s", w.verifier.name, status, text)
             return None
         return None
 
@@ -186,23 +239,24 @@ class WitnessCollector:
             return None
         try:
             parsed = parse_note(note)
-            candidate = parsed.to_bytes() + answer
-            opened = verify_note(candidate, [w.verifier])
-            parse_checkpoint_text(opened.text)
+            opened = verify_note(parsed.to_bytes() + answer, [w.verifier])
+            if opened.text != parsed.text:
+                raise MalformedError("the cosigned text is not our checkpoint")
+            sig = opened.verified[0]
+            if _ts(sig) > time.time() + CLOCK_SKEW:  # clients would not count it
+                raise MalformedError(f"cosignature dated {_ts(sig) - int(time.time())} s in the future")
         except (MalformedError, UnknownKeyError, SignatureError) as exc:
             self.m_requests.inc(1, w.verifier.name, "bad_cosignature")
             log.warning("witness %s answered without a valid cosignature: %s", w.verifier.name, exc)
             return None
         self.m_requests.inc(1, w.verifier.name, "cosigned")
-        return opened.verified[0]
+        return sig
 
 
 def _body(old: int, proof: list[bytes], note: bytes) -> bytes:
     return (f"old {old}\n" + "".join(b64encode(h) + "\n" for h in proof) + "\n").encode() + note
 
 
-def _append(parsed: object, sigs: list[NoteSignature]) -> bytes:
-    from client.note import Note
-
-    assert isinstance(parsed, Note)
-    return Note(parsed.text, (*parsed.signatures, *sigs)).to_bytes()
+def _ts(sig: NoteSignature) -> int:
+    """A cosignature/v1 line's timestamp."""
+    return int.from_bytes(sig.sig[:8], "big")
