@@ -82,12 +82,13 @@ class WitnessCollector:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop promptly: a round in flight is abandoned (nothing it could still publish is
+        needed for durability; the next start re-sends the newest checkpoint)."""
         with self._cond:
             self._running = False
             self._cond.notify()
-        self._thread.join(timeout=self.timeout * 2 + 1)
+        self._thread.join(timeout=1.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
 
     def offer(self, size: int, note: bytes) -> None:
         """A new checkpoint was committed (called by the sequencer; never blocks on witnesses)."""
@@ -108,8 +109,10 @@ class WitnessCollector:
                 size, note = self._latest  # type: ignore[misc]
             wait = last_round + self.interval - time.monotonic()
             if wait > 0:
-                time.sleep(wait)  # rate limit per witness; sequencing goes on meanwhile
-                with self._cond:
+                with self._cond:  # rate limit per witness; sequencing goes on meanwhile
+                    self._cond.wait_for(lambda: not self._running, timeout=wait)
+                    if not self._running:
+                        return
                     size, note = self._latest  # type: ignore[misc]
             last_round = time.monotonic()
             try:
@@ -150,6 +153,8 @@ class WitnessCollector:
             self._published_at = time.monotonic()  # retry on growth or after the refresh time
 
     def _publish(self, size: int, note: bytes, got: list[NoteSignature]) -> None:
+        if not self._running:
+            return  # stopping: the store is about to close
         parsed = parse_note(note)
         sigs = {(s.name, s.key_id): s for s in got}
         current = self.store.cosigned()
