@@ -289,22 +289,23 @@ class ECDSASigner:
         return ECDSAVerifier(self.name, self.spki_der)
 
 
-class CosignatureV1Signer:
+class CosignatureV1Signer(Ed25519Signer):
     """Type 0x04 witness cosigner: u64be(timestamp) || Ed25519 over the cosignature message.
 
-    `clock` gives the Unix time to stamp (injectable so tests can make old cosignatures)."""
+    The same Ed25519 key as a type 0x01 signer, with a type 0x04 key ID. `clock` gives the
+    Unix time to stamp (injectable, so tests can make old cosignatures)."""
 
-    __slots__ = ("_key", "clock", "key_id", "name", "public")
+    __slots__ = ("clock",)
 
     def __init__(self, name: str, seed: bytes, clock: Callable[[], float] = time.time) -> None:
-        check_key_name(name)
-        if len(seed) != 32:
-            raise MalformedError("Ed25519 seed must be 32 bytes")
-        self.name = name
-        self._key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
-        self.public = self._key.public_key().public_bytes_raw()
+        super().__init__(name, seed)
         self.key_id = key_id(name, ALG_COSIGNATURE_V1, self.public)
         self.clock = clock
+
+    @classmethod
+    def from_signer(cls, signer: Ed25519Signer) -> CosignatureV1Signer:
+        """The cosigner for a key file's Ed25519 key (`witness keygen` writes a 0x01 skey)."""
+        return cls(signer.name, signer._key.private_bytes_raw())
 
     def __repr__(self) -> str:
         return f"CosignatureV1Signer(name={self.name!r}, key_id={self.key_id:08x})"
@@ -315,6 +316,9 @@ class CosignatureV1Signer:
 
     def verifier(self) -> CosignatureV1Verifier:
         return CosignatureV1Verifier(self.name, self.public)
+
+    def skey(self) -> str:
+        return Ed25519Signer(self.name, self._key.private_bytes_raw()).skey()
 
 
 def generate_ed25519(name: str) -> Ed25519Signer:

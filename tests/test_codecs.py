@@ -311,7 +311,8 @@ def test_cosignature_v1_worked_example() -> None:
     from client.note import CosignatureV1Signer, parse_skey, parse_vkey, sign_note, verify_note
 
     seed = parse_skey("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
-    cosigner = CosignatureV1Signer("PeterNeumann", seed._key.private_bytes_raw(), clock=lambda: 1679315147)
+    cosigner = CosignatureV1Signer.from_signer(seed)
+    cosigner.clock = lambda: 1679315147
     assert cosigner.verifier().vkey() == "PeterNeumann+18b9780b+BBpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
     text = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
     note = sign_note(text, [cosigner])

@@ -35,7 +35,7 @@ def _witness_key(path: Path, name: str) -> CosignatureV1Signer:
     if not path.exists():
         write_key(path, generate_ed25519(name))
     seed = read_key(path)
-    return CosignatureV1Signer(seed.name, seed._key.private_bytes_raw())
+    return CosignatureV1Signer.from_signer(seed)
 
 
 def start_witness(d: Path, index: int, origin: str, log_vkey: str) -> tuple[subprocess.Popen[str], str, str]:

@@ -55,7 +55,7 @@ def load_cosigner(path: Path) -> CosignatureV1Signer:
     from client.keyfile import read_key  # the same strict 0600 format as the log key
 
     seed = read_key(path)
-    return CosignatureV1Signer(seed.name, seed._key.private_bytes_raw())
+    return CosignatureV1Signer.from_signer(seed)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
