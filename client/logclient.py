@@ -23,7 +23,7 @@ import orjson
 
 from client import merkle
 from client.attest import search_keys
-from client.encoding import b64decode_std, b64encode
+from client.encoding import b64decode_std
 from client.errors import LogAPIError, MalformedError, NetworkError, PolicyError, VerificationError
 from client.merkle import HASH_SIZE, Node, node_hash
 from client.policy import TrustPolicy
@@ -217,9 +217,6 @@ class LogClient:
             self._cache.popitem(last=False)
         return tile
 
-    def tile_hashes(self, level: int, index: int, width: int = TILE_WIDTH) -> list[bytes]:
-        return list(self._tile(level, index, width).levels[0])
-
     def node_reader(self, size: int) -> merkle.NodeReader:
         """A `merkle.NodeReader` over the tiles of the tree of `size` leaves."""
 
@@ -265,13 +262,6 @@ class LogClient:
             raise ValueError(f"index {index} is not in a tree of size {size}")
         n, pos = divmod(index, TILE_WIDTH)
         return self.bundle(n, tile_width_at(0, n, size))[pos]
-
-    def iter_bundles(self, start: int, size: int) -> Iterator[tuple[int, list[bytes]]]:
-        """(first index, entries) of each bundle from the one holding `start` up to `size`."""
-        n = start // TILE_WIDTH
-        while n * TILE_WIDTH < size:
-            yield n * TILE_WIDTH, self.bundle(n, tile_width_at(0, n, size))
-            n += 1
 
     def prove_entry(self, index: int, vc: VerifiedCheckpoint) -> Receipt:
         """A receipt for entry `index` built from tiles and bundles, verified against `vc`."""
@@ -336,6 +326,3 @@ class LogClient:
             cursor = following
         raise MalformedError(f"search gave more than {MAX_SEARCH_PAGES} pages")
 
-
-def encode_proof(hashes: Sequence[bytes]) -> list[str]:
-    return [b64encode(h) for h in hashes]

@@ -49,7 +49,6 @@ class WitnessState:
     url: str
     verifier: CosignatureV1Verifier
     known_size: int | None = None  # the size it last cosigned for us, if we know it
-    alarm: str = ""  # set when it reported an inconsistency
 
 
 class WitnessCollector:
@@ -203,7 +202,7 @@ class WitnessCollector:
             if status == 200:
                 sig = self._check(w, note, content)
                 if sig is not None:
-                    w.known_size, w.alarm = size, ""
+                    w.known_size = size
                 return sig
             sized = ctype.split(";", 1)[0].strip().lower() == "text/x.tlog.size"
             if status == 409 and sized:
@@ -227,7 +226,6 @@ class WitnessCollector:
         return None
 
     def _alarm(self, w: WitnessState, what: str) -> None:
-        w.alarm = what
         self.m_requests.inc(1, w.verifier.name, "inconsistent")
         log.error("ALARM: witness %s reports our log inconsistent with what it cosigned: %s",
                   w.verifier.name, what)
