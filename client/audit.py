@@ -48,6 +48,7 @@ class AuditReport:
     seconds: float
     resumed_from: int
     kinds: dict[str, int] = field(default_factory=dict)
+    tree: TileTree | None = None
 
     @property
     def rate(self) -> float:
@@ -88,6 +89,10 @@ def resume_path(state_dir: Path, origin: str) -> Path:
     return state_dir / f"{hashlib.sha256(origin.encode()).hexdigest()}.audit"
 
 
+OnEntry = Callable[[int, bytes], None]
+"""Called with (index, entry) for each entry replayed, in order, once per entry."""
+
+
 def full_audit(
     client: LogClient,
     target: VerifiedCheckpoint,
@@ -95,21 +100,35 @@ def full_audit(
     trusted: VerifiedCheckpoint | None = None,
     resume: Path | None = None,
     progress: Progress | None = None,
+    tree: TileTree | None = None,
+    on_entry: OnEntry | None = None,
 ) -> AuditReport:
     """Replay the log up to `target` (a verified checkpoint); raise on any difference.
 
     With `trusted` (the trust state's checkpoint), the replayed root at its size must match
-    too. Interrupted (KeyboardInterrupt), the progress is saved for the next run."""
-    return _Replay(client, target, trusted, _Resume(resume, target.checkpoint.origin), progress).run()
+    too. Interrupted (KeyboardInterrupt), the progress is saved for the next run. A caller
+    that keeps its own cursor (the monitor) passes `tree` instead of `resume` and gets the
+    grown tree back in the report, to persist once it has acted on the entries."""
+    saver = _Resume(resume, target.checkpoint.origin)
+    return _Replay(client, target, trusted, saver, progress, tree=tree, on_entry=on_entry).run()
+
+
+def save_tree(path: Path, origin: str, tree: TileTree) -> None:
+    _Resume(path, origin).save(tree)
+
+
+def load_tree(path: Path, origin: str) -> TileTree:
+    return _Resume(path, origin).load()
 
 
 class _Replay:
     def __init__(self, client: LogClient, target: VerifiedCheckpoint, trusted: VerifiedCheckpoint | None,
-                 saver: _Resume, progress: Progress | None) -> None:
+                 saver: _Resume, progress: Progress | None, *, tree: TileTree | None = None,
+                 on_entry: OnEntry | None = None) -> None:
         self.client, self.target, self.trusted = client, target, trusted
-        self.saver, self.progress = saver, progress
+        self.saver, self.progress, self.on_entry = saver, progress, on_entry
         self.size = target.size
-        self.tree = saver.load()
+        self.tree = tree if tree is not None else saver.load()
         self.start = self.tree.size
         self.kinds: dict[str, int] = {}
         self.check_at = trusted.size if trusted and self.start < trusted.size <= self.size else None
@@ -141,7 +160,7 @@ class _Replay:
             raise
         self.saver.save(tree)
         return AuditReport(size, root, tree.size - self.start, time.monotonic() - began, self.start,
-                           self.kinds)
+                           self.kinds, tree)
 
     def fetch(self, n: int) -> tuple[bytes, bytes]:
         width = tile_width_at(0, n, self.size)
@@ -183,6 +202,8 @@ class _Replay:
             raise VerificationError(f"hash tile 0/{n} is not the leaf hashes of entry bundle {n}")
         skip = self.tree.size - n * TILE_WIDTH  # entries of this bundle replayed before a resume
         for e, h in zip(entries[skip:], hashes[skip:], strict=True):
+            if self.on_entry is not None:
+                self.on_entry(self.tree.size, e)
             self.tree.append(h)
             info = parse_leaf(e)
             k = "raw" if info is None else ("dsse" if info.kind == 1 else "hashedrekord")

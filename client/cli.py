@@ -305,6 +305,48 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from client.monitor import Monitor, MonitorConfigError, load_monitor_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        monitor = Monitor(load_monitor_config(args.config))
+    except MonitorConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: monitor.stop.set())
+    monitor.run()
+    return EXIT_OK
+
+
+def cmd_verify_evidence(args: argparse.Namespace) -> int:
+    """Re-check split-view evidence offline, with only the log's key(s)."""
+    from client.evidence import verify_evidence
+    from client.note import parse_vkey
+
+    if args.policy:
+        policy = load_policy(args.policy)
+        keys = list(policy.log_keys)
+    elif args.vkey:
+        keys = [parse_vkey(v) for v in args.vkey]
+    else:
+        raise UsageError("give --policy or --vkey (the log's public key)")
+    try:
+        doc = orjson.loads(_read(args.evidence, "evidence"))
+    except orjson.JSONDecodeError as exc:
+        raise MalformedError(f"evidence is not JSON: {exc}") from exc
+    sv = verify_evidence(doc, keys)
+    how = ("the same size with two roots" if sv.prefix_root is None else
+           f"size {sv.smaller.size} has another root inside the signed tree of size {sv.larger.size}")
+    print(f"PROVEN: {sv.origin} signed two views that cannot both be true: {how}")
+    return EXIT_OK
+
+
 def _progress_printer(quiet: bool) -> Callable[[int, int, float], None] | None:
     if quiet:
         return None
@@ -398,6 +440,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--restart", action="store_true",
                    help="with --full: replay from entry 0, not from where the last audit stopped")
+
+    s = add("monitor", cmd_monitor, "follow logs, report watched entries, gossip tree heads "
+            "(docs/monitoring.md)", online=False, policy=False)
+    s.add_argument("--config", required=True, help="monitor TOML configuration")
+
+    s = add("verify-evidence", cmd_verify_evidence, "re-check split-view evidence offline",
+            online=False)
+    s.add_argument("evidence", help="evidence JSON file (from a monitor)")
+    s.add_argument("--vkey", action="append", help="the log's verifier key (instead of --policy)")
     return p
 
 

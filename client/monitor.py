@@ -1,0 +1,575 @@
+"""`tlog-client monitor`: follow logs, report watched entries once, gossip tree heads.
+
+Per log, a follower polls the latest checkpoint (verified under its trust policy and proven
+consistent with the last one it saw), replays the new entries with the full-audit machinery
+(every bundle checked against the tiles, the root against the checkpoint) and reports the
+entries its watch rules match: one JSON line each, with the entry, its index and an
+inclusion proof, written and fsynced before the cursor moves. A reported-through watermark
+(and, for a file output, the file itself) makes reports exactly-once across restarts; the
+optional webhook gets them at least once (with retries), keyed by origin and index.
+
+Gossip: the monitor serves the newest checkpoint it verified per log, and its evidence, at
+`GET /gossip/checkpoints` and `GET /gossip/evidence`; it polls peers' endpoints and
+witnesses' `/<sha256(origin)>/checkpoint`. A checkpoint from elsewhere that its own view
+cannot be consistent with becomes a split-view evidence file (client.evidence), an alert
+line and a webhook call. Evidence a peer found is checked offline and alerted on too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from client import merkle
+from client.attest import parse_leaf, search_keys
+from client.audit import full_audit, load_tree, save_tree
+from client.checkpoint import Checkpoint
+from client.errors import ConsistencyError, MalformedError, NetworkError, ProofError, TlogError
+from client.evidence import key_policy, split_view, to_document, verify_evidence
+from client.logclient import LogClient
+from client.policy import TrustPolicy, load_policy
+from client.state import TrustState, write_atomically
+from client.tiletree import TileTree
+from client.verify import VerifiedCheckpoint, verify_checkpoint
+
+log = logging.getLogger("tlog.monitor")
+MAX_GOSSIP_BYTES = 4 << 20
+CHUNK = 16384  # entries replayed (and their reports written) before the cursor is saved
+
+
+class MonitorConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Watch:
+    signers: frozenset[str] = frozenset()
+    subjects: frozenset[str] = frozenset()
+    predicate_types: frozenset[str] = frozenset()
+
+    def matches(self, leaf: bytes) -> list[str]:
+        """The rules (as `field=term`) an entry matches, from its leaf alone."""
+        wanted = {"signer": self.signers, "subject": self.subjects,
+                  "predicate_type": self.predicate_types}
+        return [f"{f}={t}" for f, t in search_keys(leaf) if t in wanted[f]]
+
+
+@dataclass(frozen=True)
+class LogWatch:
+    policy: TrustPolicy
+    watch: Watch
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    state_dir: Path
+    logs: tuple[LogWatch, ...]
+    listen: str = "127.0.0.1:0"
+    poll_interval: float = 1.0
+    gossip_interval: float = 2.0
+    output: str = "-"
+    webhook: str = ""
+    peers: tuple[str, ...] = ()
+    witnesses: tuple[str, ...] = ()
+    peers_file: str = ""  # one peer URL per line, re-read every gossip round
+    chunk: int = CHUNK  # entries replayed (and their reports written) per cursor save
+
+    def all_peers(self) -> list[str]:
+        peers = list(self.peers)
+        if self.peers_file:
+            with contextlib.suppress(OSError):
+                for line in Path(self.peers_file).read_text().splitlines():
+                    url = line.strip()
+                    if url.startswith(("http://", "https://")):
+                        peers.append(url.rstrip("/"))
+        return peers
+
+
+_MONITOR_KEYS = {"state_dir": str, "listen": str, "poll_interval": (int, float),
+                 "gossip_interval": (int, float), "output": str, "webhook": str, "peers": list,
+                 "witnesses": list, "peers_file": str, "chunk": int}
+_LOG_KEYS = {"policy": str, "signers": list, "subjects": list, "predicate_types": list}
+
+
+def load_monitor_config(path: str | Path) -> MonitorConfig:
+    """The monitor's TOML file (docs/monitoring.md); relative paths are relative to it."""
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise MonitorConfigError(f"cannot read {p}: {exc}") from exc
+    base = p.resolve().parent
+    for key in set(doc) - {"monitor", "log"}:
+        raise MonitorConfigError(f"unknown table {key!r}")
+    table = doc.get("monitor", {})
+    for key, value in table.items():
+        want = _MONITOR_KEYS.get(key)
+        if want is None or not isinstance(value, want) or isinstance(value, bool):
+            raise MonitorConfigError(f"monitor.{key}: unknown key or wrong type")
+    logs = []
+    for i, entry in enumerate(doc.get("log", [])):
+        for key, value in entry.items():
+            if key not in _LOG_KEYS or not isinstance(value, _LOG_KEYS[key]):
+                raise MonitorConfigError(f"log[{i}].{key}: unknown key or wrong type")
+        if "policy" not in entry:
+            raise MonitorConfigError(f"log[{i}].policy: required (a trust policy file)")
+        try:
+            policy = load_policy(base / entry["policy"])
+        except MalformedError as exc:
+            raise MonitorConfigError(f"log[{i}]: {exc}") from exc
+        if not policy.url:
+            raise MonitorConfigError(f"log[{i}]: the policy needs the log's url")
+        lists = {k: entry.get(k, []) for k in ("signers", "subjects", "predicate_types")}
+        if not all(isinstance(t, str) for v in lists.values() for t in v):
+            raise MonitorConfigError(f"log[{i}]: watch rules are lists of strings")
+        logs.append(LogWatch(policy, Watch(*(frozenset(v) for v in lists.values()))))
+    if not logs:
+        raise MonitorConfigError("at least one [[log]] is needed")
+    origins = [lw.policy.origin for lw in logs]
+    if len(set(origins)) != len(origins):
+        raise MonitorConfigError("a log is listed twice")
+    output = table.get("output", "-")
+    urls = [*table.get("peers", []), *table.get("witnesses", [])]
+    if table.get("webhook"):
+        urls.append(table["webhook"])
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise MonitorConfigError(f"{url!r}: peers, witnesses and webhook are http(s) URLs")
+    return MonitorConfig(
+        state_dir=base / table.get("state_dir", "monitor-state"), logs=tuple(logs),
+        listen=table.get("listen", "127.0.0.1:0"),
+        poll_interval=float(table.get("poll_interval", 1.0)),
+        gossip_interval=float(table.get("gossip_interval", 2.0)),
+        output=output if output == "-" else str(base / output), webhook=table.get("webhook", ""),
+        peers=tuple(u.rstrip("/") for u in table.get("peers", [])),
+        witnesses=tuple(u.rstrip("/") for u in table.get("witnesses", [])),
+        peers_file=str(base / table["peers_file"]) if table.get("peers_file") else "",
+        chunk=max(1, table.get("chunk", CHUNK)))
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+class Reporter:
+    """Writes reports and alerts as JSON lines (fsynced), and queues them for the webhook."""
+
+    def __init__(self, output: str, webhook: str, state_dir: Path) -> None:
+        self.output, self.webhook = output, webhook
+        self._lock = threading.Lock()
+        self._outbox = state_dir / "webhook-outbox.jsonl"
+        self._sent = state_dir / "webhook-sent"
+        self._wake = threading.Event()
+
+    def reported_in_output(self) -> dict[str, int]:
+        """Highest index reported per origin in the output file (exactly-once after a crash
+        between writing a report and recording the watermark)."""
+        out: dict[str, int] = {}
+        if self.output == "-":
+            return out
+        with contextlib.suppress(FileNotFoundError), open(self.output, "rb") as f:
+            for line in f:
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line from a crash
+                if isinstance(doc, dict) and "index" in doc and "origin" in doc:
+                    out[doc["origin"]] = max(out.get(doc["origin"], -1), doc["index"])
+        return out
+
+    def emit(self, docs: list[dict[str, Any]]) -> None:
+        if not docs:
+            return
+        data = b"".join(orjson.dumps(d) + b"\n" for d in docs)
+        with self._lock:
+            if self.output == "-":
+                os.write(1, data)
+            else:
+                fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if self.webhook:
+                fd = os.open(self._outbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._wake.set()
+
+    def deliver_forever(self, stop: threading.Event) -> None:
+        """POST outbox lines to the webhook in order, retrying with backoff (at least once)."""
+        delay = 0.5
+        with httpx.Client(timeout=10) as http:
+            while not stop.is_set():
+                sent = int(self._sent.read_text()) if self._sent.exists() else 0
+                try:
+                    lines = self._outbox.read_bytes().splitlines()[sent:] if self._outbox.exists() else []
+                except OSError:
+                    lines = []
+                if not lines:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                try:
+                    r = http.post(self.webhook, content=lines[0],
+                                  headers={"Content-Type": "application/json"})
+                    ok = 200 <= r.status_code < 300
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    write_atomically(self._sent, str(sent + 1).encode())
+                    delay = 0.5
+                else:
+                    stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
+
+
+# --- following one log ------------------------------------------------------------------------
+
+
+@dataclass
+class Follower:
+    watch: LogWatch
+    state_dir: Path
+    reporter: Reporter
+    alert: Any  # callable(evidence document) -> None
+    chunk: int = 16384
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        policy = self.watch.policy
+        self.origin = policy.origin
+        self.client = LogClient(policy.url or "", policy)
+        self.trust = TrustState(self.state_dir / "trust")
+        h = hashlib.sha256(self.origin.encode()).hexdigest()
+        self.cursor_path = self.state_dir / f"{h}.cursor"
+        self.watermark_path = self.state_dir / f"{h}.reported"
+        self.lock = threading.Lock()
+        self.mark: int | None = None  # next index to report (loaded on the first poll)
+        self.stats.update(entries=0, matches=0, size=0, processed=0, errors=0, last_ok=0.0)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def view(self) -> VerifiedCheckpoint | None:
+        return self.trust.trusted(self.watch.policy)
+
+    def _watermark(self) -> int:
+        """Next index to report: the recorded watermark, raised past anything already in the
+        output file (a crash between writing reports and recording the watermark)."""
+        mark = int(self.watermark_path.read_text()) if self.watermark_path.exists() else 0
+        return max(mark, self.reporter.reported_in_output().get(self.origin, -1) + 1)
+
+    def poll(self, stop: threading.Event | None = None) -> None:
+        """One step: verify the latest checkpoint, replay the new entries in chunks, report
+        matches. Each chunk's reports are written before its cursor is saved."""
+        with self.lock:
+            prev = self.view()
+            vc = self.client.checkpoint()
+            try:
+                self.trust.update(self.watch.policy, vc, self.client.consistency_proof)
+            except ConsistencyError as exc:  # the log itself showed us two views
+                self._evidence_from_log(exc)
+                raise
+            self.stats["size"] = vc.size
+            tree = load_tree(self.cursor_path, self.origin)
+            if self.mark is None:
+                self.mark = self._watermark()
+            while tree.size < vc.size and not (stop and stop.is_set()):
+                end = min(vc.size, tree.size + self.chunk)
+                tree = self._chunk(tree, vc if end == vc.size else self._prefix(vc, end), vc, prev)
+            self.stats.update(processed=tree.size, last_ok=time.time())
+
+    def _prefix(self, vc: VerifiedCheckpoint, size: int) -> VerifiedCheckpoint:
+        """The tree of `size` leaves inside `vc`: its root from tiles, proven consistent with
+        the signed root, so a chunk's replay is checked against a root the log signed into vc."""
+        root = self.client.tree_root(size)
+        merkle.verify_consistency(size, vc.size, root, vc.root, self.client.consistency_proof(size, vc.size))
+        return VerifiedCheckpoint(Checkpoint(self.origin, size, root), vc.note, vc.log_signers,
+                                  vc.witnesses, vc.cosigned_at)
+
+    def _chunk(self, tree: TileTree, target: VerifiedCheckpoint, vc: VerifiedCheckpoint,
+               prev: VerifiedCheckpoint | None) -> TileTree:
+        matches: list[tuple[int, bytes, list[str]]] = []
+
+        def on_entry(index: int, entry: bytes) -> None:
+            rules = self.watch.watch.matches(entry)
+            if rules:
+                matches.append((index, entry, rules))
+
+        report = full_audit(self.client, target, trusted=prev, tree=tree, on_entry=on_entry)
+        assert report.tree is not None and self.mark is not None
+        docs = [self._report(i, e, rules, vc) for i, e, rules in matches if i >= self.mark]
+        self.reporter.emit(docs)  # durable before the watermark and the cursor move
+        if docs:
+            self.mark = docs[-1]["index"] + 1
+            write_atomically(self.watermark_path, str(self.mark).encode())
+        save_tree(self.cursor_path, self.origin, report.tree)
+        self.stats["entries"] += report.replayed
+        self.stats["matches"] += len(docs)
+        self.stats["processed"] = report.tree.size
+        return report.tree
+
+    def _report(self, index: int, entry: bytes, rules: list[str],
+                vc: VerifiedCheckpoint) -> dict[str, Any]:
+        receipt = self.client.prove_entry(index, vc)  # verified against vc
+        info = parse_leaf(entry)
+        return {"origin": self.origin, "index": index, "matched": rules,
+                "record": info.record if info else None, "receipt": receipt.to_dict()}
+
+    def _evidence_from_log(self, exc: ConsistencyError) -> None:
+        """The log's new checkpoint is not consistent with the one we trusted: if the new tree
+        is the larger one, its tiles (what the log serves now) give self-contained evidence."""
+        policy = key_policy(self.watch.policy)
+        try:
+            old = verify_checkpoint(exc.old_checkpoint, policy)
+            new = verify_checkpoint(exc.new_checkpoint, policy)
+            prover = self._tiles_prover() if new.size > old.size else None
+            sv = split_view(old, new, prover)
+        except (TlogError, LookupError) as err:
+            log.error("%s: inconsistent log, but no self-contained evidence: %s (%s)", self.origin, exc, err)
+            return
+        if sv is not None:
+            self.alert(to_document(sv, str(exc), "log"))
+
+    def _tiles_prover(self) -> Any:
+        """(root at m, proof m -> n) from the log's current tiles, for `split_view`."""
+        def prove(m: int, n: int) -> tuple[bytes, list[bytes]]:
+            return self.client.tree_root(m), self.client.consistency_proof(m, n)
+        return prove
+
+    def check_foreign(self, note: bytes, source: str) -> dict[str, Any] | None:
+        """A checkpoint learned from a peer or witness, against our view: evidence or None."""
+        policy = key_policy(self.watch.policy)
+        theirs = verify_checkpoint(note, policy)  # raises if not signed by the log
+        with self.lock:
+            ours = self.view()
+            if ours is None:
+                return None
+            ours = verify_checkpoint(ours.note, policy)
+            if theirs.size > ours.size:
+                return None  # undecided until our log grows past it (or a peer proves it)
+            try:
+                sv = split_view(theirs, ours, self._tiles_prover())
+            except (ProofError, MalformedError, NetworkError) as exc:
+                log.warning("%s: cannot check %s's checkpoint yet: %s", self.origin, source, exc)
+                return None
+        if sv is None:
+            return None
+        return to_document(sv, f"checkpoint from {source} is not consistent with our view", source)
+
+
+# --- the monitor process ----------------------------------------------------------------------
+
+
+class Monitor:
+    def __init__(self, config: MonitorConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.evidence_dir = config.state_dir / "evidence"
+        self.evidence_dir.mkdir(exist_ok=True, mode=0o700)
+        self.reporter = Reporter(config.output, config.webhook, config.state_dir)
+        self.stop = threading.Event()
+        self.followers = {lw.policy.origin: Follower(lw, config.state_dir, self.reporter, self.alert,
+                                                     config.chunk) for lw in config.logs}
+        self.split_views = 0
+        self.gossip_errors = 0
+        self._seen_evidence: set[str] = {p.stem for p in self.evidence_dir.glob("*.json")}
+        self._lock = threading.Lock()
+
+    def alert(self, doc: dict[str, Any]) -> None:
+        """Keep evidence (once per pair of checkpoints), and say so loudly."""
+        key = hashlib.sha256("".join(sorted(doc["checkpoints"])).encode()).hexdigest()[:32]
+        with self._lock:
+            if key in self._seen_evidence:
+                return
+            self._seen_evidence.add(key)
+            self.split_views += 1
+        path = self.evidence_dir / f"{key}.json"
+        write_atomically(path, json.dumps(doc, indent=2).encode())
+        log.error("SPLIT VIEW of %s detected by %s: evidence in %s", doc["origin"], doc["detected_by"], path)
+        self.reporter.emit([{"alert": "split-view", "origin": doc["origin"], "evidence": str(path),
+                             "reason": doc["reason"]}])
+
+    def evidence(self) -> list[dict[str, Any]]:
+        out = []
+        for p in sorted(self.evidence_dir.glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                out.append(json.loads(p.read_text()))
+        return out
+
+    def checkpoints(self) -> list[str]:
+        out = []
+        for f in self.followers.values():
+            vc = f.view()
+            if vc is not None:
+                out.append(vc.note.decode())
+        return out
+
+    # --- loops ---
+
+    def follow_loop(self, f: Follower) -> None:
+        while not self.stop.is_set():
+            try:
+                f.poll(self.stop)
+            except ConsistencyError as exc:
+                f.stats["errors"] += 1
+                log.error("%s: %s", f.origin, exc)
+            except (TlogError, OSError) as exc:
+                f.stats["errors"] += 1
+                log.warning("%s: poll failed: %s", f.origin, exc)
+            self.stop.wait(self.config.poll_interval)
+
+    def gossip_once(self, http: httpx.Client) -> None:
+        sources: list[tuple[str, str]] = []
+        for peer in self.config.all_peers():
+            sources.append((f"peer {peer}", peer + "/gossip/checkpoints"))
+            sources.append((f"peer {peer}", peer + "/gossip/evidence"))
+        for w in self.config.witnesses:
+            for origin in self.followers:
+                digest = hashlib.sha256(origin.encode()).hexdigest()
+                sources.append((f"witness {w}", f"{w}/{digest}/checkpoint"))
+        for source, url in sources:
+            try:
+                r = http.get(url)
+                if r.status_code == 404:
+                    continue
+                r.raise_for_status()
+                if len(r.content) > MAX_GOSSIP_BYTES:
+                    raise MalformedError("gossip answer too large")
+                if url.endswith("/gossip/evidence"):
+                    self._peer_evidence(r.json(), source)
+                    continue
+                notes = r.json()["checkpoints"] if url.endswith("/gossip/checkpoints") else [r.text]
+                for note in notes:
+                    self._foreign(note.encode(), source)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, TlogError) as exc:
+                self.gossip_errors += 1
+                log.warning("gossip with %s: %s", source, exc)
+
+    def _foreign(self, note: bytes, source: str) -> None:
+        origin = note.split(b"\n", 1)[0].decode("utf-8", "replace")
+        f = self.followers.get(origin)
+        if f is None:
+            return
+        doc = f.check_foreign(note, source)
+        if doc is not None:
+            self.alert(doc)
+
+    def _peer_evidence(self, docs: Any, source: str) -> None:
+        for doc in docs if isinstance(docs, list) else []:
+            f = self.followers.get(doc.get("origin")) if isinstance(doc, dict) else None
+            if f is None:
+                continue
+            try:
+                verify_evidence(doc, f.watch.policy.log_keys)
+            except TlogError as exc:
+                log.warning("%s sent evidence that does not hold: %s", source, exc)
+                continue
+            self.alert(dict(doc, detected_by=f"{doc.get('detected_by')} (via {source})"))
+
+    def gossip_loop(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self.stop.wait(self.config.gossip_interval):
+                self.gossip_once(http)
+
+    def metrics(self) -> str:
+        lines = []
+        for name, help_text, key in [
+                ("tlog_monitor_tree_size", "Latest verified tree size", "size"),
+                ("tlog_monitor_processed_entries", "Entries replayed and checked", "processed"),
+                ("tlog_monitor_entries_total", "Entries replayed since start", "entries"),
+                ("tlog_monitor_matches_total", "Watched entries reported", "matches"),
+                ("tlog_monitor_poll_errors_total", "Failed polls", "errors"),
+                ("tlog_monitor_last_ok_seconds", "Unix time of the last good poll", "last_ok")]:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+            lines += [f'{name}{{origin="{o}"}} {f.stats[key]:g}' for o, f in self.followers.items()]
+        lines += ["# HELP tlog_monitor_lag_entries Entries in the log not yet checked",
+                  "# TYPE tlog_monitor_lag_entries gauge"]
+        lines += [f'tlog_monitor_lag_entries{{origin="{o}"}} {f.stats["size"] - f.stats["processed"]}'
+                  for o, f in self.followers.items()]
+        lines += ["# TYPE tlog_monitor_split_views_total counter",
+                  f"tlog_monitor_split_views_total {self.split_views}",
+                  "# TYPE tlog_monitor_gossip_errors_total counter",
+                  f"tlog_monitor_gossip_errors_total {self.gossip_errors}"]
+        return "\n".join(lines) + "\n"
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        now = time.time()
+        logs = {o: {"size": f.stats["size"], "processed": f.stats["processed"],
+                    "seconds_since_ok": round(now - f.stats["last_ok"], 1) if f.stats["last_ok"] else None}
+                for o, f in self.followers.items()}
+        limit = 10 * self.config.poll_interval + 30
+        stale = any(v["seconds_since_ok"] is None or v["seconds_since_ok"] > limit for v in logs.values())
+        status = "split-view" if self.split_views else ("degraded" if stale else "ok")
+        doc = {"status": status, "logs": logs, "split_views": self.split_views}
+        return (200 if status == "ok" else 503), doc
+
+    def serve(self) -> ThreadingHTTPServer:
+        monitor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/gossip/checkpoints":
+                    self._send(200, {"checkpoints": monitor.checkpoints()})
+                elif self.path == "/gossip/evidence":
+                    self._send(200, monitor.evidence())
+                elif self.path == "/healthz":
+                    self._send(*monitor.health())
+                elif self.path == "/metrics":
+                    self._send(200, monitor.metrics().encode(), "text/plain; version=0.0.4")
+                else:
+                    self._send(404, {"error": "not found"})
+
+            def _send(self, status: int, body: Any, ctype: str = "application/json") -> None:
+                data = body if isinstance(body, bytes) else orjson.dumps(body)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        host, _, port = self.config.listen.rpartition(":")
+        server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        server.daemon_threads = True
+        return server
+
+    def run(self) -> None:
+        server = self.serve()
+        host, port = server.server_address[:2]
+        print(f"tlog-client monitor: listening on http://{host}:{port}", flush=True)
+        threads = [threading.Thread(target=server.serve_forever, daemon=True)]
+        threads += [threading.Thread(target=self.follow_loop, args=(f,), daemon=True)
+                    for f in self.followers.values()]
+        threads.append(threading.Thread(target=self.gossip_loop, daemon=True))
+        if self.config.webhook:
+            threads.append(threading.Thread(target=self.reporter.deliver_forever, args=(self.stop,),
+                                            daemon=True))
+        for t in threads:
+            t.start()
+        try:
+            self.stop.wait()
+        finally:
+            server.shutdown()
+            for f in self.followers.values():
+                with f.lock:  # let a poll in progress finish writing its reports
+                    f.close()

@@ -1,0 +1,236 @@
+"""Monitors against real logs: split views caught by gossip with evidence, watch rules once.
+
+Everything real: `tlog serve` processes, `tlog-client monitor` processes talking HTTP to the
+logs and to each other. The fork is two data dirs with the same key and origin that share
+their first entries and then diverge, each watched by its own monitor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from client import attest
+from client.errors import VerificationError
+from client.evidence import verify_evidence
+from client.monitor import Follower, LogWatch, Reporter, Watch
+from client.note import Ed25519Signer, sign_note
+from client.policy import TrustPolicy
+from tests.attestkit import envelope, make_signer, sha256_hex, statement
+from tests.conftest import ORIGIN, SEED
+from tests.serverproc import ServerProc
+from tests.test_logclient import grow, random_entries
+from tlog.storage import LogStore
+
+LOG = Ed25519Signer(ORIGIN, SEED)
+
+
+class MonitorProc:
+    def __init__(self, d: Path, policy: TrustPolicy, url: str, **monitor: object) -> None:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "policy.json").write_bytes(orjson.dumps(dict(policy.to_dict(), url=url)))
+        watch = monitor.pop("watch", {})
+        lines = ["[monitor]", 'state_dir = "state"', 'peers_file = "peers.txt"',
+                 'output = "reports.jsonl"', "poll_interval = 0.2", "gossip_interval = 0.3"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in monitor.items()]
+        lines += ["", "[[log]]", 'policy = "policy.json"']
+        lines += [f"{k} = {json.dumps(v)}" for k, v in watch.items()]
+        (d / "monitor.toml").write_text("\n".join(lines) + "\n")
+        self.dir = d
+        self.start()
+
+    def start(self) -> None:
+        self.out = (self.dir / "monitor.log").open("a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "client.cli", "monitor", "--config",
+                                      str(self.dir / "monitor.toml")], stdout=self.out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = re.findall(r"listening on (http://\S+)", (self.dir / "monitor.log").read_text())
+            if found:
+                self.url = found[-1]
+                return
+            assert self.proc.poll() is None, (self.dir / "monitor.log").read_text()
+            time.sleep(0.05)
+        raise RuntimeError("monitor did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+        self.out.close()
+
+    def reports(self) -> list[dict[str, object]]:
+        path = self.dir / "reports.jsonl"
+        return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+
+    def evidence(self) -> list[Path]:
+        return sorted((self.dir / "state" / "evidence").glob("*.json"))
+
+
+def serve(path: Path, entries: list[bytes], raw: bool = True) -> tuple[LogStore, ServerProc]:
+    from client.keyfile import write_key
+
+    store = LogStore(path, create=True, map_size=1 << 30)
+    store.initialize(ORIGIN, lambda t: sign_note(t, [LOG]))
+    grow(store, LOG, entries)
+    write_key(path / "log.key", LOG)
+    return store, ServerProc(path, args=["--origin", ORIGIN, *(["--allow-raw"] if raw else [])]).start()
+
+
+def post_raw(url: str, data: bytes) -> None:
+    r = httpx.post(url + "/v1/entries", json={"raw": base64.b64encode(data).decode()}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+
+
+def test_forked_log_is_caught_by_gossiping_monitors(tmp_path: Path) -> None:
+    common = random_entries(300, 1)
+    store_a, log_a = serve(tmp_path / "a", common + random_entries(40, 2))
+    store_b, log_b = serve(tmp_path / "b", common + random_entries(60, 3))
+    store_a.close()
+    store_b.close()
+    policy = TrustPolicy(ORIGIN, (LOG.verifier(),), allow_raw_log=True)
+    mon_a = MonitorProc(tmp_path / "ma", policy, log_a.url)
+    mon_b = MonitorProc(tmp_path / "mb", policy, log_b.url)
+    stop = threading.Event()
+
+    def grow_both() -> None:  # both forks keep growing, as real logs would
+        i = 0
+        while not stop.wait(0.1):
+            post_raw(log_a.url, b"a-%d" % i)
+            post_raw(log_b.url, b"b-%d" % i)
+            i += 1
+
+    writer = threading.Thread(target=grow_both, daemon=True)
+    try:
+        (mon_a.dir / "peers.txt").write_text(mon_b.url + "\n")
+        (mon_b.dir / "peers.txt").write_text(mon_a.url + "\n")
+        writer.start()
+        deadline = time.monotonic() + 20  # "within a few polling intervals"
+        while time.monotonic() < deadline and not (mon_a.evidence() and mon_b.evidence()):
+            time.sleep(0.2)
+        assert mon_a.evidence() and mon_b.evidence(), (mon_a.dir / "monitor.log").read_text()[-3000:]
+        for m in (mon_a, mon_b):
+            alerts = [r for r in m.reports() if r.get("alert") == "split-view"]
+            assert alerts, m.reports()
+            health = httpx.get(m.url + "/healthz", timeout=10)
+            assert health.status_code == 503 and health.json()["status"] == "split-view"
+            metrics = httpx.get(m.url + "/metrics", timeout=10).text
+            assert int(re.search(r"tlog_monitor_split_views_total (\d+)", metrics).group(1)) >= 1  # type: ignore[union-attr]
+            for path in m.evidence():
+                doc = json.loads(path.read_text())
+                sv = verify_evidence(doc, [LOG.verifier()])  # offline, log key only
+                assert sv.smaller.root != (sv.prefix_root or sv.larger.root)
+                cli = subprocess.run([sys.executable, "-m", "client.cli", "verify-evidence", str(path),
+                                      "--vkey", LOG.verifier().vkey()], capture_output=True, text=True,
+                                     timeout=60, check=False)
+                assert cli.returncode == 0 and "PROVEN" in cli.stdout, cli.stdout + cli.stderr
+                # Tampered evidence does not prove anything.
+                bad = dict(doc, checkpoints=[doc["checkpoints"][1], doc["checkpoints"][1]])
+                with pytest.raises(VerificationError):
+                    verify_evidence(bad, [LOG.verifier()])
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+        mon_a.stop()
+        mon_b.stop()
+        log_a.stop()
+        log_b.stop()
+
+
+def _dsse_leaves(n: int, watched_every: int) -> tuple[list[bytes], set[int], str]:
+    watched, other = make_signer("ed25519"), make_signer("ed25519")
+    leaves, hits = [], set()
+    for i in range(n):
+        s = watched if i % watched_every == 0 else other
+        env = envelope(statement([sha256_hex(b"artifact %d" % i)]), [s])
+        leaves.append(attest.check_dsse(env, [s.pem]).leaf)
+        if s is watched:
+            hits.add(i)
+    return leaves, hits, watched.signer_id
+
+
+@pytest.fixture(scope="module")
+def watched_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc, set[int], str]]:
+    leaves, hits, signer_id = _dsse_leaves(6000, 7)
+    store, srv = serve(tmp_path_factory.mktemp("w") / "data", leaves, raw=False)
+    store.close()
+    yield srv, hits, signer_id
+    srv.stop()
+
+
+WatchedLog = tuple[ServerProc, set[int], str]
+
+
+def test_watch_rules_fire_once_across_a_crash_mid_stream(tmp_path: Path, watched_log: WatchedLog) -> None:
+    srv, hits, signer_id = watched_log
+    policy = TrustPolicy(ORIGIN, (LOG.verifier(),))
+    mon = MonitorProc(tmp_path / "m", policy, srv.url, chunk=300, watch={"signers": [signer_id]})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not mon.reports():
+            time.sleep(0.01)
+        mon.stop(signal.SIGKILL)  # mid-stream: some reports out, the rest not
+        first = len(mon.reports())
+        mon.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(mon.reports()) < len(hits):
+            time.sleep(0.1)
+        mon.stop()
+        mon.start()  # a clean restart reports nothing again
+        time.sleep(1.5)
+    finally:
+        mon.stop()
+    reports = mon.reports()
+    indexes = [r["index"] for r in reports]
+    assert sorted(indexes) == sorted(hits), (first, len(indexes), len(hits))  # each exactly once
+    assert 0 < first < len(hits)  # the crash was mid-stream
+    r = reports[0]
+    assert r["matched"] == [f"signer={signer_id}"] and r["receipt"]["index"] == r["index"]  # type: ignore[index]
+
+
+def test_exactly_once_in_the_crash_window(tmp_path: Path, watched_log: WatchedLog) -> None:
+    """Reports written but the watermark and cursor not yet saved (a crash right there):
+    the next poll replays the chunk and writes none of them again."""
+    srv, hits, signer_id = watched_log
+    policy = TrustPolicy(ORIGIN, (LOG.verifier(),), url=srv.url)
+    out = tmp_path / "reports.jsonl"
+    watch = LogWatch(policy, Watch(signers=frozenset({signer_id})))
+    reporter = Reporter(str(out), "", tmp_path)
+    f = Follower(watch, tmp_path, reporter, alert=lambda doc: None)
+    import client.monitor as mod
+
+    real_save, real_write = mod.save_tree, mod.write_atomically
+    mod.save_tree = lambda *a: (_ for _ in ()).throw(OSError("crash"))  # type: ignore[assignment]
+    mod.write_atomically = lambda *a: (_ for _ in ()).throw(OSError("crash"))  # type: ignore[assignment]
+    try:
+        with pytest.raises(OSError):
+            f.poll()
+    finally:
+        mod.save_tree, mod.write_atomically = real_save, real_write
+        f.close()
+    written = len(out.read_bytes().splitlines())
+    assert written > 0
+    f2 = Follower(watch, tmp_path, Reporter(str(out), "", tmp_path), alert=lambda doc: None)
+    try:
+        f2.poll()
+    finally:
+        f2.close()
+    indexes = [orjson.loads(x)["index"] for x in out.read_bytes().splitlines()]
+    assert sorted(indexes) == sorted(hits) and len(set(indexes)) == len(indexes)
+    digest = hashlib.sha256(ORIGIN.encode()).hexdigest()
+    assert (tmp_path / f"{digest}.cursor").exists()
