@@ -213,27 +213,29 @@ class Reporter:
                 self._wake.set()
 
     def deliver_forever(self, stop: threading.Event) -> None:
-        """POST outbox lines to the webhook in order, retrying with backoff (at least once)."""
+        """POST outbox lines to the webhook in order, retrying with backoff (at least once).
+
+        The sent position is a byte offset into the outbox, saved after each success."""
         delay = 0.5
         with httpx.Client(timeout=10) as http:
             while not stop.is_set():
-                sent = int(self._sent.read_text()) if self._sent.exists() else 0
-                try:
-                    lines = self._outbox.read_bytes().splitlines()[sent:] if self._outbox.exists() else []
-                except OSError:
-                    lines = []
-                if not lines:
+                offset = int(self._sent.read_text()) if self._sent.exists() else 0
+                line = b""
+                with contextlib.suppress(FileNotFoundError), open(self._outbox, "rb") as f:
+                    f.seek(offset)
+                    line = f.readline()
+                if not line.endswith(b"\n"):  # nothing (complete) to send yet
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
                 try:
-                    r = http.post(self.webhook, content=lines[0],
+                    r = http.post(self.webhook, content=line.rstrip(b"\n"),
                                   headers={"Content-Type": "application/json"})
                     ok = 200 <= r.status_code < 300
                 except httpx.HTTPError:
                     ok = False
                 if ok:
-                    write_atomically(self._sent, str(sent + 1).encode())
+                    write_atomically(self._sent, str(offset + len(line)).encode())
                     delay = 0.5
                 else:
                     stop.wait(delay)

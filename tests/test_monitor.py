@@ -234,3 +234,48 @@ def test_exactly_once_in_the_crash_window(tmp_path: Path, watched_log: WatchedLo
     assert sorted(indexes) == sorted(hits) and len(set(indexes)) == len(indexes)
     digest = hashlib.sha256(ORIGIN.encode()).hexdigest()
     assert (tmp_path / f"{digest}.cursor").exists()
+
+
+def test_webhook_gets_every_report_with_retries(tmp_path: Path, watched_log: WatchedLog) -> None:
+    """A webhook that fails at first still receives every report, in order (at least once)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    srv, hits, signer_id = watched_log
+    got: list[int] = []
+    failures = {"left": 2}
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if failures["left"]:
+                failures["left"] -= 1
+                self.send_response(503)
+            else:
+                got.append(orjson.loads(body)["index"])
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    policy = TrustPolicy(ORIGIN, (LOG.verifier(),), url=srv.url)
+    reporter = Reporter(str(tmp_path / "out.jsonl"), f"http://127.0.0.1:{hook.server_address[1]}", tmp_path)
+    f = Follower(LogWatch(policy, Watch(signers=frozenset({signer_id}))), tmp_path, reporter,
+                 alert=lambda doc: None)
+    stop = threading.Event()
+    sender = threading.Thread(target=reporter.deliver_forever, args=(stop,), daemon=True)
+    sender.start()
+    try:
+        f.poll()
+        deadline = time.monotonic() + 60
+        while len(got) < len(hits) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+        hook.shutdown()
+        hook.server_close()
+        f.close()
+    assert got == sorted(hits) and failures["left"] == 0
