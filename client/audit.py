@@ -26,10 +26,10 @@ import orjson
 from client.attest import parse_leaf
 from client.encoding import b64decode_std, b64encode
 from client.errors import ConsistencyError, MalformedError, VerificationError
-from client.logclient import MAX_BUNDLE_BYTES, MAX_TILE_BYTES, LogClient
+from client.logclient import LogClient
 from client.merkle import HASH_SIZE, leaf_hash
 from client.state import write_atomically
-from client.tiles import TILE_HEIGHT, TILE_WIDTH, entries_path, parse_bundle, tile_path, tile_width_at
+from client.tiles import TILE_HEIGHT, TILE_WIDTH, parse_bundle, tile_width_at
 from client.tiletree import TileTree
 from client.verify import VerifiedCheckpoint
 
@@ -164,8 +164,7 @@ class _Replay:
 
     def fetch(self, n: int) -> tuple[bytes, bytes]:
         width = tile_width_at(0, n, self.size)
-        return (self.client.get(entries_path(n, width), limit=MAX_BUNDLE_BYTES),
-                self.client.get(tile_path(0, n, width), limit=MAX_TILE_BYTES))
+        return self.client.bundle_bytes(n, width), self.client.tile_bytes(0, n, width)
 
     def bundles(self, began: float) -> None:
         """Append every remaining entry, bundle by bundle, fetching a few bundles ahead."""
@@ -227,7 +226,7 @@ def _compare_upper(client: LogClient, tree: TileTree, size: int, *, final: bool)
 
 
 def _same(client: LogClient, level: int, index: int, width: int, tile: bytes) -> None:
-    served = client.get(tile_path(level, index, width), limit=MAX_TILE_BYTES)
+    served = client.tile_bytes(level, index, width)
     if served != tile:
         raise VerificationError(
             f"hash tile {level}/{index} (width {width}) differs from the one recomputed from the entries")

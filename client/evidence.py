@@ -95,6 +95,8 @@ def verify_evidence(doc: Any, log_keys: list[Verifier] | tuple[Verifier, ...]) -
         prefix = doc.get("prefix_root")
         prefix_root = b64decode_hash(prefix, what="prefix_root") if prefix is not None else None
         origin = doc["origin"]
+        if not isinstance(origin, str):
+            raise MalformedError("origin must be a string")
     except (KeyError, TypeError) as exc:
         raise MalformedError(f"evidence is missing or has a malformed field: {exc}") from exc
     policy = TrustPolicy(origin, tuple(log_keys), "any")

@@ -30,6 +30,7 @@ from client.policy import TrustPolicy
 from client.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
+    encode_bundle,
     entries_path,
     locate_node,
     parse_bundle,
@@ -91,6 +92,7 @@ class LogClient:
         self._cache: OrderedDict[tuple[int, int, int], _TileLevels] = OrderedDict()
         self._cache_max = cache_tiles
         self.fetches = 0  # HTTP requests made, for tests and progress reports
+        self.published_size = 0  # the largest checkpoint size seen: tiles of that size exist
         self._http = httpx.Client(transport=transport, timeout=timeout,
                                   headers={"User-Agent": USER_AGENT}, follow_redirects=False)
 
@@ -179,7 +181,9 @@ class LogClient:
 
     def checkpoint(self, *, now: float | None = None) -> VerifiedCheckpoint:
         """The log's latest checkpoint, verified against the policy."""
-        return verify_checkpoint(self.checkpoint_note(), self._need_policy(), now=now)
+        vc = verify_checkpoint(self.checkpoint_note(), self._need_policy(), now=now)
+        self.published_size = max(self.published_size, vc.size)
+        return vc
 
     def log_info(self) -> dict[str, Any]:
         doc = self.get_json("/v1/log")
@@ -203,19 +207,49 @@ class LogClient:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        try:
-            data = self.get(tile_path(level, index, width), limit=MAX_TILE_BYTES)
-        except LogAPIError as exc:
-            # C2SP: partial tiles may be gone once the full tile exists; use a prefix of it.
-            if exc.status != 404 or width == TILE_WIDTH:
-                raise
-            data = self.get(tile_path(level, index), limit=MAX_TILE_BYTES)[: width * HASH_SIZE]
+        data = self.tile_bytes(level, index, width)
         if len(data) != width * HASH_SIZE:
             raise MalformedError(f"tile {level}/{index} has {len(data)} bytes, want {width * HASH_SIZE}")
         tile = self._cache[key] = _TileLevels(data)
         if len(self._cache) > self._cache_max:
             self._cache.popitem(last=False)
         return tile
+
+    def _prefix_of_wider(self, path_of: Callable[[int, int], str], level: int, index: int, width: int,
+                         limit: int) -> bytes:
+        """A tile (or bundle) at `width`, or, when the log does not serve that width (C2SP
+        lets it serve only full tiles and the partial tile of its published size), the
+        wider one it does serve, for the caller to cut to `width`."""
+        try:
+            return self.get(path_of(index, width), limit=limit)
+        except LogAPIError as exc:
+            if exc.status != 404 or width == TILE_WIDTH:
+                raise
+            wider = [TILE_WIDTH]
+            published = tile_width_at(max(level, 0), index, self.published_size)  # bundles: level 0
+            if width < published < TILE_WIDTH:
+                wider.append(published)
+            for w in wider:
+                try:
+                    return self.get(path_of(index, w), limit=limit)
+                except LogAPIError as again:
+                    if again.status != 404:
+                        raise
+            raise
+
+    def tile_bytes(self, level: int, index: int, width: int) -> bytes:
+        """Hash tile (level, index) with exactly `width` hashes."""
+        data = self._prefix_of_wider(lambda i, w: tile_path(level, i, w), level, index, width,
+                                     MAX_TILE_BYTES)
+        return data[: width * HASH_SIZE]
+
+    def bundle_bytes(self, index: int, width: int) -> bytes:
+        """Entry bundle `index` with exactly its first `width` entries (encoded)."""
+        data = self._prefix_of_wider(entries_path, -1, index, width, MAX_BUNDLE_BYTES)
+        entries = parse_bundle(data)
+        if len(entries) < width:
+            raise MalformedError(f"entry bundle {index} has {len(entries)} entries, want {width}")
+        return data if len(entries) == width else encode_bundle(entries[:width])
 
     def node_reader(self, size: int) -> merkle.NodeReader:
         """A `merkle.NodeReader` over the tiles of the tree of `size` leaves."""
@@ -250,8 +284,7 @@ class LogClient:
     # --- entries ----------------------------------------------------------------------------
 
     def bundle(self, index: int, width: int = TILE_WIDTH) -> list[bytes]:
-        data = self.get(entries_path(index, width), limit=MAX_BUNDLE_BYTES)
-        entries = parse_bundle(data)
+        entries = parse_bundle(self.bundle_bytes(index, width))
         if len(entries) != width:
             raise MalformedError(f"entry bundle {index} has {len(entries)} entries, want {width}")
         return entries

