@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
+from benchlib import CLK_TCK, group_ticks  # noqa: E402
 
 from client.keyfile import write_key  # noqa: E402
 from client.note import Ed25519Signer, sign_note  # noqa: E402
@@ -55,17 +56,7 @@ def load(data: Path, size: int, entry_bytes: int, signer: Ed25519Signer) -> floa
 
 def group_cpu(pid: int) -> float:
     """CPU seconds of every process in the server's process group."""
-    total = 0.0
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[2]) == pid:  # pgrp
-                total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    return group_ticks(pid)[0] / CLK_TCK
 
 
 def audit(policy: Path, state: Path, interrupt_after: float | None = None) -> tuple[int, str, float]:

@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
+from benchlib import process_cpu  # noqa: E402
 
 from client.note import parse_vkey  # noqa: E402
 from client.policy import TrustPolicy  # noqa: E402
@@ -69,8 +70,7 @@ def metric(text: str, name: str) -> float:
 
 
 def cpu(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu(pid))
 
 
 def main() -> int:

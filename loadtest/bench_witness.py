@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from benchlib import process_cpu  # noqa: E402
 
 from client import merkle  # noqa: E402
 from client.checkpoint import Checkpoint  # noqa: E402
@@ -62,11 +62,7 @@ def requests_for_log(n: int, rounds: int) -> tuple[str, str, list[bytes]]:
     return origin, signer.verifier().vkey(), bodies
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of the witness process."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tck = os.sysconf("SC_CLK_TCK")
-    return int(stat[11]) / tck, int(stat[12]) / tck
+cpu_seconds = process_cpu
 
 
 async def drive(url: str, per_log: list[list[bytes]], concurrency: int) -> tuple[list[float], dict[int, int]]:

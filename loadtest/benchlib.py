@@ -59,6 +59,14 @@ def _proc_stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
+def process_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process (0, 0 if it is gone)."""
+    fields = _proc_stat_fields(pid)
+    if fields is None:
+        return 0.0, 0.0
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
 def group_ticks_split(pgid: int) -> tuple[int, int, list[int]]:
     """(utime, stime) clock ticks summed over every live process in process group `pgid`."""
     user = system = 0
