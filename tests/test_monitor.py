@@ -329,3 +329,43 @@ def test_honest_log_and_junk_peers_raise_no_alarm(tmp_path: Path) -> None:
         log.stop()
         junk.shutdown()
         junk.server_close()
+
+
+def test_a_witness_read_endpoint_reveals_a_fork(tmp_path: Path) -> None:
+    """A witness co-signed fork B; a monitor following fork A polls the witness's read
+    endpoint (`/<sha256(origin)>/checkpoint`) and proves the split from A's tiles."""
+    from client.keyfile import write_key
+    from tests.serverproc import WitnessProc
+    from tests.test_witness import body, write_config
+
+    common = random_entries(200, 1)
+    store_b = LogStore(tmp_path / "b", create=True, map_size=1 << 28)
+    store_b.initialize(ORIGIN, lambda t: sign_note(t, [LOG]))
+    grow(store_b, LOG, common + random_entries(20, 2))
+    note_b = store_b.checkpoint()
+    store_b.close()
+    wdir = tmp_path / "w"
+    wdir.mkdir()
+    write_key(wdir / "witness.key", Ed25519Signer("witness.test/w1", b"\x42" * 32))
+    cfg = write_config(wdir, [(ORIGIN, LOG.verifier().vkey())])
+    witness = WitnessProc(wdir / "state", args=["--config", str(cfg)]).start()
+    store_a, log_a = serve(tmp_path / "a", common + random_entries(90, 3))
+    store_a.close()
+    mon = None
+    try:
+        r = httpx.post(witness.url + "/add-checkpoint", content=body(0, [], note_b), timeout=10)
+        assert r.status_code == 200, r.text
+        policy = TrustPolicy(ORIGIN, (LOG.verifier(),), allow_raw_log=True)
+        mon = MonitorProc(tmp_path / "m", policy, log_a.url, witnesses=[witness.url])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not mon.evidence():
+            time.sleep(0.2)
+        assert mon.evidence(), (mon.dir / "monitor.log").read_text()[-2000:]
+        doc = json.loads(mon.evidence()[0].read_text())
+        assert "witness" in doc["detected_by"]
+        verify_evidence(doc, [LOG.verifier()])
+    finally:
+        if mon is not None:
+            mon.stop()
+        witness.stop()
+        log_a.stop()
