@@ -9,8 +9,9 @@ want_test=0
 
 apt_pkgs=(python3-venv build-essential pkg-config)
 if [ "$want_test" = 1 ]; then
-  # Go's sumdb implementation for the interop cross-check; wrk for loadtest/.
-  apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk)
+  # Go's sumdb implementation for the interop cross-check; wrk for loadtest/; swtpm and the
+  # TSS headers that tpm2-pytss builds against, for the TPM tests.
+  apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk swtpm swtpm-tools libtss2-dev python3-dev)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -32,7 +33,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$want_test" = 1 ]; then
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[test,tpm]'
   else
     .venv/bin/python -m pip install -q -e .
   fi

@@ -292,8 +292,41 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--data-dir", required=True)
     r.set_defaults(func=cmd_reindex)
 
+    t = sub.add_parser("tpm", help="the TPM-held checkpoint key (docs: issue 7, in progress)")
+    tsub = t.add_subparsers(dest="tpm_cmd", required=True)
+    ti = tsub.add_parser("init", help="create (or find) the ECDSA P-256 checkpoint key in a TPM")
+    ti.add_argument("--data-dir", required=True)
+    ti.add_argument("--tcti", required=True, help="e.g. device:/dev/tpmrm0 or swtpm:path=/run/swtpm/sock")
+    ti.add_argument("--handle", type=lambda v: int(v, 0), default=0x81000010, help="persistent handle")
+    ti.set_defaults(func=cmd_tpm_init)
+
     args = p.parse_args(argv)
     return int(args.func(args))
+
+
+def cmd_tpm_init(args: argparse.Namespace) -> int:
+    """Create the TPM key once and record its public half in the data dir (tpm.json)."""
+    from tlog.tpm import TpmError, open_signer
+
+    data = Path(args.data_dir)
+    try:
+        origin, _, _ = prepare(ServeConfig(data_dir=str(data)))
+        signer = open_signer(origin, args.tcti, handle=args.handle, create=True)
+    except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    except TpmError as exc:
+        return _fail(str(exc), 3)
+    try:
+        record = {"tcti": args.tcti, "handle": args.handle, "vkey": signer.verifier().vkey()}
+        path = data / "tpm.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+    finally:
+        signer.key.close()
+    print(f"tlog: TPM checkpoint key at handle 0x{args.handle:08x} in {args.tcti}")
+    print(f"tlog: ECDSA verifier key {record['vkey']}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,218 @@
+"""The log's checkpoint key inside a TPM 2.0 (tpm2-pytss): created once, persisted, never exported.
+
+An ECDSA P-256 key in the owner hierarchy with fixedTPM, fixedParent, sensitiveDataOrigin
+and noDA (no dictionary-attack lockout after unclean restarts, tpm.md pitfall 2), persisted
+at a handle so a restarted server (or TPM) finds the same key. It signs checkpoints as a
+signed-note type 0x02 key: a DER ECDSA signature over SHA-256 of the note text.
+
+Every TPM call runs on a worker thread with a timeout: a TPM that hangs (tpm.md: there is no
+TCTI timeout) must not hang the log. After a failure or a timeout the ESAPI context is
+dropped and re-opened on the next call (a context that saw a TCTI failure stays wedged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from client.note import ECDSAVerifier, check_key_name, ecdsa_key_id
+
+os.environ.setdefault("TSS2_LOG", "all+none")  # libtss2 logs to stderr otherwise
+
+DEFAULT_HANDLE = 0x81000010
+DEFAULT_TIMEOUT = 10.0
+REQUIRED_ATTRIBUTES = ("FIXEDTPM", "FIXEDPARENT", "SENSITIVEDATAORIGIN", "SIGN_ENCRYPT", "NODA")
+
+
+class TpmError(Exception):
+    """The TPM could not be reached, did not answer in time, or refused: the message names the
+    TCTI, so an operator knows which device or socket to look at."""
+
+
+def _pytss() -> Any:
+    try:
+        import tpm2_pytss
+    except ImportError as exc:  # pragma: no cover - installed by scripts/setup.sh
+        raise TpmError("tpm2-pytss is not installed (scripts/setup.sh installs it)") from exc
+    return tpm2_pytss
+
+
+class TpmKey:
+    """One persisted signing key in one TPM, reached through `tcti` (e.g. `device:/dev/tpmrm0`,
+    `swtpm:path=/run/swtpm/sock`)."""
+
+    def __init__(self, tcti: str, handle: int = DEFAULT_HANDLE, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.tcti, self.handle, self.timeout = tcti, handle, timeout
+        self._esapi: Any = None
+        self._tr: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _drop(self) -> None:
+        if self._esapi is not None:
+            with contextlib.suppress(Exception):  # a wedged context may fail to close: forget it
+                self._esapi.close()
+        self._esapi, self._tr = None, None
+
+    def _call(self, what: str, fn: Any) -> Any:
+        """Run `fn(esapi)` on the TPM thread, within the timeout; errors become TpmError."""
+        with self._lock:
+            fut: Future[Any] = self._pool.submit(self._in_thread, fn)
+            try:
+                return fut.result(timeout=self.timeout)
+            except FuturesTimeout:
+                # The thread is stuck inside the TPM call: abandon it and its context.
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
+                self._esapi, self._tr = None, None
+                raise TpmError(f"the TPM at {self.tcti!r} did not answer {what} within "
+                               f"{self.timeout:g} s") from None
+            except TpmError:
+                raise
+            except Exception as exc:
+                self._pool.submit(self._drop)
+                raise TpmError(f"TPM at {self.tcti!r}: {what} failed: {exc}") from exc
+
+    def _in_thread(self, fn: Any) -> Any:
+        t = _pytss()
+        if self._esapi is None:
+            try:
+                self._esapi = t.ESAPI(self.tcti)
+            except Exception as exc:
+                raise TpmError(f"cannot reach the TPM at {self.tcti!r}: {exc}") from exc
+        return fn(self._esapi)
+
+    # --- key lifecycle ------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        t = _pytss()
+
+        def probe(e: Any) -> bool:
+            try:
+                e.tr_from_tpmpublic(self.handle)
+            except t.TSS2_Exception as exc:
+                if exc.rc & 0xFFF == 0x18B:  # TPM_RC_HANDLE: nothing persisted there
+                    return False
+                raise
+            return True
+
+        return bool(self._call("a handle lookup", probe))
+
+    def create(self) -> bytes:
+        """Create the key and persist it at the handle; returns its DER SubjectPublicKeyInfo."""
+        t = _pytss()
+        a = t.TPMA_OBJECT
+
+        def create(e: Any) -> bytes:
+            srk_tmpl = t.TPMT_PUBLIC.parse(
+                "ecc256:aes128cfb", objectAttributes=a.DEFAULT_TPM2_TOOLS_CREATEPRIMARY_ATTRS | a.NODA)
+            srk = e.create_primary(t.TPM2B_SENSITIVE_CREATE(), t.TPM2B_PUBLIC(publicArea=srk_tmpl))[0]
+            try:
+                attrs = (a.SIGN_ENCRYPT | a.FIXEDTPM | a.FIXEDPARENT | a.SENSITIVEDATAORIGIN
+                         | a.USERWITHAUTH | a.NODA)
+                tmpl = t.TPMT_PUBLIC.parse("ecc256:ecdsa-sha256", objectAttributes=attrs)
+                priv, pub = e.create(srk, t.TPM2B_SENSITIVE_CREATE(), t.TPM2B_PUBLIC(publicArea=tmpl))[:2]
+                key = e.load(srk, priv, pub)
+            finally:
+                e.flush_context(srk)  # swtpm has room for three transient objects
+            try:
+                e.evict_control(t.ESYS_TR.OWNER, key, self.handle)
+            finally:
+                e.flush_context(key)
+            return _spki(e.read_public(e.tr_from_tpmpublic(self.handle))[0])
+
+        return bytes(self._call("key creation", create))
+
+    def public(self) -> tuple[bytes, tuple[str, ...]]:
+        """(DER SubjectPublicKeyInfo, object attribute names) of the persisted key."""
+        t = _pytss()
+
+        def read(e: Any) -> tuple[bytes, tuple[str, ...]]:
+            pub = e.read_public(e.tr_from_tpmpublic(self.handle))[0]
+            attrs = pub.publicArea.objectAttributes
+            names = tuple(n for n in REQUIRED_ATTRIBUTES if attrs & getattr(t.TPMA_OBJECT, n))
+            return _spki(pub), names
+
+        spki, names = self._call("reading the public key", read)
+        return bytes(spki), tuple(names)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """DER ECDSA signature of a SHA-256 digest by the persisted key."""
+        t = _pytss()
+
+        def sign(e: Any) -> bytes:
+            if self._tr is None:
+                self._tr = e.tr_from_tpmpublic(self.handle)
+            scheme = t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.ECDSA)
+            scheme.details.any.hashAlg = t.TPM2_ALG.SHA256
+            ticket = t.TPMT_TK_HASHCHECK(tag=t.TPM2_ST.HASHCHECK, hierarchy=t.TPM2_RH.NULL)
+            return bytes(e.sign(self._tr, t.TPM2B_DIGEST(digest), scheme, ticket))
+
+        return bytes(self._call("a signature", sign))
+
+    def evict(self) -> None:
+        """Remove the persisted key (tests, key rotation)."""
+        t = _pytss()
+        self._call("eviction", lambda e: e.evict_control(t.ESYS_TR.OWNER, e.tr_from_tpmpublic(self.handle),
+                                                          self.handle))
+        self._tr = None
+
+
+def _spki(pub: Any) -> bytes:
+    key = serialization.load_pem_public_key(pub.to_pem())
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+class TpmSigner:
+    """Signed-note type 0x02 signer whose key never leaves the TPM (same interface as
+    client.note.ECDSASigner)."""
+
+    def __init__(self, name: str, key: TpmKey, spki_der: bytes) -> None:
+        check_key_name(name)
+        self.name, self.key, self.spki_der = name, key, spki_der
+        self.key_id = ecdsa_key_id(spki_der)
+
+    def __repr__(self) -> str:
+        return f"TpmSigner(name={self.name!r}, key_id={self.key_id:08x}, tcti={self.key.tcti!r})"
+
+    def sign(self, msg: bytes) -> bytes:
+        return self.key.sign_digest(hashlib.sha256(msg).digest())
+
+    def verifier(self) -> ECDSAVerifier:
+        return ECDSAVerifier(self.name, self.spki_der)
+
+
+def open_signer(name: str, tcti: str, *, handle: int = DEFAULT_HANDLE, create: bool = False,
+                expected_spki: bytes | None = None, timeout: float = DEFAULT_TIMEOUT) -> TpmSigner:
+    """The TPM signer for a log: the persisted key (created first if `create` and absent),
+    checked against the key the log was set up with (`expected_spki`)."""
+    key = TpmKey(tcti, handle, timeout)
+    try:
+        if not key.exists():
+            if not create:
+                raise TpmError(f"no key is persisted at handle 0x{handle:08x} in the TPM at {tcti!r}; "
+                               "run `tlog tpm init`")
+            key.create()
+        spki, attrs = key.public()
+        missing = [a for a in REQUIRED_ATTRIBUTES if a not in attrs]
+        if missing:
+            raise TpmError(f"the key at 0x{handle:08x} lacks attributes {missing}")
+        if expected_spki is not None and spki != expected_spki:
+            raise TpmError(f"the key at 0x{handle:08x} in {tcti!r} is not the log's TPM key "
+                           "(another TPM, or the TPM was cleared)")
+    except BaseException:
+        key.close()
+        raise
+    return TpmSigner(name, key, spki)
