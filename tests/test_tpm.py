@@ -124,3 +124,80 @@ def test_tpm_init_command(swtpm: Swtpm, tmp_path: Path) -> None:
     assert init(swtpm.tcti).stdout == first.stdout  # idempotent: the same key
     bad = init(f"swtpm:path={tmp_path}/none")
     assert bad.returncode == 3 and "cannot reach the TPM" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_tpm_anchored_log_signs_twice_survives_losing_the_tpm(swtpm: Swtpm, tmp_path: Path) -> None:
+    """`tlog serve --tpm`: checkpoints carry the Ed25519 and the TPM signature; with the TPM
+    gone, submissions get 503 signer_unavailable and health says so, nothing acknowledged is
+    lost, and the log resumes when the TPM is back; a restart of both keeps the key."""
+    import base64 as b64
+    import subprocess
+    import sys
+
+    import httpx
+
+    from client.note import parse_vkey
+    from client.verify import verify_receipt
+    from tests.serverproc import ServerProc
+
+    data = tmp_path / "data"
+    init = subprocess.run([sys.executable, "-m", "tlog.cli", "tpm", "init", "--data-dir", str(data),
+                           "--tcti", swtpm.tcti, ], capture_output=True, text=True, timeout=60, check=False)
+    assert init.returncode == 0, init.stderr
+    srv = ServerProc(data, args=["--allow-raw", "--tpm", swtpm.tcti]).start()
+    try:
+        info = httpx.get(srv.url + "/v1/log", timeout=10).json()
+        keys = tuple(parse_vkey(k) for k in info["verifier_keys"])
+        assert [k.alg for k in keys] == [1, 2]
+        policy = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True)
+        from client.policy import load_policy
+
+        written = load_policy(data / "client-policy.toml")
+        assert written.log_keys == keys and written.log_signatures == "all"  # requires both
+
+        def post(i: int) -> httpx.Response:
+            return httpx.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(b"e%d" % i).decode()},
+                              timeout=30)
+
+        acked = []
+        for i in range(5):
+            r = post(i)
+            assert r.status_code == 201
+            verify_receipt(r.json(), policy)
+            acked.append(r.json()["index"])
+        swtpm.stop()  # the TPM is lost
+        r = post(100)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "signer_unavailable", r.text
+        deadline = time.monotonic() + 10
+        while httpx.get(srv.url + "/healthz", timeout=10).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert httpx.get(srv.url + "/healthz", timeout=10).json()["error"]["code"] == "signer_unavailable"
+        size = int(httpx.get(srv.url + "/checkpoint", timeout=10).text.split("\n")[1])
+        assert size == 5  # nothing was written while the TPM was gone
+        swtpm.start()  # back: health recovers by itself, and so do submissions
+        deadline = time.monotonic() + 15
+        while httpx.get(srv.url + "/healthz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        r = post(100)
+        assert r.status_code == 201 and r.json()["index"] == 5
+        verify_receipt(r.json(), policy)
+    finally:
+        srv.stop()
+    swtpm.stop()  # both restart: the same TPM key signs
+    swtpm.start()
+    srv = ServerProc(data, args=["--allow-raw", "--tpm", swtpm.tcti]).start()
+    try:
+        again = httpx.get(srv.url + "/v1/log", timeout=10).json()["verifier_keys"]
+        assert again == [k.vkey() for k in keys]
+        r = httpx.get(srv.url + "/v1/entries/2/receipt", timeout=10)
+        verify_receipt(r.json(), policy)
+    finally:
+        srv.stop()
+    # A TPM that cannot be reached at start: a clear error naming the TCTI.
+    swtpm.stop()
+    bad = subprocess.run([sys.executable, "-m", "tlog.cli", "serve", "--data-dir", str(data), "--listen",
+                          "127.0.0.1:0", "--tpm", swtpm.tcti], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert bad.returncode == 2 and swtpm.tcti in bad.stderr and "Traceback" not in bad.stderr

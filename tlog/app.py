@@ -96,6 +96,7 @@ class LogApp:
         self.sequencer: Submitter | None = None
         self.origin = ""
         self.vkey = vkey
+        self.extra_vkeys: list[str] = []  # the TPM key's, on a TPM-anchored log
         self._openapi = orjson.dumps(openapi.spec())
         self._crypto = ThreadPoolExecutor(2, thread_name_prefix="tlog-verify")
         self._large_bodies = asyncio.Semaphore(2)
@@ -171,7 +172,7 @@ class LogApp:
         head = self.store.head()
         return _json({
             "origin": self.origin,
-            "verifier_keys": [self.vkey],
+            "verifier_keys": [self.vkey, *self.extra_vkeys],
             "tree_size": head.size,
             "raw_entries_allowed": self.config.allow_raw,
             "max_entry_size": MAX_ENTRY_SIZE,
@@ -396,6 +397,9 @@ class LogApp:
         size = self.store.head().size
         if not self.sequencer.connected:
             return _error(503, "unhealthy", "the sequencer is not reachable")
+        if self.sequencer.signer_error:
+            return _error(503, "signer_unavailable",
+                          f"checkpoints cannot be signed: {self.sequencer.signer_error}")
         return _json({"status": "ok", "tree_size": size})
 
     async def metrics(self, _request: Request) -> Response:
@@ -486,5 +490,8 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
 
 def app_from_env() -> Starlette:
     """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
-    return create_app(ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])),
-                      os.environ["TLOG_VKEY"])
+    app = create_app(ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])),
+                     os.environ["TLOG_VKEY"])
+    if os.environ.get("TLOG_TPM_VKEY"):
+        app.state.log.extra_vkeys = [os.environ["TLOG_TPM_VKEY"]]
+    return app

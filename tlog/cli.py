@@ -63,11 +63,12 @@ def prepare(config: ServeConfig) -> tuple[str, str, bool]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in ("data_dir", "listen", "origin", "workers")}
+    overrides = {k: getattr(args, k) for k in ("data_dir", "listen", "origin", "workers", "tpm")}
     overrides["allow_raw"] = True if args.allow_raw else None
     try:
         config = load_config(args.config, overrides)
         origin, vkey, created = prepare(config)
+        tpm_vkey = check_tpm(config, origin)
     except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
         return _fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -87,8 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")
     print(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
     print(f"tlog: verifier key {vkey}")
+    if tpm_vkey:
+        print(f"tlog: TPM verifier key {tpm_vkey} ({config.tpm})")
     print(f"tlog: listening on {url}", flush=True)
-    policy = write_client_policy(data, origin, vkey, url, config)
+    policy = write_client_policy(data, origin, [vkey, *([tpm_vkey] if tpm_vkey else [])], url, config)
     examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
     example = examples / "dsse-entry.json"
     print(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
@@ -118,6 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
+    os.environ["TLOG_TPM_VKEY"] = tpm_vkey
     uconfig = uvicorn.Config(
         "tlog.app:app_from_env", factory=True, workers=config.workers,
         loop="uvloop", http="httptools", access_log=config.access_log, log_level="warning",
@@ -134,12 +138,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_client_policy(data: Path, origin: str, vkey: str, url: str, config: ServeConfig) -> Path:
+def write_client_policy(data: Path, origin: str, vkeys: list[str], url: str, config: ServeConfig) -> Path:
     """A ready-to-use `tlog-client` trust policy for this log and its witnesses (public data,
     mode 0644). Rewritten at each start, since the URL may change; in production, distribute
     the keys out of band rather than trusting a file next to the log."""
     witnesses = tuple(parse_vkey(v) for _, v in config.witnesses)
-    policy = TrustPolicy(origin, (parse_vkey(vkey),), url=url, allow_raw_log=config.allow_raw,
+    policy = TrustPolicy(origin, tuple(parse_vkey(v) for v in vkeys), url=url,
+                         allow_raw_log=config.allow_raw,
                          witnesses=witnesses, witness_quorum=config.quorum)  # type: ignore[arg-type]
     path = data / "client-policy.toml"
     tmp = path.with_suffix(".tmp")
@@ -147,6 +152,32 @@ def write_client_policy(data: Path, origin: str, vkey: str, url: str, config: Se
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
+
+
+def tpm_record(data: Path) -> dict[str, object]:
+    try:
+        return orjson.loads((data / "tpm.json").read_bytes())  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        raise ConfigError(f"{data} has no TPM key yet: run "
+                          f"`tlog tpm init --data-dir {data} --tcti ...`") from None
+
+
+def check_tpm(config: ServeConfig, origin: str) -> str:
+    """With `tpm` set: the TPM is reachable and holds the key recorded by `tlog tpm init`.
+    Returns its verifier key ("" without a TPM). Fails fast with the TCTI in the message."""
+    if not config.tpm:
+        return ""
+    from tlog.tpm import TpmError, open_signer
+
+    record = tpm_record(Path(config.data_dir))
+    expected = parse_vkey(str(record["vkey"]))
+    try:
+        signer = open_signer(origin, config.tpm, handle=int(record["handle"]),  # type: ignore[call-overload]
+                             expected_spki=expected.spki_der)  # type: ignore[union-attr]
+    except TpmError as exc:
+        raise ConfigError(str(exc)) from exc
+    signer.key.close()
+    return expected.vkey()
 
 
 class SequencerSupervisor:
@@ -164,7 +195,8 @@ class SequencerSupervisor:
             socket_path=self.config.socket_path(), max_batch=self.config.max_batch,
             max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size,
             witnesses=self.config.witnesses, witness_quorum=self.config.quorum,
-            witness_timeout=self.config.witness_timeout, witness_interval=self.config.witness_interval)
+            witness_timeout=self.config.witness_timeout, witness_interval=self.config.witness_interval,
+            tpm=self.config.tpm)
         cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
                orjson.dumps(dataclasses.asdict(seq)).decode()]
         # stdin: the lifeline pipe (the child stops when it closes); stdout: the ready line.
@@ -276,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--allow-raw", action="store_true", help="accept raw entries (tests, benchmarks)")
     s.add_argument("--workers", type=int, help="HTTP worker processes")
     s.add_argument("--config", help="TOML configuration file ([log] table)")
+    s.add_argument("--tpm", help="TCTI of the TPM holding the checkpoint key (after `tlog tpm init`)")
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keygen", help="generate an Ed25519 log key file")

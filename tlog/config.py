@@ -49,6 +49,9 @@ class ServeConfig:
     """Log every HTTP request (costs throughput)."""
     sequencer_socket: str = ""
     """Unix socket between the HTTP workers and the sequencer; empty: <data_dir>/sequencer.sock."""
+    tpm: str = ""
+    """TCTI of the TPM holding the ECDSA checkpoint key (`tlog tpm init`); empty: no TPM.
+    Checkpoints are then signed by the Ed25519 key and by the TPM key."""
     witnesses: tuple[tuple[str, str], ...] = ()
     """Witnesses as (URL, cosignature/v1 verifier key), from `[[witness]]` tables."""
     witness_quorum: int = 0

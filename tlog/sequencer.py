@@ -55,6 +55,7 @@ class SequencerConfig:
     witness_quorum: int = 0
     witness_timeout: float = 5.0
     witness_interval: float = 1.0
+    tpm: str = ""
 
 
 @dataclass
@@ -75,7 +76,19 @@ class SequencerProcess:
             raise SystemExit(f"tlog: another sequencer already runs on {data}") from None
         self.store = LogStore(data, map_size=config.map_size)
         signer = read_key(data / "log.key")
-        self.sign = lambda text: sign_note(text, [signer])
+        signers: list[Any] = [signer]
+        self.tpm_signer: Any = None
+        if config.tpm:  # checked by `tlog serve` before we start: the recorded key, reachable
+            from client.note import parse_vkey
+            from tlog.tpm import open_signer
+
+            record = orjson.loads((data / "tpm.json").read_bytes())
+            self.tpm_signer = open_signer(signer.name, config.tpm, handle=int(record["handle"]),
+                                          expected_spki=parse_vkey(record["vkey"]).spki_der)
+            signers.append(self.tpm_signer)
+        self.sign = lambda text: sign_note(text, signers)
+        self.signer_down = ""  # why the TPM cannot sign, while it cannot
+        self._last_probe = 0.0
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
         self.pending: list[tuple[_Conn, int, bytes, bytes | None]] = []
@@ -169,6 +182,7 @@ class SequencerProcess:
                             self._read(conn)
                         if mask & selectors.EVENT_WRITE and conn.sock.fileno() in self.conns:
                             self._flush(conn)
+                self._probe_signer()
                 if self.pending and (len(self.pending) >= self.config.max_batch
                                      or time.monotonic() >= self.first_at + self.config.max_delay
                                      or not self.running):
@@ -193,6 +207,8 @@ class SequencerProcess:
         conn = _Conn(sock)
         self.conns[sock.fileno()] = conn
         self.sel.register(sock, selectors.EVENT_READ, conn)
+        if self.signer_down:
+            self._send(conn, encode(["h", self.signer_down]))
 
     def _drop(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
@@ -245,7 +261,12 @@ class SequencerProcess:
         except Exception as exc:  # nothing was written: LMDB aborted the transaction
             self.m_failures.inc()
             code = "log_full" if isinstance(exc, lmdb.MapFullError) else "storage_error"
-            log.exception("batch of %d entries failed to commit", len(batch))
+            if _is_tpm_error(exc):
+                code = "signer_unavailable"
+                self._signer_state(str(exc))
+                log.error("batch of %d entries not committed: %s", len(batch), exc)
+            else:
+                log.exception("batch of %d entries failed to commit", len(batch))
             for conn, req_id, _, _ in batch:
                 self._send(conn, encode(["e", req_id, code, f"the log could not commit: {exc}"]))
             return
@@ -262,6 +283,28 @@ class SequencerProcess:
             self._send(conn, encode(["b", result.head.size, result.checkpoint, answers]))
         if self.collector is not None and created:
             self.collector.offer(result.head.size, result.checkpoint)
+
+    def _signer_state(self, problem: str) -> None:
+        """Tell every worker whether checkpoints can be signed (their /healthz says so)."""
+        if problem == self.signer_down:
+            return
+        self.signer_down = problem
+        if not problem:
+            log.info("the TPM signs again")
+        for conn in list(self.conns.values()):
+            self._send(conn, encode(["h", problem]))
+
+    def _probe_signer(self) -> None:
+        """While the TPM is down, try it about once a second, so health recovers by itself."""
+        if not self.signer_down or time.monotonic() - self._last_probe < 1.0:
+            return
+        self._last_probe = time.monotonic()
+        try:
+            self.tpm_signer.key.public()
+        except Exception as exc:
+            self._signer_state(str(exc))
+        else:
+            self._signer_state("")
 
     def _send(self, conn: _Conn, frame: bytes) -> None:
         if conn.sock.fileno() not in self.conns:
@@ -280,6 +323,10 @@ class SequencerProcess:
         del conn.out[:n]
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
         self.sel.modify(conn.sock, events, conn)
+
+
+def _is_tpm_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "TpmError" and type(exc).__module__ == "tlog.tpm"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,7 @@ class Submitter:
         # Witnessing: receipts wait (if `wait`) until a cosigned checkpoint covers them.
         self.witnessed, self.wait, self.wait_timeout = witnessed, wait and witnessed, wait_timeout
         self._parked: dict[int, tuple[asyncio.Future[Any], bytes, int, bool, int, bytes]] = {}
+        self.signer_error = ""  # set by the sequencer while the TPM cannot sign
 
     @property
     def connected(self) -> bool:
@@ -206,6 +207,8 @@ class Submitter:
             self._answer_batch(size, checkpoint, answers)
         elif kind == "w":
             self._cosigned_published(msg[1])
+        elif kind == "h":
+            self.signer_error = msg[1]
         elif kind == "e":
             _, req_id, code, message = msg
             waiting = self._waiting.pop(req_id, None)
