@@ -158,7 +158,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 info = parse_leaf(receipt.leaf)
                 if info is not None and info.kind == 1:  # fetch the envelope by its address
                     envelope = client.attestation(info.record["attestation"])
-        vr = verify_receipt(receipt, policy, envelope, artifact, signers=signers or None)
+        attestation = None
+        if args.key_attestation:
+            attestation = orjson.loads(_read(args.key_attestation, "key attestation"))
+        elif policy.tpm_aks and client is not None:
+            attestation = client.key_attestation()
+        vr = verify_receipt(receipt, policy, envelope, artifact, signers=signers or None,
+                            key_attestation=attestation)
         state = _state(args)
         note = ""
         if state is not None:
@@ -407,6 +413,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "(a subject of the Statement, or the hashedrekord digest)")
     v.add_argument("--signer", action="append",
                    help="required signer: sha256:<hex> key digest or PEM public key file (repeatable)")
+    v.add_argument("--key-attestation", help="the log's TPM key attestation (GET /v1/log/key-attestation), "
+                                             "for a policy with tpm_aks (fetched with --online)")
     v.add_argument("--online", action="store_true",
                    help="also prove consistency with the trust state and fetch a missing envelope")
 

@@ -93,6 +93,7 @@ class LogClient:
         self._cache_max = cache_tiles
         self.fetches = 0  # HTTP requests made, for tests and progress reports
         self.published_size = 0  # the largest checkpoint size seen: tiles of that size exist
+        self._attestation: Any = None
         self._http = httpx.Client(transport=transport, timeout=timeout,
                                   headers={"User-Agent": USER_AGENT}, follow_redirects=False)
 
@@ -179,8 +180,21 @@ class LogClient:
     def checkpoint_note(self) -> bytes:
         return self.get("/checkpoint", limit=MAX_CHECKPOINT_BYTES)
 
+    def key_attestation(self) -> Any:
+        """The log's TPM key attestation, checked against the policy's trusted AKs (once)."""
+        if self._attestation is None:
+            from client.tpmattest import check_anchoring
+
+            doc = self.get_json("/v1/log/key-attestation")
+            check_anchoring(doc, self._need_policy())
+            self._attestation = doc
+        return self._attestation
+
     def checkpoint(self, *, now: float | None = None) -> VerifiedCheckpoint:
-        """The log's latest checkpoint, verified against the policy."""
+        """The log's latest checkpoint, verified against the policy (and, if the policy says
+        so, with the ECDSA key proven to be in a trusted TPM)."""
+        if self._need_policy().tpm_aks:
+            self.key_attestation()
         vc = verify_checkpoint(self.checkpoint_note(), self._need_policy(), now=now)
         self.published_size = max(self.published_size, vc.size)
         return vc

@@ -42,6 +42,7 @@ class TrustPolicy:
     max_age_seconds: int | None = None
     url: str | None = None
     allow_raw_log: bool = False
+    tpm_aks: tuple[str, ...] = ()  # trusted TPM attestation keys (names, hex): require anchoring
 
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
@@ -70,6 +71,14 @@ class TrustPolicy:
                 f"policy: witness_quorum {self.witness_quorum} is not within 0..{len(self.witnesses)}")
         if self.witnesses and self.witness_quorum == 0:
             raise MalformedError("policy: witnesses are listed but witness_quorum is 0")
+        if self.tpm_aks:
+            if not any(v.alg == 0x02 for v in self.log_keys) or self.log_signatures != "all":
+                raise MalformedError("policy: tpm_aks needs the log's ECDSA (TPM) key in log_keys "
+                                     'and log_signatures = "all"')
+            for name in self.tpm_aks:
+                if len(name) != 68 or not name.startswith("000b") or \
+                        any(c not in "0123456789abcdef" for c in name):
+                    raise MalformedError(f"policy: tpm_aks entry {name!r} is not a SHA-256 TPM name in hex")
         if self.max_age_seconds is not None:
             if self.max_age_seconds <= 0:
                 raise MalformedError("policy: max_age_seconds must be positive")
@@ -95,6 +104,8 @@ class TrustPolicy:
             out["witness_quorum"] = self.witness_quorum
         if self.max_age_seconds is not None:
             out["max_age_seconds"] = self.max_age_seconds
+        if self.tpm_aks:
+            out["tpm_aks"] = list(self.tpm_aks)
         return out
 
 
@@ -116,7 +127,7 @@ def _public(v: Verifier) -> bytes:
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "origin": str, "url": str, "log_keys": list, "log_signatures": str, "witnesses": list,
-    "witness_quorum": int, "max_age_seconds": int, "allow_raw_log": bool,
+    "witness_quorum": int, "max_age_seconds": int, "allow_raw_log": bool, "tpm_aks": list,
 }
 
 
@@ -164,6 +175,7 @@ def policy_from_dict(doc: Any) -> TrustPolicy:
         max_age_seconds=doc.get("max_age_seconds"),
         url=url.rstrip("/") if url else None,
         allow_raw_log=doc.get("allow_raw_log", False),
+        tpm_aks=tuple(doc.get("tpm_aks", [])),
     )
 
 

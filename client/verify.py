@@ -269,6 +269,7 @@ def verify_receipt(
     *,
     signers: set[str] | frozenset[str] | None = None,
     now: float | None = None,
+    key_attestation: Any = None,
 ) -> VerifiedReceipt:
     """Check a receipt offline; raises a `client.errors` error on any failure.
 
@@ -281,6 +282,12 @@ def verify_receipt(
     - with `signers` (`sha256:<hex>` key digests): at least one of them signed.
     """
     r = receipt if isinstance(receipt, Receipt) else parse_receipt(receipt)
+    if policy.tpm_aks:  # the ECDSA checkpoint key must be proven to live in a trusted TPM
+        if key_attestation is None:
+            raise MalformedError("the policy requires TPM anchoring: give the log's key attestation")
+        from client.tpmattest import check_anchoring
+
+        check_anchoring(key_attestation, policy)
     if r.origin != policy.origin:
         raise PolicyError(f"receipt is for log {r.origin!r}, the policy trusts {policy.origin!r}")
     vc = verify_checkpoint(r.checkpoint, policy, now=now)

@@ -201,3 +201,92 @@ def test_a_tpm_anchored_log_signs_twice_survives_losing_the_tpm(swtpm: Swtpm, tm
                           "127.0.0.1:0", "--tpm", swtpm.tcti], capture_output=True, text=True, timeout=60,
                          check=False)
     assert bad.returncode == 2 and swtpm.tcti in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _init(data: Path, tcti: str) -> str:
+    """`tlog tpm init`; returns the AK name it prints."""
+    import re
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tlog.cli", "tpm", "init", "--data-dir", str(data),
+                          "--tcti", tcti], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"attestation key \(restricted\) name ([0-9a-f]+)", out.stdout)
+    assert m, out.stdout
+    return m.group(1)
+
+
+def test_clients_requiring_tpm_anchoring_accept_it_and_reject_imitations(swtpm: Swtpm,
+                                                                          tmp_path: Path) -> None:
+    import base64 as b64
+    import json
+
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from client.errors import MalformedError, PolicyError, SignatureError
+    from client.logclient import LogClient
+    from client.note import ECDSASigner, parse_vkey
+    from client.tpmattest import parse_public, qualifying_data
+    from client.verify import verify_receipt
+    from tests.serverproc import ServerProc
+
+    data = tmp_path / "data"
+    ak_name = _init(data, swtpm.tcti)
+    srv = ServerProc(data, args=["--allow-raw", "--tpm", swtpm.tcti]).start()
+    try:
+        info = httpx.get(srv.url + "/v1/log", timeout=10).json()
+        keys = tuple(parse_vkey(k) for k in info["verifier_keys"])
+        policy = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True, tpm_aks=(ak_name,), url=srv.url)
+        doc = httpx.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(b"anchored").decode()},
+                         timeout=30).json()
+        attestation = httpx.get(srv.url + "/v1/log/key-attestation", timeout=10).json()
+        verify_receipt(doc, policy, key_attestation=attestation)  # accepted
+        with LogClient(srv.url, policy) as client:  # online: fetched and checked by the client
+            assert client.checkpoint().size == 1
+        with pytest.raises(MalformedError, match="key attestation"):
+            verify_receipt(doc, policy)
+        # An AK the policy does not trust.
+        other_ak = "000b" + "00" * 32
+        with pytest.raises(PolicyError, match="not one the policy trusts"):
+            verify_receipt(doc, TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True,
+                                            tpm_aks=(other_ak,)), key_attestation=attestation)
+        # A log whose ECDSA key is a software key: the TPM certified another key.
+        soft = ECDSASigner(keys[0].name, ec.generate_private_key(ec.SECP256R1()))
+        soft_policy = TrustPolicy(keys[0].name, (keys[0], soft.verifier()), "all", allow_raw_log=True,
+                                  tpm_aks=(ak_name,))
+        with pytest.raises(PolicyError, match="not the key the TPM certified"):
+            verify_receipt(doc, soft_policy, key_attestation=attestation)
+        # A certification of another key presented for ours (swap the key's public area).
+        swapped = dict(attestation, key_public=attestation["ak_public"])
+        with pytest.raises(PolicyError):
+            verify_receipt(doc, policy, key_attestation=swapped)
+        # A tampered certification.
+        raw = bytearray(b64.b64decode(attestation["certify_info"]))
+        raw[-5] ^= 1
+        with pytest.raises(SignatureError):
+            tampered = dict(attestation, certify_info=b64.b64encode(raw).decode())
+            verify_receipt(doc, policy, key_attestation=tampered)
+    finally:
+        srv.stop()
+
+    # An AK that is not restricted: the (unrestricted) checkpoint key certifies itself.
+    import os
+
+    os.environ.setdefault("TSS2_LOG", "all+none")
+    import tpm2_pytss as t
+
+    record = json.loads((data / "tpm.json").read_text())
+    with t.ESAPI(swtpm.tcti) as e:
+        key = e.tr_from_tpmpublic(record["handle"])
+        attest, sig = e.certify(key, key, t.TPM2B_DATA(qualifying_data(keys[0].name)),
+                                t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.NULL))
+        pub = e.read_public(key)[0].publicArea.marshal()
+    self_certified = {"key_public": b64.b64encode(pub).decode(), "ak_public": b64.b64encode(pub).decode(),
+                      "certify_info": b64.b64encode(bytes(attest)).decode(),
+                      "certify_signature": b64.b64encode(sig.marshal()).decode()}
+    unrestricted = parse_public(pub).name.hex()
+    with pytest.raises(PolicyError, match="not a restricted signing key"):
+        pinned = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True, tpm_aks=(unrestricted,))
+        verify_receipt(doc, pinned, key_attestation=self_certified)

@@ -178,6 +178,14 @@ class LogApp:
             "max_entry_size": MAX_ENTRY_SIZE,
         })
 
+    async def key_attestation(self, _request: Request) -> Response:
+        """GET /v1/log/key-attestation: the TPM2_Certify of the ECDSA checkpoint key by a
+        restricted attestation key (client.tpmattest says what a client checks)."""
+        path = Path(self.config.data_dir) / "tpm-attestation.json"
+        if not self.config.tpm or not path.exists():
+            raise not_found("this log's checkpoint key is not anchored in a TPM")
+        return Response(path.read_bytes(), media_type=JSON, headers={"Cache-Control": NO_CACHE})
+
     async def add_entry(self, request: Request) -> Response:
         """POST /v1/entries: check the submission, then wait until it is durable and signed."""
         limit = self.config.max_body_bytes
@@ -463,6 +471,7 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", h.tile, methods=["GET"]),
         Route("/v1/log", h.log_info, methods=["GET"]),
+        Route("/v1/log/key-attestation", h.key_attestation, methods=["GET"]),
         Route("/v1/entries", h.add_entry, methods=["POST"]),
         Route("/v1/entries/{index}", h.get_entry, methods=["GET"]),
         Route("/v1/entries/{index}/receipt", h.entry_receipt, methods=["GET"]),

@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     ti.add_argument("--data-dir", required=True)
     ti.add_argument("--tcti", required=True, help="e.g. device:/dev/tpmrm0 or swtpm:path=/run/swtpm/sock")
     ti.add_argument("--handle", type=lambda v: int(v, 0), default=0x81000010, help="persistent handle")
+    ti.add_argument("--ak-handle", type=lambda v: int(v, 0), default=0x81000011,
+                    help="persistent handle of the attestation key")
     ti.set_defaults(func=cmd_tpm_init)
 
     args = p.parse_args(argv)
@@ -349,16 +351,27 @@ def cmd_tpm_init(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except TpmError as exc:
         return _fail(str(exc), 3)
+    from client.encoding import b64encode
+    from client.tpmattest import parse_public, qualifying_data
+
     try:
-        record = {"tcti": args.tcti, "handle": args.handle, "vkey": signer.verifier().vkey()}
-        path = data / "tpm.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, path)
+        raw = signer.key.certify_with_ak(args.ak_handle, qualifying_data(origin))
+        attestation = {k: b64encode(v) for k, v in raw.items()} | {"ek_certificates": []}
+        record = {"tcti": args.tcti, "handle": args.handle, "ak_handle": args.ak_handle,
+                  "vkey": signer.verifier().vkey()}
+        for name, doc in (("tpm.json", record), ("tpm-attestation.json", attestation)):
+            path = data / name
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+            os.replace(tmp, path)
+    except TpmError as exc:
+        return _fail(str(exc), 3)
     finally:
         signer.key.close()
+    ak_name = parse_public(raw["ak_public"]).name.hex()
     print(f"tlog: TPM checkpoint key at handle 0x{args.handle:08x} in {args.tcti}")
     print(f"tlog: ECDSA verifier key {record['vkey']}")
+    print(f"tlog: attestation key (restricted) name {ak_name}: pin it in clients' tpm_aks")
     return 0
 
 

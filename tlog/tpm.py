@@ -162,6 +162,43 @@ class TpmKey:
 
         return bytes(self._call("a signature", sign))
 
+    def certify_with_ak(self, ak_handle: int, qualifying: bytes) -> dict[str, bytes]:
+        """Create (once) a restricted ECDSA attestation key persisted at `ak_handle`, and have
+        it certify the checkpoint key: TPM2_Certify, with `qualifying` as extra data.
+        Returns the raw TPM structures of the key attestation (client.tpmattest)."""
+        t = _pytss()
+        a = t.TPMA_OBJECT
+
+        def run(e: Any) -> dict[str, bytes]:
+            try:
+                ak = e.tr_from_tpmpublic(ak_handle)
+            except t.TSS2_Exception:
+                srk_tmpl = t.TPMT_PUBLIC.parse(
+                    "ecc256:aes128cfb", objectAttributes=a.DEFAULT_TPM2_TOOLS_CREATEPRIMARY_ATTRS | a.NODA)
+                srk = e.create_primary(t.TPM2B_SENSITIVE_CREATE(), t.TPM2B_PUBLIC(publicArea=srk_tmpl))[0]
+                try:
+                    attrs = (a.SIGN_ENCRYPT | a.RESTRICTED | a.FIXEDTPM | a.FIXEDPARENT
+                             | a.SENSITIVEDATAORIGIN | a.USERWITHAUTH | a.NODA)
+                    tmpl = t.TPMT_PUBLIC.parse("ecc256:ecdsa-sha256", objectAttributes=attrs)
+                    tmpl.parameters.eccDetail.symmetric.algorithm = t.TPM2_ALG.NULL  # tpm.md pitfall 4
+                    priv, pub = e.create(srk, t.TPM2B_SENSITIVE_CREATE(), t.TPM2B_PUBLIC(publicArea=tmpl))[:2]
+                    loaded = e.load(srk, priv, pub)
+                finally:
+                    e.flush_context(srk)
+                try:
+                    e.evict_control(t.ESYS_TR.OWNER, loaded, ak_handle)
+                finally:
+                    e.flush_context(loaded)
+                ak = e.tr_from_tpmpublic(ak_handle)
+            key = e.tr_from_tpmpublic(self.handle)
+            null = t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.NULL)  # the AK's own scheme
+            attest, sig = e.certify(key, ak, t.TPM2B_DATA(qualifying), null)
+            return {"key_public": e.read_public(key)[0].publicArea.marshal(),
+                    "ak_public": e.read_public(ak)[0].publicArea.marshal(),
+                    "certify_info": bytes(attest), "certify_signature": sig.marshal()}
+
+        return dict(self._call("the key certification", run))
+
     def evict(self) -> None:
         """Remove the persisted key (tests, key rotation)."""
         t = _pytss()
