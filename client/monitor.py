@@ -458,6 +458,7 @@ class Monitor:
         self.inconsistencies = 0
         # Evidence found before a restart still counts: the log is still known to be forked.
         self._seen_evidence: set[str] = {p.stem for p in self.evidence_dir.glob("*.json")}
+        self._forked: set[str] = {d.get("origin", "") for d in self.evidence()}
         self.split_views = len(self._seen_evidence)
         self._lock = threading.Lock()
 
@@ -475,9 +476,11 @@ class Monitor:
         pair = sorted([(sv.smaller.size, sv.smaller.root), (sv.larger.size, sv.larger.root)])
         key = hashlib.sha256(sv.origin.encode() + repr(pair).encode()).hexdigest()[:32]
         with self._lock:
-            if key in self._seen_evidence:
-                return True
+            if key in self._seen_evidence or sv.origin in self._forked:
+                return True  # one evidence file per forked log: as both views grow, every new
+                # pair of checkpoints would prove the same split again
             self._seen_evidence.add(key)
+            self._forked.add(sv.origin)
             self.split_views += 1
         clean = to_document(sv, str(doc.get("reason", ""))[:500], str(doc.get("detected_by", ""))[:300])
         path = self.evidence_dir / f"{key}.json"
@@ -664,7 +667,10 @@ class Monitor:
         for t in threads:
             t.start()
         try:
-            self.stop.wait()
+            # Wake up now and then: a signal may be delivered to another thread, and only the
+            # main thread, between bytecodes, runs Python's signal handlers.
+            while not self.stop.wait(0.5):
+                pass
         finally:
             server.shutdown()
             for f in self.followers.values():
