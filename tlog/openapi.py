@@ -51,6 +51,15 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "summary": "Log description: origin and verifier keys",
                 "responses": {"200": {"description": "Log", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Log"}}}}, **errors}}},
+            "/v1/log/key-attestation": {"get": {
+                "summary": "TPM2_Certify of the ECDSA checkpoint key by a restricted attestation key "
+                           "(TPM-anchored logs; docs/tpm.md)",
+                "responses": {"200": {"description": "Key attestation", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "key_public": _B64, "ak_public": _B64, "certify_info": _B64,
+                        "certify_signature": _B64,
+                        "ek_certificates": {"type": "array", "items": {"type": "string"}}}}}}},
+                    **errors}}},
             "/v1/entries": {"post": {
                 "summary": "Append an entry; answers after it is durable and signed",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
