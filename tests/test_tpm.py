@@ -290,3 +290,66 @@ def test_clients_requiring_tpm_anchoring_accept_it_and_reject_imitations(swtpm: 
     with pytest.raises(PolicyError, match="not a restricted signing key"):
         pinned = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True, tpm_aks=(unrestricted,))
         verify_receipt(doc, pinned, key_attestation=self_certified)
+
+
+def test_killing_the_tpm_under_load_loses_no_acknowledged_entry(swtpm: Swtpm, tmp_path: Path) -> None:
+    import base64 as b64
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from tests.serverproc import ServerProc
+
+    data = tmp_path / "data"
+    _init(data, swtpm.tcti)
+    cfg = tmp_path / "log.toml"
+    cfg.write_text("[log]\ntpm_timeout = 1.0\n")
+    srv = ServerProc(data, args=["--allow-raw", "--tpm", swtpm.tcti, "--config", str(cfg)]).start()
+    acked: dict[int, bytes] = {}
+    refused = {"n": 0}
+    stop = threading.Event()
+
+    def load(w: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            i = 0
+            while not stop.is_set():
+                body = b"w%d-%d" % (w, i)
+                r = c.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(body).decode()})
+                if r.status_code == 201:
+                    acked[r.json()["index"]] = body
+                else:
+                    assert r.status_code == 503 and r.json()["error"]["code"] == "signer_unavailable", r.text
+                    refused["n"] += 1
+                i += 1
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+    try:
+        for th in threads:
+            th.start()
+        time.sleep(1.0)
+        swtpm.stop(signal.SIGKILL)  # mid-load
+        time.sleep(1.0)
+        swtpm.start()
+        time.sleep(1.5)
+        stop.set()
+        for th in threads:
+            th.join(timeout=60)
+        assert refused["n"] > 0 and len(acked) > 20
+        assert httpx.get(srv.url + "/healthz", timeout=10).status_code == 200
+    finally:
+        stop.set()
+        srv.stop()
+    from tlog.storage import LogStore
+
+    store = LogStore(data)
+    try:
+        for index, body in acked.items():  # every acknowledged entry, at its index
+            assert store.entry(index) == body
+    finally:
+        store.close()
+    fsck = subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", "--data-dir", str(data)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr

@@ -196,7 +196,7 @@ class SequencerSupervisor:
             max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size,
             witnesses=self.config.witnesses, witness_quorum=self.config.quorum,
             witness_timeout=self.config.witness_timeout, witness_interval=self.config.witness_interval,
-            tpm=self.config.tpm)
+            tpm=self.config.tpm, tpm_timeout=self.config.tpm_timeout)
         cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
                orjson.dumps(dataclasses.asdict(seq)).decode()]
         # stdin: the lifeline pipe (the child stops when it closes); stdout: the ready line.

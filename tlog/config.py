@@ -52,6 +52,8 @@ class ServeConfig:
     tpm: str = ""
     """TCTI of the TPM holding the ECDSA checkpoint key (`tlog tpm init`); empty: no TPM.
     Checkpoints are then signed by the Ed25519 key and by the TPM key."""
+    tpm_timeout: float = 10.0
+    """Seconds one TPM command may take before the batch fails (503 signer_unavailable)."""
     witnesses: tuple[tuple[str, str], ...] = ()
     """Witnesses as (URL, cosignature/v1 verifier key), from `[[witness]]` tables."""
     witness_quorum: int = 0
@@ -83,6 +85,7 @@ class ServeConfig:
             "map_size": 1 << 20 <= self.map_size <= 1 << 44,
             "witness_quorum": 0 <= self.witness_quorum <= len(self.witnesses),
             "witness_timeout": 0.1 <= self.witness_timeout <= 600,
+            "tpm_timeout": 0.1 <= self.tpm_timeout <= 600,
             "witness_interval": 0.01 <= self.witness_interval <= 3600,
             "witness_wait_timeout": 0.1 <= self.witness_wait_timeout <= 3600,
         }

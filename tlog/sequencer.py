@@ -56,6 +56,7 @@ class SequencerConfig:
     witness_timeout: float = 5.0
     witness_interval: float = 1.0
     tpm: str = ""
+    tpm_timeout: float = 10.0
 
 
 @dataclass
@@ -84,7 +85,8 @@ class SequencerProcess:
 
             record = orjson.loads((data / "tpm.json").read_bytes())
             self.tpm_signer = open_signer(signer.name, config.tpm, handle=int(record["handle"]),
-                                          expected_spki=parse_vkey(record["vkey"]).spki_der)
+                                          expected_spki=parse_vkey(record["vkey"]).spki_der,
+                                          timeout=config.tpm_timeout)
             signers.append(self.tpm_signer)
         self.sign = lambda text: sign_note(text, signers)
         self.signer_down = ""  # why the TPM cannot sign, while it cannot

@@ -54,6 +54,7 @@ class TpmKey:
         self._tr: Any = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
         self._lock = threading.Lock()
+        self._abandoned: list[Any] = []  # contexts a hung call may still be using: never freed
 
     def close(self) -> None:
         with self._lock:
@@ -73,9 +74,13 @@ class TpmKey:
             try:
                 return fut.result(timeout=self.timeout)
             except FuturesTimeout:
-                # The thread is stuck inside the TPM call: abandon it and its context.
+                # The thread is stuck inside the TPM call: abandon it and its context. Keep a
+                # reference to the context: finalizing it while that thread may still be inside
+                # it (when the TPM answers at last) would free memory under its feet.
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
+                if self._esapi is not None:
+                    self._abandoned.append(self._esapi)
                 self._esapi, self._tr = None, None
                 raise TpmError(f"the TPM at {self.tcti!r} did not answer {what} within "
                                f"{self.timeout:g} s") from None
