@@ -161,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         attestation = None
         if args.key_attestation:
             attestation = orjson.loads(_read(args.key_attestation, "key attestation"))
-        elif policy.tpm_aks and client is not None:
+        elif policy.requires_tpm and client is not None:
             attestation = client.key_attestation()
         vr = verify_receipt(receipt, policy, envelope, artifact, signers=signers or None,
                             key_attestation=attestation)

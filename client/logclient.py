@@ -193,7 +193,7 @@ class LogClient:
     def checkpoint(self, *, now: float | None = None) -> VerifiedCheckpoint:
         """The log's latest checkpoint, verified against the policy (and, if the policy says
         so, with the ECDSA key proven to be in a trusted TPM)."""
-        if self._need_policy().tpm_aks:
+        if self._need_policy().requires_tpm:
             self.key_attestation()
         vc = verify_checkpoint(self.checkpoint_note(), self._need_policy(), now=now)
         self.published_size = max(self.published_size, vc.size)

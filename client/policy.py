@@ -43,6 +43,7 @@ class TrustPolicy:
     url: str | None = None
     allow_raw_log: bool = False
     tpm_aks: tuple[str, ...] = ()  # trusted TPM attestation keys (names, hex): require anchoring
+    tpm_ak_cas: tuple[str, ...] = ()  # or trusted AK CA certificates (PEM), after enrollment
 
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
@@ -71,7 +72,7 @@ class TrustPolicy:
                 f"policy: witness_quorum {self.witness_quorum} is not within 0..{len(self.witnesses)}")
         if self.witnesses and self.witness_quorum == 0:
             raise MalformedError("policy: witnesses are listed but witness_quorum is 0")
-        if self.tpm_aks:
+        if self.tpm_aks or self.tpm_ak_cas:
             if not any(v.alg == 0x02 for v in self.log_keys) or self.log_signatures != "all":
                 raise MalformedError("policy: tpm_aks needs the log's ECDSA (TPM) key in log_keys "
                                      'and log_signatures = "all"')
@@ -86,6 +87,10 @@ class TrustPolicy:
                 raise MalformedError(
                     "policy: max_age_seconds needs witnesses (checkpoints carry no time; "
                     "only cosignatures do)")
+
+    @property
+    def requires_tpm(self) -> bool:
+        return bool(self.tpm_aks or self.tpm_ak_cas)
 
     def verifiers(self) -> tuple[Verifier, ...]:
         """Every key whose signature lines on a checkpoint are checked."""
@@ -106,6 +111,8 @@ class TrustPolicy:
             out["max_age_seconds"] = self.max_age_seconds
         if self.tpm_aks:
             out["tpm_aks"] = list(self.tpm_aks)
+        if self.tpm_ak_cas:
+            out["tpm_ak_cas"] = list(self.tpm_ak_cas)
         return out
 
 
@@ -128,6 +135,7 @@ def _public(v: Verifier) -> bytes:
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "origin": str, "url": str, "log_keys": list, "log_signatures": str, "witnesses": list,
     "witness_quorum": int, "max_age_seconds": int, "allow_raw_log": bool, "tpm_aks": list,
+    "tpm_ak_cas": list,
 }
 
 
@@ -176,6 +184,7 @@ def policy_from_dict(doc: Any) -> TrustPolicy:
         url=url.rstrip("/") if url else None,
         allow_raw_log=doc.get("allow_raw_log", False),
         tpm_aks=tuple(doc.get("tpm_aks", [])),
+        tpm_ak_cas=tuple(doc.get("tpm_ak_cas", [])),
     )
 
 

@@ -20,11 +20,13 @@ and the key is the one whose signature the policy requires on checkpoints.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,6 +44,8 @@ RESTRICTED, SIGN = 0x10000, 0x40000
 KEY_ATTRIBUTES = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | SIGN
 AK_ATTRIBUTES = KEY_ATTRIBUTES | RESTRICTED
 MAX_STRUCT = 4096
+AK_NAME_URI = "urn:tlog:tpm-ak:"  # the AK certificate names the AK by its TPM name
+MAX_CHAIN = 8
 
 
 def qualifying_data(origin: str) -> bytes:
@@ -166,10 +170,74 @@ class KeyAttestation:
     ak: TpmPublic
 
 
+def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+                 roots: list[x509.Certificate], what: str) -> None:
+    """`leaf` chains, through CA `intermediates`, to one of `roots`, every link valid now."""
+    now = datetime.datetime.now(datetime.UTC)
+    cert = leaf
+    for _ in range(MAX_CHAIN):
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise PolicyError(f"{what}: a certificate in the chain is not valid now ({cert.subject})")
+        for root in roots:
+            if root.subject == cert.issuer and _issued_by(cert, root):
+                if not root.not_valid_before_utc <= now <= root.not_valid_after_utc:
+                    raise PolicyError(f"{what}: the trusted root {root.subject} is not valid now")
+                return
+        parent = next((c for c in intermediates if c.subject == cert.issuer and _issued_by(cert, c)
+                       and _is_ca(c)), None)
+        if parent is None:
+            issuer = cert.issuer.rfc4514_string()
+            raise PolicyError(f"{what} does not chain to a trusted root (issuer {issuer})")
+        cert = parent
+    raise PolicyError(f"{what}: the chain is too long")
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _trusted_ak(doc: Any, ak: TpmPublic, pins: tuple[str, ...], cas: tuple[str, ...]) -> None:
+    """The AK is pinned by name, or certified (after credential activation) by a trusted AK CA."""
+    if ak.name.hex() in pins:
+        return
+    if not cas:
+        raise PolicyError(f"the attestation key {ak.name.hex()} is not one the policy trusts")
+    pem = doc.get("ak_certificate") if isinstance(doc, dict) else None
+    if not isinstance(pem, str):
+        raise PolicyError("the attestation key has no certificate from an AK CA")
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        roots = [x509.load_pem_x509_certificate(c.encode()) for c in cas]
+    except ValueError as exc:
+        raise MalformedError(f"an AK or AK CA certificate does not parse: {exc}") from exc
+    verify_chain(cert, [], roots, "the AK certificate")
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    if spki != ak.spki_der or AK_NAME_URI + ak.name.hex() not in uris:
+        raise PolicyError("the AK certificate is for another key")
+
+
 def check_anchoring(doc: Any, policy: Any) -> KeyAttestation:
-    """The policy's TPM requirement: the attestation holds, by a pinned AK, and the attested
-    key is the ECDSA log key whose checkpoint signature the policy requires."""
-    att = verify_key_attestation(doc, policy.origin, policy.tpm_aks)
+    """The policy's TPM requirement: the attestation holds, by a trusted AK (pinned, or
+    certified by a trusted AK CA), and the attested key is the ECDSA log key whose checkpoint
+    signature the policy requires."""
+    att = verify_key_attestation(doc, policy.origin, policy.tpm_aks, policy.tpm_ak_cas)
     ecdsa = [v for v in policy.log_keys if v.alg == 0x02]
     if not any(v.spki_der == att.key.spki_der for v in ecdsa):
         raise PolicyError("the policy's ECDSA log key is not the key the TPM certified "
@@ -177,7 +245,8 @@ def check_anchoring(doc: Any, policy: Any) -> KeyAttestation:
     return att
 
 
-def verify_key_attestation(doc: Any, origin: str, trusted_aks: tuple[str, ...]) -> KeyAttestation:
+def verify_key_attestation(doc: Any, origin: str, trusted_aks: tuple[str, ...],
+                           ak_cas: tuple[str, ...] = ()) -> KeyAttestation:
     """Check a key attestation document; returns the attested key. `trusted_aks` are AK names
     (lowercase hex of nameAlg || digest, as `tlog tpm init` prints them)."""
     try:
@@ -189,8 +258,7 @@ def verify_key_attestation(doc: Any, origin: str, trusted_aks: tuple[str, ...]) 
     ak = parse_public(fields["ak_public"], "the AK's TPMT_PUBLIC")
     if ak.attributes & AK_ATTRIBUTES != AK_ATTRIBUTES:
         raise PolicyError("the attestation key is not a restricted signing key made and kept in the TPM")
-    if ak.name.hex() not in trusted_aks:
-        raise PolicyError(f"the attestation key {ak.name.hex()} is not one the policy trusts")
+    _trusted_ak(doc, ak, trusted_aks, ak_cas)
     ak_key = serialization.load_der_public_key(ak.spki_der)
     assert isinstance(ak_key, ec.EllipticCurvePublicKey)
     try:

@@ -282,7 +282,7 @@ def verify_receipt(
     - with `signers` (`sha256:<hex>` key digests): at least one of them signed.
     """
     r = receipt if isinstance(receipt, Receipt) else parse_receipt(receipt)
-    if policy.tpm_aks:  # the ECDSA checkpoint key must be proven to live in a trusted TPM
+    if policy.requires_tpm:  # the ECDSA checkpoint key must be proven to live in a trusted TPM
         if key_attestation is None:
             raise MalformedError("the policy requires TPM anchoring: give the log's key attestation")
         from client.tpmattest import check_anchoring

@@ -77,3 +77,21 @@ class Swtpm:
     def resume(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+
+
+def provision_ek(state: Path, ca_dir: Path) -> tuple[Path, Path]:
+    """Manufacture the TPM state with EK certificates from a private local CA (swtpm_setup);
+    returns (root CA certificate, intermediate CA certificate)."""
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
+    (ca_dir / "localca.conf").write_text(
+        f"statedir = {ca_dir}\nsigningkey = {ca_dir}/signkey.pem\n"
+        f"issuercert = {ca_dir}/issuercert.pem\ncertserial = {ca_dir}/certserial\n")
+    (ca_dir / "setup.conf").write_text(
+        "create_certs_tool= /usr/bin/swtpm_localca\n"
+        f"create_certs_tool_config = {ca_dir}/localca.conf\n"
+        "create_certs_tool_options = /etc/swtpm-localca.options\nactive_pcr_banks = sha256\n")
+    subprocess.run(["swtpm_setup", "--tpm2", "--tpmstate", str(state), "--config",
+                    str(ca_dir / "setup.conf"), "--create-ek-cert", "--overwrite"],
+                   check=True, capture_output=True, timeout=60)
+    return ca_dir / "swtpm-localca-rootca-cert.pem", ca_dir / "issuercert.pem"

@@ -353,3 +353,63 @@ def test_killing_the_tpm_under_load_loses_no_acknowledged_entry(swtpm: Swtpm, tm
     fsck = subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", "--data-dir", str(data)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_enrollment_certifies_the_ak_and_clients_trust_only_their_ak_ca(tmp_path: Path) -> None:
+    """`tlog tpm enroll`: the EK certificate (from swtpm_setup's local CA) must chain to the
+    given root, credential activation proves the AK is in that TPM, the AK CA certifies it;
+    a client trusting that AK CA accepts the log, one trusting another CA does not."""
+    import base64 as b64
+    import subprocess
+    import sys
+
+    import httpx
+
+    from client.errors import PolicyError
+    from client.note import parse_vkey
+    from client.verify import verify_receipt
+    from tests.serverproc import ServerProc
+    from tests.swtpm import provision_ek
+
+    require_tpm_tools()
+    root, intermediate = provision_ek(tmp_path / "tpm", tmp_path / "ek-ca")
+    tpm = Swtpm(tmp_path / "tpm").start()
+    data = tmp_path / "data"
+
+    def tlog(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tlog.cli", *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    try:
+        _init(data, tpm.tcti)
+        for ca in ("ak-ca", "other-ca"):
+            assert tlog("tpm", "ca-init", "--dir", str(tmp_path / ca)).returncode == 0
+        wrong = tlog("tpm", "enroll", "--data-dir", str(data), "--tcti", tpm.tcti, "--ca-dir",
+                     str(tmp_path / "ak-ca"), "--ek-root", str(tmp_path / "other-ca" / "ak-ca.pem"),
+                     "--ek-intermediate", str(intermediate))
+        assert wrong.returncode == 1 and "does not chain to a trusted root" in wrong.stderr, wrong.stderr
+        ok = tlog("tpm", "enroll", "--data-dir", str(data), "--tcti", tpm.tcti, "--ca-dir",
+                  str(tmp_path / "ak-ca"), "--ek-root", str(root), "--ek-intermediate", str(intermediate))
+        assert ok.returncode == 0, ok.stderr
+        srv = ServerProc(data, args=["--allow-raw", "--tpm", tpm.tcti]).start()
+        try:
+            info = httpx.get(srv.url + "/v1/log", timeout=10).json()
+            keys = tuple(parse_vkey(k) for k in info["verifier_keys"])
+            doc = httpx.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(b"enrolled").decode()},
+                             timeout=30).json()
+            attestation = httpx.get(srv.url + "/v1/log/key-attestation", timeout=10).json()
+            assert len(attestation["ek_certificates"]) == 2 and "ak_certificate" in attestation
+        finally:
+            srv.stop()
+        ak_ca = (tmp_path / "ak-ca" / "ak-ca.pem").read_text()
+        other = (tmp_path / "other-ca" / "ak-ca.pem").read_text()
+        trusting = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True, tpm_ak_cas=(ak_ca,))
+        verify_receipt(doc, trusting, key_attestation=attestation)
+        untrusting = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True, tpm_ak_cas=(other,))
+        with pytest.raises(PolicyError, match="does not chain to a trusted root"):
+            verify_receipt(doc, untrusting, key_attestation=attestation)
+        no_cert = {k: v for k, v in attestation.items() if k != "ak_certificate"}
+        with pytest.raises(PolicyError, match="no certificate"):
+            verify_receipt(doc, trusting, key_attestation=no_cert)
+    finally:
+        tpm.stop()

@@ -335,8 +335,63 @@ def main(argv: list[str] | None = None) -> int:
                     help="persistent handle of the attestation key")
     ti.set_defaults(func=cmd_tpm_init)
 
+    tc = tsub.add_parser("ca-init", help="create an AK CA (key + self-signed certificate) in a directory")
+    tc.add_argument("--dir", required=True)
+    tc.add_argument("--name", default="tlog TPM AK CA")
+    tc.set_defaults(func=cmd_tpm_ca_init)
+    te = tsub.add_parser("enroll", help="verify the EK chain, activate a credential for the AK, "
+                                        "and have the AK CA certify it")
+    te.add_argument("--data-dir", required=True)
+    te.add_argument("--tcti", required=True)
+    te.add_argument("--ca-dir", required=True, help="the AK CA (from `tlog tpm ca-init`)")
+    te.add_argument("--ek-root", action="append", required=True, help="trusted TPM vendor root (PEM)")
+    te.add_argument("--ek-intermediate", action="append", default=[], help="EK intermediate CA (PEM)")
+    te.set_defaults(func=cmd_tpm_enroll)
+
     args = p.parse_args(argv)
     return int(args.func(args))
+
+
+def cmd_tpm_ca_init(args: argparse.Namespace) -> int:
+    from tlog.tpm_enroll import init_ca
+
+    try:
+        path = init_ca(Path(args.dir), args.name)
+    except (OSError, FileExistsError) as exc:
+        return _fail(str(exc))
+    print(f"tlog: AK CA certificate {path} (clients list it in tpm_ak_cas); keep ak-ca.key safe")
+    return 0
+
+
+def cmd_tpm_enroll(args: argparse.Namespace) -> int:
+    """Certify the AK after proving it is in a TPM with a genuine EK (tlog/tpm_enroll.py)."""
+    from cryptography import x509
+
+    from client.errors import PolicyError
+    from tlog.tpm import TpmError, TpmKey
+    from tlog.tpm_enroll import enroll
+
+    data = Path(args.data_dir)
+    try:
+        record = tpm_record(data)
+        roots = [x509.load_pem_x509_certificate(Path(p).read_bytes()) for p in args.ek_root]
+        inters = [x509.load_pem_x509_certificate(Path(p).read_bytes()) for p in args.ek_intermediate]
+        key = TpmKey(args.tcti, int(record["handle"]))  # type: ignore[call-overload]
+        try:
+            extra = enroll(key, int(record["ak_handle"]), Path(args.ca_dir), roots, inters)  # type: ignore[call-overload]
+        finally:
+            key.close()
+        path = data / "tpm-attestation.json"
+        doc = orjson.loads(path.read_bytes()) | extra
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+    except (ConfigError, OSError, ValueError, KeyError) as exc:
+        return _fail(str(exc))
+    except (TpmError, PolicyError) as exc:
+        return _fail(str(exc), 1)
+    print(f"tlog: AK enrolled: EK chain verified, credential activated, AK certificate written to {path}")
+    return 0
 
 
 def cmd_tpm_init(args: argparse.Namespace) -> int:
