@@ -382,6 +382,10 @@ def test_enrollment_certifies_the_ak_and_clients_trust_only_their_ak_ca(tmp_path
 
     try:
         _init(data, tpm.tcti)
+        import json
+
+        stored = json.loads((data / "tpm-attestation.json").read_text())
+        assert len(stored["ek_certificates"]) == 1  # `init` stores the TPM's EK certificate
         for ca in ("ak-ca", "other-ca"):
             assert tlog("tpm", "ca-init", "--dir", str(tmp_path / ca)).returncode == 0
         wrong = tlog("tpm", "enroll", "--data-dir", str(data), "--tcti", tpm.tcti, "--ca-dir",

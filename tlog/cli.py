@@ -411,7 +411,14 @@ def cmd_tpm_init(args: argparse.Namespace) -> int:
 
     try:
         raw = signer.key.certify_with_ak(args.ak_handle, qualifying_data(origin))
-        attestation = {k: b64encode(v) for k, v in raw.items()} | {"ek_certificates": []}
+        ek = signer.key.ek_certificate()
+        ek_pems = []
+        if ek is not None:  # stored as given; `tlog tpm enroll` verifies the chain
+            from cryptography import x509
+            from cryptography.hazmat.primitives import serialization
+
+            ek_pems = [x509.load_der_x509_certificate(ek).public_bytes(serialization.Encoding.PEM).decode()]
+        attestation = {k: b64encode(v) for k, v in raw.items()} | {"ek_certificates": ek_pems}
         record = {"tcti": args.tcti, "handle": args.handle, "ak_handle": args.ak_handle,
                   "vkey": signer.verifier().vkey()}
         for name, doc in (("tpm.json", record), ("tpm-attestation.json", attestation)):

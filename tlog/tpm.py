@@ -204,6 +204,23 @@ class TpmKey:
 
         return dict(self._call("the key certification", run))
 
+    def ek_certificate(self, nv_index: int = 0x01C00002) -> bytes | None:
+        """The EK certificate (DER) the manufacturer stored in NV, if the TPM has one."""
+        t = _pytss()
+
+        def read(e: Any) -> bytes | None:
+            try:
+                nv = e.tr_from_tpmpublic(nv_index)
+            except t.TSS2_Exception:
+                return None
+            size = e.nv_read_public(nv)[0].nvPublic.dataSize
+            data = b""
+            while len(data) < size:
+                data += bytes(e.nv_read(nv, min(512, size - len(data)), len(data)))
+            return data
+
+        return self._call("reading the EK certificate", read)  # type: ignore[no-any-return]
+
     def evict(self) -> None:
         """Remove the persisted key (tests, key rotation)."""
         t = _pytss()

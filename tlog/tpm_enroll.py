@@ -61,16 +61,6 @@ def init_ca(directory: Path, name: str) -> Path:
     return path
 
 
-def _read_nv(e: Any, t: Any, index: int) -> bytes:
-    nv = e.tr_from_tpmpublic(index)
-    pub, _ = e.nv_read_public(nv)
-    size = pub.nvPublic.dataSize
-    data = b""
-    while len(data) < size:
-        data += bytes(e.nv_read(nv, min(512, size - len(data)), len(data)))
-    return data
-
-
 def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certificate],
            ek_intermediates: list[x509.Certificate]) -> dict[str, Any]:
     """Verify the EK chain, activate a credential for the AK, and issue the AK certificate.
@@ -78,8 +68,11 @@ def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certif
     t = _pytss()
     secret = os.urandom(32)
 
+    ek_der = key.ek_certificate(EK_CERT_NV_RSA)
+    if ek_der is None:
+        raise TpmError(f"the TPM at {key.tcti!r} has no EK certificate in NV 0x{EK_CERT_NV_RSA:08x}")
+
     def tpm_side(e: Any) -> dict[str, Any]:
-        ek_der = _read_nv(e, t, EK_CERT_NV_RSA)
         ek = e.tr_from_tpmpublic(EK_HANDLE_RSA)
         ek_pub = e.read_public(ek)[0]
         ak = e.tr_from_tpmpublic(ak_handle)
@@ -95,11 +88,11 @@ def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certif
                                               session2=sess))
         finally:
             e.flush_context(sess)
-        return {"ek_der": ek_der, "ek_pem": ek_pub.to_pem(), "got": got,
+        return {"ek_pem": ek_pub.to_pem(), "got": got,
                 "ak_public": ak_pub.publicArea.marshal(), "ak_pem": ak_pub.to_pem()}
 
     res = key._call("the credential activation", tpm_side)
-    ek_cert = x509.load_der_x509_certificate(res["ek_der"])
+    ek_cert = x509.load_der_x509_certificate(ek_der)
     verify_chain(ek_cert, ek_intermediates, ek_roots, "the EK certificate")
     cert_key = ek_cert.public_key().public_bytes(serialization.Encoding.DER,
                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
