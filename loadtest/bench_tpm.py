@@ -10,7 +10,6 @@ answers must be 201. Prints the table with req/s, p50/p99 and server CPU per app
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -22,19 +21,14 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchlib import fmt_table, run_wrk  # noqa: E402
+from benchlib import fmt_table, run_wrk, wrk_parser  # noqa: E402
 
 from tests.serverproc import ServerProc  # noqa: E402
 from tests.swtpm import Swtpm  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    args.timeout, args.quiet_bg, args.quiet_timeout = 30, 0.4, 20.0
+    args = wrk_parser(__doc__.split("\n")[0]).parse_args()
     results = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)

@@ -18,7 +18,6 @@ answer `witnessed: true` (checked on a sample after the run).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from benchlib import fmt_table, run_wrk  # noqa: E402
+from benchlib import fmt_table, run_wrk, wrk_parser  # noqa: E402
 
 from tests.serverproc import ServerProc  # noqa: E402
 from tests.test_witnessing import init_log, start_witnesses, witness_vkey  # noqa: E402
@@ -46,13 +45,9 @@ def serve(tmp: Path, data: Path, witnesses: list, name: str, lines: list[str]) -
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=64)
+    ap = wrk_parser(__doc__.split("\n")[0])
     ap.add_argument("--wait-connections", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    args.timeout, args.quiet_bg, args.quiet_timeout = 30, 0.4, 20.0
     results = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)

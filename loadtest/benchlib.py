@@ -318,6 +318,16 @@ class RunResult:
     wrk_output: str = ""
 
 
+def wrk_parser(description: str) -> argparse.ArgumentParser:
+    """The options every small wrk benchmark shares (the big ones add their own)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.set_defaults(timeout=30, quiet_bg=0.4, quiet_timeout=20.0)
+    return ap
+
+
 def run_wrk(label: str, scenario: str, url: str, script: str, script_args: list[str],
             args: argparse.Namespace, pgid: int, *,
             on_start: Callable[[], None] | None = None,
