@@ -417,3 +417,73 @@ def test_enrollment_certifies_the_ak_and_clients_trust_only_their_ak_ca(tmp_path
             verify_receipt(doc, trusting, key_attestation=no_cert)
     finally:
         tpm.stop()
+
+
+def test_a_replaced_key_and_a_hung_tpm_are_refused(swtpm: Swtpm) -> None:
+    """If the key at the handle ever changes (a cleared TPM, a re-run init), signing fails
+    instead of producing checkpoints nobody can verify; a TPM that never answers is declared
+    hung after a few abandoned calls, without sending it more."""
+    from tlog.tpm import MAX_ABANDONED, TpmError, open_signer
+
+    signer = open_signer(ORIGIN, swtpm.tcti, create=True)
+    signer.probe()
+    signer.key.evict()
+    signer.key.create()  # another key at the same handle
+    with pytest.raises(TpmError, match="no longer holds the log's key"):
+        signer.sign(b"checkpoint")
+    with pytest.raises(TpmError):
+        signer.probe()
+    signer.key.timeout = 0.3
+    swtpm.pause()
+    for _ in range(MAX_ABANDONED):
+        with pytest.raises(TpmError, match="did not answer"):
+            signer.key.public()
+    t0 = time.monotonic()
+    with pytest.raises(TpmError, match="is hung"):
+        signer.key.public()
+    assert time.monotonic() - t0 < 0.2
+    swtpm.resume()
+    signer.key.close()
+
+
+def test_an_ak_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
+    """A certificate from the trusted AK CA that names the AK but holds another public key
+    (or names another AK) does not make the AK trusted."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from client.errors import PolicyError
+    from client.tpmattest import AK_NAME_URI, TpmPublic, _trusted_ak
+    from tlog.tpm_enroll import init_ca
+
+    ca_pem = init_ca(tmp_path / "ca", "test AK CA")
+    ca_key = serialization.load_pem_private_key((tmp_path / "ca" / "ak-ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(ca_pem.read_bytes())
+    ak_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    spki = ak_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ak = TpmPublic(0, spki, bytes.fromhex("000b" + "11" * 32))
+
+    def issue(public: object, name_hex: str) -> str:
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ak")]))
+                .issuer_name(ca_cert.subject).public_key(public)  # type: ignore[arg-type]
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.UniformResourceIdentifier(AK_NAME_URI + name_hex)]), critical=False)
+                .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    cas = (ca_pem.read_text(),)
+    _trusted_ak({"ak_certificate": issue(ak_key, ak.name.hex())}, ak, (), cas)  # the right one
+    other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    with pytest.raises(PolicyError, match="for another key"):
+        _trusted_ak({"ak_certificate": issue(other_key, ak.name.hex())}, ak, (), cas)
+    with pytest.raises(PolicyError, match="for another key"):
+        _trusted_ak({"ak_certificate": issue(ak_key, "000b" + "22" * 32)}, ak, (), cas)

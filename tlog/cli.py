@@ -419,6 +419,12 @@ def cmd_tpm_init(args: argparse.Namespace) -> int:
 
             ek_pems = [x509.load_der_x509_certificate(ek).public_bytes(serialization.Encoding.PEM).decode()]
         attestation = {k: b64encode(v) for k, v in raw.items()} | {"ek_certificates": ek_pems}
+        old_path = data / "tpm-attestation.json"
+        if old_path.exists():  # a re-run keeps what enrollment added for the same AK
+            old = orjson.loads(old_path.read_bytes())
+            if old.get("ak_public") == attestation["ak_public"] and "ak_certificate" in old:
+                attestation |= {"ak_certificate": old["ak_certificate"],
+                                "ek_certificates": old.get("ek_certificates", ek_pems)}
         record = {"tcti": args.tcti, "handle": args.handle, "ak_handle": args.ak_handle,
                   "vkey": signer.verifier().vkey()}
         for name, doc in (("tpm.json", record), ("tpm-attestation.json", attestation)):

@@ -91,6 +91,8 @@ class SequencerProcess:
         self.sign = lambda text: sign_note(text, signers)
         self.signer_down = ""  # why the TPM cannot sign, while it cannot
         self._last_probe = 0.0
+        self._probing = False
+        self._probe_result: str | None = None  # set by the probe thread, read by this loop
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
         self.pending: list[tuple[_Conn, int, bytes, bytes | None]] = []
@@ -130,6 +132,10 @@ class SequencerProcess:
     def _broadcast_cosigned(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_r.recv(4096)
+        with self._cosigned_lock:
+            probed, self._probe_result = self._probe_result, None
+        if probed is not None:
+            self._signer_state(probed)
         with self._cosigned_lock:
             cosigned, self._cosigned = self._cosigned, None
         if cosigned is not None:
@@ -253,6 +259,11 @@ class SequencerProcess:
     def _commit(self) -> None:
         batch = self.pending[: self.config.max_batch]
         del self.pending[: len(batch)]
+        if self.signer_down:  # fail fast: the probe says when the TPM signs again
+            for conn, req_id, _, _ in batch:
+                self._send(conn, encode(["e", req_id, "signer_unavailable",
+                                         f"checkpoints cannot be signed: {self.signer_down}"]))
+            return
         # Entries that arrived while this batch committed are answered by the next commit
         # without waiting out max_delay: they already waited.
         self.first_at = time.monotonic() - self.config.max_delay
@@ -297,16 +308,25 @@ class SequencerProcess:
             self._send(conn, encode(["h", problem]))
 
     def _probe_signer(self) -> None:
-        """While the TPM is down, try it about once a second, so health recovers by itself."""
-        if not self.signer_down or time.monotonic() - self._last_probe < 1.0:
+        """While the TPM is down, a background thread tries it (a signature checked against
+        the log's key) about once a second; this loop never waits on the TPM for it."""
+        if not self.signer_down or self._probing or time.monotonic() - self._last_probe < 1.0:
             return
         self._last_probe = time.monotonic()
-        try:
-            self.tpm_signer.key.public()
-        except Exception as exc:
-            self._signer_state(str(exc))
-        else:
-            self._signer_state("")
+        self._probing = True
+
+        def probe() -> None:
+            try:
+                self.tpm_signer.probe()
+                result = ""
+            except Exception as exc:
+                result = str(exc)
+            with self._cosigned_lock:
+                self._probe_result, self._probing = result, False
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"p")
+
+        threading.Thread(target=probe, name="tpm-probe", daemon=True).start()
 
     def _send(self, conn: _Conn, frame: bytes) -> None:
         if conn.sock.fileno() not in self.conns:

@@ -20,7 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from client.note import ECDSAVerifier, check_key_name, ecdsa_key_id
 
@@ -28,6 +30,7 @@ os.environ.setdefault("TSS2_LOG", "all+none")  # libtss2 logs to stderr otherwis
 
 DEFAULT_HANDLE = 0x81000010
 DEFAULT_TIMEOUT = 10.0
+MAX_ABANDONED = 4
 REQUIRED_ATTRIBUTES = ("FIXEDTPM", "FIXEDPARENT", "SENSITIVEDATAORIGIN", "SIGN_ENCRYPT", "NODA")
 
 
@@ -44,67 +47,81 @@ def _pytss() -> Any:
     return tpm2_pytss
 
 
+class _Session:
+    """One ESAPI context and the handles opened in it, owned by one TPM thread."""
+
+    def __init__(self) -> None:
+        self.esapi: Any = None
+        self.key_tr: Any = None
+
+    def close(self) -> None:
+        if self.esapi is not None:
+            with contextlib.suppress(Exception):  # a wedged context may fail to close: forget it
+                self.esapi.close()
+        self.esapi, self.key_tr = None, None
+
+
 class TpmKey:
     """One persisted signing key in one TPM, reached through `tcti` (e.g. `device:/dev/tpmrm0`,
     `swtpm:path=/run/swtpm/sock`)."""
 
     def __init__(self, tcti: str, handle: int = DEFAULT_HANDLE, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.tcti, self.handle, self.timeout = tcti, handle, timeout
-        self._esapi: Any = None
-        self._tr: Any = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
         self._lock = threading.Lock()
-        self._abandoned: list[Any] = []  # contexts a hung call may still be using: never freed
+        self._session = _Session()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
+        # Sessions (and their threads) a hung call may still be using: never freed, never
+        # reused; past a few, the TPM is treated as hung without sending it anything more.
+        self._abandoned: list[_Session] = []
 
     def close(self) -> None:
         with self._lock:
-            self._drop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _drop(self) -> None:
-        if self._esapi is not None:
-            with contextlib.suppress(Exception):  # a wedged context may fail to close: forget it
-                self._esapi.close()
-        self._esapi, self._tr = None, None
+            session, pool = self._session, self._pool
+            pool.submit(session.close)
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, what: str, fn: Any) -> Any:
-        """Run `fn(esapi)` on the TPM thread, within the timeout; errors become TpmError."""
+        """Run `fn(esapi, session)` on this key's TPM thread within the timeout; errors become
+        TpmError. Each thread owns one session (context + handles): a thread abandoned after a
+        timeout keeps its own and never touches the next one's."""
         with self._lock:
-            fut: Future[Any] = self._pool.submit(self._in_thread, fn)
+            if len(self._abandoned) >= MAX_ABANDONED:
+                raise TpmError(f"the TPM at {self.tcti!r} is hung ({len(self._abandoned)} calls never "
+                               "returned); restart the TPM or the log")
+            session = self._session
+            fut: Future[Any] = self._pool.submit(self._in_thread, session, fn)
             try:
                 return fut.result(timeout=self.timeout)
             except FuturesTimeout:
-                # The thread is stuck inside the TPM call: abandon it and its context. Keep a
-                # reference to the context: finalizing it while that thread may still be inside
-                # it (when the TPM answers at last) would free memory under its feet.
                 self._pool.shutdown(wait=False, cancel_futures=True)
+                self._abandoned.append(session)
+                self._session = _Session()
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
-                if self._esapi is not None:
-                    self._abandoned.append(self._esapi)
-                self._esapi, self._tr = None, None
                 raise TpmError(f"the TPM at {self.tcti!r} did not answer {what} within "
                                f"{self.timeout:g} s") from None
             except TpmError:
+                self._pool.submit(session.close)
                 raise
             except Exception as exc:
-                self._pool.submit(self._drop)
+                self._pool.submit(session.close)  # a context that saw a TCTI failure is wedged
                 raise TpmError(f"TPM at {self.tcti!r}: {what} failed: {exc}") from exc
 
-    def _in_thread(self, fn: Any) -> Any:
+    def _in_thread(self, session: _Session, fn: Any) -> Any:
         t = _pytss()
-        if self._esapi is None:
+        if session.esapi is None:
             try:
-                self._esapi = t.ESAPI(self.tcti)
+                esapi = t.ESAPI(self.tcti)  # may block on a hung TPM: assign only once built
             except Exception as exc:
                 raise TpmError(f"cannot reach the TPM at {self.tcti!r}: {exc}") from exc
-        return fn(self._esapi)
+            session.esapi = esapi
+        return fn(session.esapi, session)
 
     # --- key lifecycle ------------------------------------------------------------------
 
     def exists(self) -> bool:
         t = _pytss()
 
-        def probe(e: Any) -> bool:
+        def probe(e: Any, _s: _Session) -> bool:
             try:
                 e.tr_from_tpmpublic(self.handle)
             except t.TSS2_Exception as exc:
@@ -120,7 +137,7 @@ class TpmKey:
         t = _pytss()
         a = t.TPMA_OBJECT
 
-        def create(e: Any) -> bytes:
+        def create(e: Any, _s: _Session) -> bytes:
             srk_tmpl = t.TPMT_PUBLIC.parse(
                 "ecc256:aes128cfb", objectAttributes=a.DEFAULT_TPM2_TOOLS_CREATEPRIMARY_ATTRS | a.NODA)
             srk = e.create_primary(t.TPM2B_SENSITIVE_CREATE(), t.TPM2B_PUBLIC(publicArea=srk_tmpl))[0]
@@ -144,7 +161,7 @@ class TpmKey:
         """(DER SubjectPublicKeyInfo, object attribute names) of the persisted key."""
         t = _pytss()
 
-        def read(e: Any) -> tuple[bytes, tuple[str, ...]]:
+        def read(e: Any, _s: _Session) -> tuple[bytes, tuple[str, ...]]:
             pub = e.read_public(e.tr_from_tpmpublic(self.handle))[0]
             attrs = pub.publicArea.objectAttributes
             names = tuple(n for n in REQUIRED_ATTRIBUTES if attrs & getattr(t.TPMA_OBJECT, n))
@@ -157,13 +174,13 @@ class TpmKey:
         """DER ECDSA signature of a SHA-256 digest by the persisted key."""
         t = _pytss()
 
-        def sign(e: Any) -> bytes:
-            if self._tr is None:
-                self._tr = e.tr_from_tpmpublic(self.handle)
+        def sign(e: Any, session: _Session) -> bytes:
+            if session.key_tr is None:
+                session.key_tr = e.tr_from_tpmpublic(self.handle)
             scheme = t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.ECDSA)
             scheme.details.any.hashAlg = t.TPM2_ALG.SHA256
             ticket = t.TPMT_TK_HASHCHECK(tag=t.TPM2_ST.HASHCHECK, hierarchy=t.TPM2_RH.NULL)
-            return bytes(e.sign(self._tr, t.TPM2B_DIGEST(digest), scheme, ticket))
+            return bytes(e.sign(session.key_tr, t.TPM2B_DIGEST(digest), scheme, ticket))
 
         return bytes(self._call("a signature", sign))
 
@@ -174,7 +191,7 @@ class TpmKey:
         t = _pytss()
         a = t.TPMA_OBJECT
 
-        def run(e: Any) -> dict[str, bytes]:
+        def run(e: Any, _s: _Session) -> dict[str, bytes]:
             try:
                 ak = e.tr_from_tpmpublic(ak_handle)
             except t.TSS2_Exception:
@@ -208,7 +225,7 @@ class TpmKey:
         """The EK certificate (DER) the manufacturer stored in NV, if the TPM has one."""
         t = _pytss()
 
-        def read(e: Any) -> bytes | None:
+        def read_ek(e: Any, _s: _Session) -> bytes | None:
             try:
                 nv = e.tr_from_tpmpublic(nv_index)
             except t.TSS2_Exception:
@@ -219,14 +236,16 @@ class TpmKey:
                 data += bytes(e.nv_read(nv, min(512, size - len(data)), len(data)))
             return data
 
-        return self._call("reading the EK certificate", read)  # type: ignore[no-any-return]
+        return self._call("reading the EK certificate", read_ek)  # type: ignore[no-any-return]
 
     def evict(self) -> None:
         """Remove the persisted key (tests, key rotation)."""
         t = _pytss()
-        self._call("eviction", lambda e: e.evict_control(t.ESYS_TR.OWNER, e.tr_from_tpmpublic(self.handle),
-                                                          self.handle))
-        self._tr = None
+        def evict(e: Any, session: _Session) -> None:
+            e.evict_control(t.ESYS_TR.OWNER, e.tr_from_tpmpublic(self.handle), self.handle)
+            session.key_tr = None
+
+        self._call("eviction", evict)
 
 
 def _spki(pub: Any) -> bytes:
@@ -242,12 +261,28 @@ class TpmSigner:
         check_key_name(name)
         self.name, self.key, self.spki_der = name, key, spki_der
         self.key_id = ecdsa_key_id(spki_der)
+        public = serialization.load_der_public_key(spki_der)
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        self._public = public
 
     def __repr__(self) -> str:
         return f"TpmSigner(name={self.name!r}, key_id={self.key_id:08x}, tcti={self.key.tcti!r})"
 
     def sign(self, msg: bytes) -> bytes:
-        return self.key.sign_digest(hashlib.sha256(msg).digest())
+        """Sign in the TPM, then check the signature with the recorded key: if the key at the
+        handle ever changed (a cleared or replaced TPM), fail rather than commit a checkpoint
+        whose signature nobody can verify."""
+        sig = self.key.sign_digest(hashlib.sha256(msg).digest())
+        try:
+            self._public.verify(sig, msg, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise TpmError(f"the TPM at {self.key.tcti!r} no longer holds the log's key at handle "
+                           f"0x{self.key.handle:08x}") from None
+        return sig
+
+    def probe(self) -> None:
+        """Raise TpmError unless the TPM signs with the log's key (health checks)."""
+        self.sign(b"tlog TPM health probe\n")
 
     def verifier(self) -> ECDSAVerifier:
         return ECDSAVerifier(self.name, self.spki_der)

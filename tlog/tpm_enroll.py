@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from client.tpmattest import AK_NAME_URI, verify_chain
+from client.tpmattest import AK_ATTRIBUTES, AK_NAME_URI, parse_public, verify_chain
 from tlog.tpm import TpmError, TpmKey, _pytss
 
 EK_CERT_NV_RSA = 0x01C00002
@@ -72,14 +72,18 @@ def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certif
     if ek_der is None:
         raise TpmError(f"the TPM at {key.tcti!r} has no EK certificate in NV 0x{EK_CERT_NV_RSA:08x}")
 
-    def tpm_side(e: Any) -> dict[str, Any]:
+    def tpm_side(e: Any, _session: Any) -> dict[str, Any]:
         ek = e.tr_from_tpmpublic(EK_HANDLE_RSA)
         ek_pub = e.read_public(ek)[0]
         ak = e.tr_from_tpmpublic(ak_handle)
-        ak_pub, ak_name, _ = e.read_public(ak)
+        ak_pub = e.read_public(ak)[0]
         from tpm2_pytss.utils import make_credential
 
-        credblob, enc = make_credential(ek_pub, secret, ak_name)  # the CA's side
+        # The CA computes the AK's name itself from the public area it will certify: a name
+        # reported by the TPM (or by anything between it and us) could belong to another key.
+        ak_area = ak_pub.publicArea.marshal()
+        name = t.TPM2B_NAME((0x000B).to_bytes(2, "big") + hashlib.sha256(ak_area).digest())
+        credblob, enc = make_credential(ek_pub, secret, name)
         sess = e.start_auth_session(t.ESYS_TR.NONE, t.ESYS_TR.NONE, t.TPM2_SE.POLICY,
                                     t.TPMT_SYM_DEF(algorithm=t.TPM2_ALG.NULL), t.TPM2_ALG.SHA256)
         try:
@@ -88,8 +92,7 @@ def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certif
                                               session2=sess))
         finally:
             e.flush_context(sess)
-        return {"ek_pem": ek_pub.to_pem(), "got": got,
-                "ak_public": ak_pub.publicArea.marshal(), "ak_pem": ak_pub.to_pem()}
+        return {"ek_pem": ek_pub.to_pem(), "got": got, "ak_public": ak_area}
 
     res = key._call("the credential activation", tpm_side)
     ek_cert = x509.load_der_x509_certificate(ek_der)
@@ -102,7 +105,10 @@ def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certif
         raise TpmError("the EK certificate is not for the EK this TPM holds")
     if res["got"] != secret:
         raise TpmError("credential activation failed: the AK is not in the TPM of this EK")
-    ak_name = (0x000B).to_bytes(2, "big") + hashlib.sha256(res["ak_public"]).digest()
+    ak = parse_public(res["ak_public"], "the AK's TPMT_PUBLIC")
+    if ak.attributes & AK_ATTRIBUTES != AK_ATTRIBUTES:
+        raise TpmError("the AK is not a restricted signing key made and kept in the TPM")
+    ak_name = ak.name
     ca_key = serialization.load_pem_private_key((ca_dir / "ak-ca.key").read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate((ca_dir / "ak-ca.pem").read_bytes())
     now = datetime.datetime.now(datetime.UTC)
@@ -111,7 +117,7 @@ def enroll(key: TpmKey, ak_handle: int, ca_dir: Path, ek_roots: list[x509.Certif
     ak_cert = (x509.CertificateBuilder()
                .subject_name(subject)
                .issuer_name(ca_cert.subject)
-               .public_key(serialization.load_pem_public_key(res["ak_pem"]))
+               .public_key(serialization.load_der_public_key(ak.spki_der))
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + AK_VALIDITY)
                .add_extension(san, critical=False)
