@@ -93,11 +93,12 @@ def init_log(data: Path, entries: list[bytes] | None = None) -> None:
 
 
 def start_log(tmp: Path, data: Path, witnesses: list[WitnessProc], quorum: int = 2,
-              wait_timeout: float = 10.0, wait: bool = True) -> ServerProc:
+              wait_timeout: float = 10.0, wait: bool = True, startup_check: bool = True) -> ServerProc:
     cfg = tmp / f"{data.name}.toml"
     lines = ["[log]", f"witness_quorum = {quorum}", "witness_interval = 0.1",
              "witness_timeout = 2.0", f"witness_wait_timeout = {wait_timeout}",
-             f"witness_wait = {'true' if wait else 'false'}"]
+             f"witness_wait = {'true' if wait else 'false'}",
+             f"witness_startup_check = {'true' if startup_check else 'false'}"]
     for i, w in enumerate(witnesses):
         lines += ["", "[[witness]]", f'url = "{w.url}"', f'vkey = "{witness_vkey(i)}"']
     cfg.write_text("\n".join(lines) + "\n")
@@ -174,7 +175,10 @@ def test_a_forked_view_gets_no_cosignature(stack: Stack, tmp_path: Path) -> None
     size = int(httpx.get(stack.log.url + "/checkpoint", timeout=10).text.split("\n")[1])
     fork_dir = tmp_path / "fork"
     init_log(fork_dir, random_entries(size, 77))
-    fork = start_log(tmp_path, fork_dir, stack.witnesses, wait_timeout=1.5)
+    with pytest.raises(RuntimeError, match="not this log's history"):  # the log's own guard
+        start_log(tmp_path, fork_dir, stack.witnesses, wait_timeout=1.5)
+    # With the guard off (an operator who insists), the witnesses still refuse it.
+    fork = start_log(tmp_path, fork_dir, stack.witnesses, wait_timeout=1.5, startup_check=False)
     try:
         doc = submit(fork, b"forked entry")
         assert doc["witnessed"] is False

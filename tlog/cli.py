@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,8 +70,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         origin, vkey, created = prepare(config)
         tpm_vkey = check_tpm(config, origin)
+        from tlog.backup import StaleCopyError, check_not_stale
+
+        if config.witness_startup_check:
+            check_not_stale(Path(config.data_dir), config.witnesses, [vkey])
     except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
         return _fail(str(exc))
+    except StaleCopyError as exc:
+        return _fail(f"refusing to serve: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
@@ -325,6 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--data-dir", required=True)
     r.set_defaults(func=cmd_reindex)
 
+    b = sub.add_parser("backup", help="consistent copy of a (running) log's data dir")
+    b.add_argument("--data-dir", required=True)
+    b.add_argument("--out", required=True, help="new directory for the copy (mode 0700)")
+    b.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a backup, refusing one older than the witnesses' view")
+    rs.add_argument("--from", dest="source", required=True, help="a directory made by `tlog backup`")
+    rs.add_argument("--data-dir", required=True, help="where to restore (must not exist)")
+    rs.add_argument("--config", help="the log's TOML configuration (its [[witness]] tables)")
+    rs.set_defaults(func=cmd_restore)
+
     t = sub.add_parser("tpm", help="the TPM-held checkpoint key (docs: issue 7, in progress)")
     tsub = t.add_subparsers(dest="tpm_cmd", required=True)
     ti = tsub.add_parser("init", help="create (or find) the ECDSA P-256 checkpoint key in a TPM")
@@ -350,6 +367,40 @@ def main(argv: list[str] | None = None) -> int:
 
     args = p.parse_args(argv)
     return int(args.func(args))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from tlog.backup import backup
+
+    try:
+        size = backup(Path(args.data_dir), Path(args.out))
+    except (OSError, StorageError) as exc:
+        return _fail(str(exc))
+    print(f"tlog: backed up {size} entries to {args.out} (it holds the log key: keep it like one)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Check the copy against the witnesses first, then copy it into place."""
+    from tlog.backup import StaleCopyError, check_not_stale
+
+    source, target = Path(args.source), Path(args.data_dir)
+    try:
+        config = load_config(args.config, {"data_dir": str(target)})
+        if target.exists():
+            raise ConfigError(f"{target} exists; restore into a new directory")
+        if not config.witnesses:
+            print("tlog: warning: no witnesses configured; cannot check the copy is not stale",
+                  file=sys.stderr)
+        check_not_stale(source, config.witnesses, [read_key(source / KEY_FILE).verifier().vkey()])
+        shutil.copytree(source, target)
+        os.chmod(target, 0o700)
+    except StaleCopyError as exc:
+        return _fail(f"refusing to restore: {exc}", 1)
+    except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    print(f"tlog: restored {source} to {target}; run `tlog fsck --data-dir {target}` before serving")
+    return 0
 
 
 def cmd_tpm_ca_init(args: argparse.Namespace) -> int:

@@ -64,6 +64,9 @@ class ServeConfig:
     """Least seconds between two checkpoints sent to the witnesses (sequencing never waits)."""
     witness_wait: bool = True
     """Answer submitters only once their entry is in a cosigned checkpoint (or the timeout)."""
+    witness_startup_check: bool = True
+    """At start, refuse a data dir older than (or forked from) what the witnesses co-signed
+    (a restored backup): serving it would fork the log. Off only for drills and tests."""
     witness_wait_timeout: float = 10.0
     """Seconds a submitter waits for cosignatures before getting the log-signed receipt."""
 
