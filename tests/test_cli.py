@@ -186,3 +186,45 @@ def test_receipt_numbers_must_be_integers(server: ServerProc) -> None:
         with pytest.raises(MalformedError):
             verify_receipt_doc(bad, [server.vkey])
     assert doc["index"] == 0
+
+
+def test_environment_overrides_and_print_config(tmp_path: Path) -> None:
+    """TLOG_<KEY> variables sit between the file and the flags; unknown or ill-typed ones are
+    refused with the variable's name; --print-config shows the effective values as TOML."""
+    import tomllib
+
+    cfg = tmp_path / "log.toml"
+    cfg.write_text('[log]\nworkers = 3\nmax_batch = 100\n\n[[witness]]\nurl = "http://127.0.0.1:1"\n'
+                   'vkey = "witness.example/w+1093b504+BG56HN0psLeP0Tr0xVmP7/TvKpcWbjym8uT7/M2AUFvx"\n')
+    env = {"TLOG_MAX_BATCH": "200", "TLOG_WITNESS_WAIT": "false", "TLOG_SERVE_CONFIG": "{}"}
+    c = load_config(cfg, {"workers": 2}, env)
+    assert (c.workers, c.max_batch, c.witness_wait, len(c.witnesses)) == (2, 200, False, 1)
+    for bad, msg in [({"TLOG_COLOUR": "red"}, "TLOG_COLOUR: no such setting"),
+                     ({"TLOG_WORKERS": "many"}, "TLOG_WORKERS: expected a number"),
+                     ({"TLOG_ALLOW_RAW": "yes"}, "TLOG_ALLOW_RAW: expected true or false"),
+                     ({"TLOG_WORKERS": "0"}, "workers")]:
+        with pytest.raises(ConfigError, match=msg):
+            load_config(None, {}, bad)
+    out = subprocess.run([sys.executable, "-m", "tlog.cli", "serve", "--config", str(cfg), "--print-config"],
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env=dict(os.environ, TLOG_MAX_BATCH="300"))
+    assert out.returncode == 0, out.stderr
+    printed = tomllib.loads(out.stdout)
+    assert printed["log"]["max_batch"] == 300 and printed["log"]["workers"] == 3
+    assert printed["witness"][0]["url"] == "http://127.0.0.1:1"
+    again = tmp_path / "printed.toml"
+    again.write_text(out.stdout)
+    assert load_config(again, {}, {}) == load_config(cfg, {}, {"TLOG_MAX_BATCH": "300"})
+
+
+def test_every_setting_is_documented() -> None:
+    from dataclasses import fields
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    for f in fields(ServeConfig):
+        if f.name != "witnesses":
+            assert f"| `{f.name}` | `TLOG_{f.name.upper()}` |" in text, f.name
+    from witness.config import _LOG_KEYS, _WITNESS_KEYS
+
+    for key in [*_WITNESS_KEYS, *_LOG_KEYS]:
+        assert f"`{key}`" in text, key

@@ -68,6 +68,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides["allow_raw"] = True if args.allow_raw else None
     try:
         config = load_config(args.config, overrides)
+        if args.print_config:
+            from tlog.config import config_toml
+
+            sys.stdout.write(config_toml(config))
+            return 0
         origin, vkey, created = prepare(config)
         tpm_vkey = check_tpm(config, origin)
         from tlog.backup import StaleCopyError, check_not_stale
@@ -316,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--workers", type=int, help="HTTP worker processes")
     s.add_argument("--config", help="TOML configuration file ([log] table)")
     s.add_argument("--tpm", help="TCTI of the TPM holding the checkpoint key (after `tlog tpm init`)")
+    s.add_argument("--print-config", action="store_true",
+                   help="print the effective configuration (file, TLOG_* environment, flags) and exit")
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keygen", help="generate an Ed25519 log key file")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -150,8 +152,27 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> ServeConfig:
-    """Defaults, then the TOML file's `[log]` table, then command-line overrides."""
+ENV_PREFIX = "TLOG_"
+
+
+def _from_env(name: str, raw: str, want: type) -> Any:
+    """An environment value in its key's type: `true`/`false`, decimal numbers, text."""
+    if want is bool:
+        if raw not in ("true", "false"):
+            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+        return raw == "true"
+    if want in (int, float):
+        try:
+            return want(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any],
+                env: dict[str, str] | None = None) -> ServeConfig:
+    """Defaults, then the TOML file's `[log]` table, then `TLOG_<KEY>` environment variables
+    (what containers set), then command-line overrides."""
     values: dict[str, Any] = {}
     types = {f.name: {"str": str, "int": int, "bool": bool, "float": float}[str(f.type)]
              for f in fields(ServeConfig) if f.name != "witnesses"}
@@ -168,7 +189,31 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> ServeConf
             if key not in types:
                 raise ConfigError(f"{path}: unknown key log.{key}")
             values[key] = _coerce(f"log.{key}", value, types[key])
+    for name, raw in sorted((os.environ if env is None else env).items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_IGNORED:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in types:
+            raise ConfigError(f"{name}: no such setting (see docs/configuration.md)")
+        values[key] = _from_env(name, raw, types[key])
     for key, value in overrides.items():
         if value is not None:
             values[key] = _coerce(key, value, types[key])
     return replace(ServeConfig(), **values)
+
+
+# Variables with the prefix that are not settings: the server's own hand-over to its workers.
+ENV_IGNORED = frozenset({"TLOG_SERVE_CONFIG", "TLOG_VKEY", "TLOG_TPM_VKEY", "TLOG_DATA",
+                         "TLOG_CLIENT_STATE"})
+
+
+def config_toml(config: ServeConfig) -> str:
+    """The effective configuration as a `[log]` file (it holds no secrets: keys live in files)."""
+    lines = ["[log]"]
+    for f in fields(ServeConfig):
+        if f.name == "witnesses":
+            continue
+        lines.append(f"{f.name} = {json.dumps(getattr(config, f.name))}")
+    for url, vkey in config.witnesses:
+        lines += ["", "[[witness]]", f"url = {json.dumps(url)}", f"vkey = {json.dumps(vkey)}"]
+    return "\n".join(lines) + "\n"
