@@ -260,3 +260,23 @@ def test_empty_root_checked_after_size_checks_and_configured_start(tmp_path: Pat
     with pytest.raises(RuntimeError, match="configured start"):
         WitnessProc(tmp_path / "wstate", args=["--config", str(cfg)]).start(timeout=15)
     log.store.close()
+
+
+def test_witness_environment_overrides_and_print_config(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from witness.config import WitnessConfigError, load_config
+
+    cfg = write_config(tmp_path, [(ORIGIN, LOG.verifier().vkey())])
+    c = load_config(cfg, {"listen": "127.0.0.1:9"}, {"WITNESS_LISTEN": "127.0.0.1:8", "WITNESS_BURST": "7"})
+    assert (c.listen, c.burst) == ("127.0.0.1:9", 7)  # flags win over the environment
+    for bad in ({"WITNESS_COLOUR": "red"}, {"WITNESS_BURST": "x"}):
+        with pytest.raises(WitnessConfigError, match=next(iter(bad))):
+            load_config(cfg, {}, bad)
+    import os
+
+    out = subprocess.run([sys.executable, "-m", "witness.cli", "serve", "--config", str(cfg),
+                          "--print-config"], capture_output=True, text=True, timeout=60, check=False,
+                         env=dict(os.environ, WITNESS_RATE_PER_LOG="3.5"))
+    assert out.returncode == 0 and "rate_per_log = 3.5" in out.stdout, out.stderr

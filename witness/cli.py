@@ -63,6 +63,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None}
     try:
         config = load_config(args.config, overrides)
+        if args.print_config:
+            print(f"[witness]\nkey_file = {json.dumps(str(config.key_file))}\n"
+                  f"data_dir = {json.dumps(str(config.data_dir))}\nlisten = {json.dumps(config.listen)}\n"
+                  f"rate_per_log = {config.rate_per_log}\nburst = {config.burst}\n"
+                  f"# {len(config.logs)} [[log]] table(s)")
+            return 0
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
         return _fail(str(exc))
@@ -113,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--config", required=True, help="TOML configuration (docs/witness.md)")
     s.add_argument("--data-dir", help="state directory (overrides the config)")
     s.add_argument("--listen", help="HOST:PORT (port 0: any free port)")
+    s.add_argument("--print-config", action="store_true",
+                   help="print the effective [witness] settings and exit")
     s.set_defaults(func=cmd_serve)
     args = p.parse_args(argv)
     return int(args.func(args))

@@ -21,6 +21,7 @@ Relative paths are relative to the config file's directory.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +106,29 @@ def parse_log(doc: dict[str, Any], where: str = "log") -> LogEntry:
     return LogEntry(origin, tuple(keys), start)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> WitnessConfig:
+ENV_PREFIX = "WITNESS_"
+
+
+def _env_values(env: dict[str, str]) -> dict[str, Any]:
+    """`WITNESS_<KEY>` variables for the `[witness]` settings, typed like the file's."""
+    out: dict[str, Any] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        want = _WITNESS_KEYS.get(key)
+        if want is None:
+            raise WitnessConfigError(f"{name}: no such setting (see docs/configuration.md)")
+        try:
+            out[key] = int(raw) if want is int else float(raw) if want == (int, float) else raw
+        except ValueError:
+            raise WitnessConfigError(f"{name}: expected a number, got {raw!r}") from None
+    return out
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
+                env: dict[str, str] | None = None) -> WitnessConfig:
+    """The file's `[witness]` table, then `WITNESS_<KEY>` environment variables, then flags."""
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -115,6 +138,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Wi
     if unknown:
         raise WitnessConfigError(f"unknown table(s) {sorted(unknown)}")
     table = dict(doc.get("witness", {}))
+    table.update(_env_values(dict(os.environ) if env is None else env))
     table.update({k: v for k, v in (overrides or {}).items() if v is not None})
     _typed(table, _WITNESS_KEYS, "witness")
     base = p.resolve().parent
