@@ -25,6 +25,7 @@ from client import merkle
 from client.attest import search_keys
 from client.encoding import b64decode_std
 from client.errors import LogAPIError, MalformedError, NetworkError, PolicyError, VerificationError
+from client.http import read_bounded
 from client.merkle import HASH_SIZE, Node, node_hash
 from client.policy import TrustPolicy
 from client.tiles import (
@@ -115,18 +116,9 @@ class LogClient:
         while True:
             attempt += 1
             self.fetches += 1
-            # httpx's timeout bounds each read; this bounds the whole answer (a server
-            # trickling one byte per read would otherwise hold a request open for days).
-            deadline = time.monotonic() + self.deadline
             try:
                 with self._http.stream(method, url, **kw) as resp:
-                    body = bytearray()
-                    for chunk in resp.iter_bytes():
-                        body += chunk
-                        if len(body) > limit:
-                            raise MalformedError(f"{path}: answer is larger than {limit} bytes")
-                        if time.monotonic() > deadline:
-                            raise httpx.ReadTimeout(f"answer took over {self.deadline} s")
+                    body = read_bounded(resp, limit, self.deadline, f"{path}: the answer")
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise MalformedError(f"bad log URL {url}: {exc}") from exc
             except httpx.TransportError as exc:

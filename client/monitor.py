@@ -39,6 +39,7 @@ from client.audit import full_audit, load_tree, save_tree
 from client.checkpoint import Checkpoint
 from client.errors import ConsistencyError, MalformedError, NetworkError, ProofError, TlogError
 from client.evidence import key_policy, split_view, to_document, verify_evidence
+from client.http import read_bounded
 from client.logclient import LogClient
 from client.policy import TrustPolicy, load_policy
 from client.state import TrustState, write_atomically
@@ -48,6 +49,7 @@ from client.verify import Receipt, VerifiedCheckpoint, verify_checkpoint
 log = logging.getLogger("tlog.monitor")
 MAX_GOSSIP_BYTES = 4 << 20
 MAX_NOTES_PER_SOURCE = 64
+GOSSIP_DEADLINE = 30.0  # seconds for one gossip answer
 CHUNK = 16384  # entries replayed (and their reports written) before the cursor is saved
 
 
@@ -272,12 +274,7 @@ def _end_torn_line(path: Path) -> None:
 
 def _get_limited(http: httpx.Client, url: str, limit: int) -> tuple[int, bytes]:
     with http.stream("GET", url) as resp:
-        body = bytearray()
-        for chunk in resp.iter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise MalformedError(f"answer larger than {limit} bytes")
-        return resp.status_code, bytes(body)
+        return resp.status_code, read_bounded(resp, limit, GOSSIP_DEADLINE, url)
 
 
 # --- following one log ------------------------------------------------------------------------

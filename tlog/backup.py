@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ import httpx
 from client import merkle
 from client.checkpoint import parse_checkpoint_text
 from client.errors import TlogError
+from client.http import read_bounded
 from client.note import parse_vkey, verify_note
 from tlog.storage import LogStore
 
@@ -75,14 +75,8 @@ def witnessed_size(witnesses: tuple[tuple[str, str], ...], origin: str, log_vkey
 def _get_capped(http: httpx.Client, url: str, deadline: float, limit: int = 64 * 1024) -> tuple[int, bytes]:
     """GET with a total deadline and a size cap: a slow or hostile witness must not hold up
     the log's start."""
-    end = time.monotonic() + deadline
     with http.stream("GET", url) as resp:
-        body = bytearray()
-        for chunk in resp.iter_bytes():
-            body += chunk
-            if len(body) > limit or time.monotonic() > end:
-                raise httpx.ReadTimeout("witness answer too slow or too large")
-        return resp.status_code, bytes(body)
+        return resp.status_code, read_bounded(resp, limit, deadline, f"witness {url}")
 
 
 def check_not_stale(data_dir: Path, witnesses: tuple[tuple[str, str], ...], log_vkeys: list[str]) -> None:

@@ -26,6 +26,7 @@ import httpx
 from client import merkle
 from client.encoding import b64encode, parse_decimal
 from client.errors import MalformedError, SignatureError, UnknownKeyError
+from client.http import read_bounded
 from client.note import (
     CosignatureV1Verifier,
     Note,
@@ -175,16 +176,9 @@ class WitnessCollector:
     def _post(self, url: str, body: bytes) -> tuple[int, str, bytes]:
         """POST with a total deadline and a cap on the answer (a witness that trickles bytes
         or sends a flood must not hold a round or the sequencer's memory)."""
-        deadline = time.monotonic() + self.timeout
         with self._http.stream("POST", url, content=body) as resp:
-            data = bytearray()
-            for chunk in resp.iter_bytes():
-                data += chunk
-                if len(data) > MAX_ANSWER:
-                    raise httpx.DecodingError(f"answer larger than {MAX_ANSWER} bytes")
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(f"answer took over {self.timeout} s")
-            return resp.status_code, resp.headers.get("content-type", ""), bytes(data)
+            data = read_bounded(resp, MAX_ANSWER, self.timeout, f"witness {url}")
+            return resp.status_code, resp.headers.get("content-type", ""), data
 
     def _push(self, w: WitnessState, size: int, note: bytes) -> NoteSignature | None:
         """One witness: add-checkpoint (and one retry after a 409 with its size)."""
@@ -194,7 +188,7 @@ class WitnessCollector:
             try:
                 proof = self._proof(old, size)
                 status, ctype, content = self._post(w.url + "/add-checkpoint", _body(old, proof, note))
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError, MalformedError) as exc:
                 self.m_requests.inc(1, w.verifier.name, "unreachable")
                 log.warning("witness %s: %s", w.verifier.name, exc)
                 return None
