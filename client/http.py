@@ -1,4 +1,6 @@
-"""Reading HTTP answers within bounds: a size cap and a total deadline.
+"""HTTP plumbing shared by the processes: answers read within bounds, listening sockets.
+
+Reading answers within bounds: a size cap and a total deadline.
 
 httpx's timeout bounds each read, not the whole answer: a peer that trickles one byte per
 read, or sends a flood, could otherwise hold a caller (a client, the sequencer's witness
@@ -8,6 +10,7 @@ answer read from another party goes through `read_bounded`.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
@@ -28,3 +31,19 @@ def read_bounded(resp: httpx.Response, limit: int, deadline: float | None = None
         if end is not None and time.monotonic() > end:
             raise httpx.ReadTimeout(f"{what} took over {deadline:g} s")
     return bytes(body)
+
+
+def listen(host: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+    """A bound, listening TCP socket for a server process (port 0: any free port) and its
+    base URL; raises OSError if the address cannot be bound."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    bound_host, bound_port = sock.getsockname()[:2]
+    url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
+    return sock, url

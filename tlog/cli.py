@@ -9,7 +9,6 @@ import os
 import secrets
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -85,16 +84,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"refusing to serve: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from client.http import listen
+
     try:
-        sock.bind((config.host, config.port))
+        sock, url = listen(config.host, config.port, 2048)
     except OSError as exc:
         return _fail(f"cannot listen on {config.listen}: {exc}")
-    sock.listen(2048)
     sock.set_inheritable(True)
-    host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     data = Path(config.data_dir).resolve()
     if created:
         print(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")

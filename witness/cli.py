@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -72,17 +71,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
         return _fail(str(exc))
+    from client.http import listen
     from witness.app import Witness, build_app
     from witness.store import WitnessStore
 
-    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((config.host, config.port))
+        sock, url = listen(config.host, config.port, 1024)
     except OSError as exc:
         return _fail(f"cannot listen on {config.listen}: {exc}")
-    sock.listen(1024)
-    host, port = sock.getsockname()[:2]
     store = WitnessStore(config.data_dir)
     try:
         app = build_app(Witness(config, store, cosigner))
@@ -91,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(f"witness: {cosigner.name}, {len(config.logs)} log(s), state in {config.data_dir}")
     print(f"witness: verifier key {cosigner.verifier().vkey()}")
-    print(f"witness: listening on http://{host}:{port}", flush=True)
+    print(f"witness: listening on {url}", flush=True)
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=30,
