@@ -33,7 +33,7 @@ from client.errors import (
     TlogError,
 )
 from client.logclient import LogClient
-from client.policy import TrustPolicy, load_policy
+from client.policy import TrustPolicy, load_policy, policy_from_dict
 from client.signing import dsse_submission, hashedrekord_submission, load_private_key
 from client.state import TrustState
 from client.verify import VerifiedCheckpoint, parse_receipt, verify_receipt, verify_receipt_doc
@@ -312,21 +312,67 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    import logging
     import signal
 
-    from client.monitor import Monitor, MonitorConfigError, load_monitor_config
+    from client.logs import setup_logging
+    from client.monitor import Monitor, MonitorConfigError, load_monitor_config, monitor_config_toml
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        monitor = Monitor(load_monitor_config(args.config))
+        config = load_monitor_config(args.config)
+        if args.print_config:
+            sys.stdout.write(monitor_config_toml(config))
+            return EXIT_OK
+        setup_logging(config.log_format, "tlog-monitor")
+        monitor = Monitor(config)
     except MonitorConfigError as exc:
         raise UsageError(str(exc)) from exc
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: monitor.stop.set())
     monitor.run()
+    return EXIT_OK
+
+
+def _key_args(values: list[str]) -> list[str]:
+    """Verifier keys given inline or as @FILE (one key per line, `#` comments)."""
+    out: list[str] = []
+    for v in values:
+        if v.startswith("@"):
+            try:
+                text = Path(v[1:]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"{v}: {exc}") from exc
+            out += [ln.strip() for ln in text.split("\n") if ln.strip() and not ln.startswith("#")]
+        else:
+            out.append(v)
+    return out
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    """Write a trust policy from keys published by the log and its witnesses."""
+    from client.note import parse_vkey
+    from client.policy import policy_toml
+
+    try:
+        log_keys = tuple(parse_vkey(k) for k in _key_args(args.log_key))
+        witnesses = tuple(parse_vkey(k) for k in _key_args(args.witness_key or []))
+        policy = TrustPolicy(
+            origin=args.origin or log_keys[0].name, log_keys=log_keys,
+            log_signatures=args.log_signatures, witnesses=witnesses,  # type: ignore[arg-type]
+            witness_quorum=(args.witness_quorum or len(witnesses)) if witnesses else 0,
+            max_age_seconds=args.max_age, url=args.url.rstrip("/") if args.url else None)
+        policy_from_dict(policy.to_dict())  # the same checks as loading the file
+    except (MalformedError, IndexError) as exc:
+        raise UsageError(f"policy: {exc}") from exc
+    text = policy_toml(policy, "written by tlog-client policy")
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        from client.state import write_atomically
+
+        out = Path(args.out)
+        write_atomically(out, text.encode())
+        os.chmod(out, 0o644)
+        print(f"wrote {out}")
     return EXIT_OK
 
 
@@ -452,6 +498,20 @@ def _parser() -> argparse.ArgumentParser:
     s = add("monitor", cmd_monitor, "follow logs, report watched entries, gossip tree heads "
             "(docs/monitoring.md)", online=False, policy=False)
     s.add_argument("--config", required=True, help="monitor TOML configuration")
+    s.add_argument("--print-config", action="store_true", help="print the effective settings and exit")
+
+    s = add("policy", cmd_policy, "write a trust policy from the log's and witnesses' published keys",
+            online=False, policy=False)
+    s.add_argument("--log-key", action="append", required=True,
+                   help="the log's verifier key, or @FILE with keys one per line (repeatable)")
+    s.add_argument("--witness-key", action="append", help="a witness's cosignature/v1 key, or @FILE")
+    s.add_argument("--witness-quorum", type=int, default=0, help="cosignatures required (0: all)")
+    s.add_argument("--origin", help="the log's origin (default: its key's name)")
+    s.add_argument("--url", help="the log's URL (for online checks and monitors)")
+    s.add_argument("--max-age", type=int, help="newest trusted cosignature at most this many seconds old")
+    s.add_argument("--log-signatures", choices=["all", "any"], default="all",
+                   help="with several log keys: all must sign, or any one")
+    s.add_argument("--out", default="-", help="file to write (default: stdout)")
 
     s = add("verify-evidence", cmd_verify_evidence, "re-check split-view evidence offline",
             online=False)

@@ -56,3 +56,35 @@ def load_or_create(path: Path, name: str) -> tuple[Ed25519Signer, bool]:
     signer = generate_ed25519(name)
     write_key(path, signer)
     return signer, True
+
+
+def write_vkey(path: Path, vkey: str) -> None:
+    """Publish a verifier key (public: mode 0644) for other processes to read, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(vkey + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def keygen(out: Path, name: str, *, if_missing: bool) -> tuple[Ed25519Signer, bool]:
+    """`keygen` for every command: a new key at `out` (never overwriting one), or with
+    `if_missing` the existing key there if it has this name. Returns (signer, created)."""
+    if if_missing and out.exists():
+        signer = read_key(out)
+        if signer.name != name:
+            raise KeyFileError(f"{out} is the key of {signer.name!r}, not {name!r}")
+        return signer, False
+    signer = generate_ed25519(name)
+    try:
+        write_key(out, signer)
+    except FileExistsError:
+        raise KeyFileError(f"{out} exists; refusing to overwrite a key") from None
+    return signer, True

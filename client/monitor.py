@@ -22,9 +22,11 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,10 +39,12 @@ from client import merkle
 from client.attest import parse_leaf, search_keys
 from client.audit import full_audit, load_tree, save_tree
 from client.checkpoint import Checkpoint
+from client.envconfig import env_settings
 from client.errors import ConsistencyError, MalformedError, NetworkError, ProofError, TlogError
 from client.evidence import key_policy, split_view, to_document, verify_evidence
 from client.http import read_bounded
 from client.logclient import LogClient
+from client.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Counter, Gauge, Histogram, Registry
 from client.policy import TrustPolicy, load_policy
 from client.state import TrustState, write_atomically
 from client.tiletree import TileTree
@@ -89,6 +93,7 @@ class MonitorConfig:
     witnesses: tuple[str, ...] = ()
     peers_file: str = ""  # one peer URL per line, re-read every gossip round
     chunk: int = CHUNK  # entries replayed (and their reports written) per cursor save
+    log_format: str = "text"
 
     def all_peers(self) -> list[str]:
         peers = list(self.peers)
@@ -103,12 +108,14 @@ class MonitorConfig:
 
 _MONITOR_KEYS = {"state_dir": str, "listen": str, "poll_interval": (int, float),
                  "gossip_interval": (int, float), "output": str, "webhook": str, "peers": list,
-                 "witnesses": list, "peers_file": str, "chunk": int}
+                 "witnesses": list, "peers_file": str, "chunk": int, "log_format": str}
 _LOG_KEYS = {"policy": str, "signers": list, "subjects": list, "predicate_types": list}
+ENV_PREFIX = "MONITOR_"
 
 
-def load_monitor_config(path: str | Path) -> MonitorConfig:
-    """The monitor's TOML file (docs/monitoring.md); relative paths are relative to it."""
+def load_monitor_config(path: str | Path, env: dict[str, str] | None = None) -> MonitorConfig:
+    """The monitor's TOML file (docs/monitoring.md), then `MONITOR_<KEY>` environment
+    variables; relative paths are relative to the file."""
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -117,7 +124,9 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
     base = p.resolve().parent
     for key in set(doc) - {"monitor", "log"}:
         raise MonitorConfigError(f"unknown table {key!r}")
-    table = doc.get("monitor", {})
+    environ = os.environ if env is None else env
+    table = {**doc.get("monitor", {}),
+             **env_settings(environ, ENV_PREFIX, _MONITOR_KEYS, MonitorConfigError)}
     for key, value in table.items():
         want = _MONITOR_KEYS.get(key)
         if want is None or not isinstance(value, want) or isinstance(value, bool):
@@ -145,6 +154,8 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
     if len(set(origins)) != len(origins):
         raise MonitorConfigError("a log is listed twice")
     output = table.get("output", "-")
+    if table.get("log_format", "text") not in ("text", "json"):
+        raise MonitorConfigError("monitor.log_format: expected text or json")
     urls = [*table.get("peers", []), *table.get("witnesses", [])]
     if table.get("webhook"):
         urls.append(table["webhook"])
@@ -160,7 +171,19 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
         peers=tuple(u.rstrip("/") for u in table.get("peers", [])),
         witnesses=tuple(u.rstrip("/") for u in table.get("witnesses", [])),
         peers_file=str(base / table["peers_file"]) if table.get("peers_file") else "",
-        chunk=max(1, table.get("chunk", CHUNK)))
+        chunk=max(1, table.get("chunk", CHUNK)), log_format=table.get("log_format", "text"))
+
+
+def monitor_config_toml(config: MonitorConfig) -> str:
+    """The effective `[monitor]` settings as TOML (the `[[log]]` tables are listed by origin)."""
+    values = {"state_dir": str(config.state_dir), "listen": config.listen,
+              "poll_interval": config.poll_interval, "gossip_interval": config.gossip_interval,
+              "output": config.output, "webhook": config.webhook, "peers": list(config.peers),
+              "witnesses": list(config.witnesses), "peers_file": config.peers_file,
+              "chunk": config.chunk, "log_format": config.log_format}
+    lines = ["[monitor]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+    lines += [f"# [[log]] {lw.policy.origin} at {lw.policy.url}" for lw in config.logs]
+    return "\n".join(lines) + "\n"
 
 
 # --- reports --------------------------------------------------------------------------------
@@ -458,6 +481,7 @@ class Monitor:
         self._forked: set[str] = {d.get("origin", "") for d in self.evidence()}
         self.split_views = len(self._seen_evidence)
         self._lock = threading.Lock()
+        self._metrics = self._registry()
 
     def alert(self, doc: dict[str, Any]) -> bool:
         """Keep evidence (once per pair of trees), and say so loudly. The document is checked
@@ -585,26 +609,38 @@ class Monitor:
                     self.gossip_errors += 1
                     log.exception("gossip round failed")
 
+    def _registry(self) -> Registry:
+        reg = Registry(worker_label=False)
+        self.m_http = reg.add(Counter("tlog_monitor_http_responses_total",
+                                      "HTTP responses by route and status", ("route", "code")))
+        self.m_http_latency = reg.add(Histogram("tlog_monitor_http_request_seconds",
+                                                "HTTP request latency by route", LATENCY_BUCKETS,
+                                                ("route",)))
+
+        def per_log(key: str) -> Callable[[], dict[tuple[str, ...], float]]:
+            return lambda: {(o,): float(f.stats[key]) for o, f in self.followers.items()}
+
+        for name, help_text, key, kind in [
+                ("tlog_monitor_tree_size", "Latest verified tree size", "size", "gauge"),
+                ("tlog_monitor_processed_entries", "Entries replayed and checked", "processed", "gauge"),
+                ("tlog_monitor_entries_total", "Entries replayed since start", "entries", "counter"),
+                ("tlog_monitor_matches_total", "Watched entries reported", "matches", "counter"),
+                ("tlog_monitor_poll_errors_total", "Failed polls", "errors", "counter"),
+                ("tlog_monitor_last_ok_seconds", "Unix time of the last good poll", "last_ok", "gauge")]:
+            reg.add(Gauge(name, help_text, per_log(key), ("origin",), kind))
+        reg.add(Gauge("tlog_monitor_lag_entries", "Entries in the log not yet checked",
+                      lambda: {(o,): float(f.stats["size"] - f.stats["processed"])
+                               for o, f in self.followers.items()}, ("origin",)))
+        reg.add(Gauge("tlog_monitor_split_views_total", "Split views proven (evidence stored)",
+                      lambda: float(self.split_views), kind="counter"))
+        reg.add(Gauge("tlog_monitor_inconsistencies_total", "Inconsistent checkpoints seen",
+                      lambda: float(self.inconsistencies), kind="counter"))
+        reg.add(Gauge("tlog_monitor_gossip_errors_total", "Failed gossip rounds or peers",
+                      lambda: float(self.gossip_errors), kind="counter"))
+        return reg
+
     def metrics(self) -> str:
-        lines = []
-        for name, help_text, key in [
-                ("tlog_monitor_tree_size", "Latest verified tree size", "size"),
-                ("tlog_monitor_processed_entries", "Entries replayed and checked", "processed"),
-                ("tlog_monitor_entries_total", "Entries replayed since start", "entries"),
-                ("tlog_monitor_matches_total", "Watched entries reported", "matches"),
-                ("tlog_monitor_poll_errors_total", "Failed polls", "errors"),
-                ("tlog_monitor_last_ok_seconds", "Unix time of the last good poll", "last_ok")]:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-            lines += [f'{name}{{origin="{o}"}} {f.stats[key]:g}' for o, f in self.followers.items()]
-        lines += ["# HELP tlog_monitor_lag_entries Entries in the log not yet checked",
-                  "# TYPE tlog_monitor_lag_entries gauge"]
-        lines += [f'tlog_monitor_lag_entries{{origin="{o}"}} {f.stats["size"] - f.stats["processed"]}'
-                  for o, f in self.followers.items()]
-        lines += ["# TYPE tlog_monitor_split_views_total counter",
-                  f"tlog_monitor_split_views_total {self.split_views}",
-                  "# TYPE tlog_monitor_gossip_errors_total counter",
-                  f"tlog_monitor_gossip_errors_total {self.gossip_errors}"]
-        return "\n".join(lines) + "\n"
+        return self._metrics.render().decode()
 
     def health(self) -> tuple[int, dict[str, Any]]:
         now = time.time()
@@ -621,8 +657,17 @@ class Monitor:
     def serve(self) -> ThreadingHTTPServer:
         monitor = self
 
+        routes = ("/gossip/checkpoints", "/gossip/evidence", "/healthz", "/metrics")
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                t0 = time.perf_counter()
+                self._route()
+                route = self.path if self.path in routes else "other"
+                monitor.m_http.inc(1, route, str(self._status))
+                monitor.m_http_latency.observe(time.perf_counter() - t0, route)
+
+            def _route(self) -> None:
                 if self.path == "/gossip/checkpoints":
                     self._send(200, {"checkpoints": monitor.checkpoints()})
                 elif self.path == "/gossip/evidence":
@@ -630,12 +675,13 @@ class Monitor:
                 elif self.path == "/healthz":
                     self._send(*monitor.health())
                 elif self.path == "/metrics":
-                    self._send(200, monitor.metrics().encode(), "text/plain; version=0.0.4")
+                    self._send(200, monitor.metrics().encode(), CONTENT_TYPE)
                 else:
                     self._send(404, {"error": "not found"})
 
             def _send(self, status: int, body: Any, ctype: str = "application/json") -> None:
                 data = body if isinstance(body, bytes) else orjson.dumps(body)
+                self._status = status
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
@@ -653,7 +699,9 @@ class Monitor:
     def run(self) -> None:
         server = self.serve()
         host, port = server.server_address[:2]
-        print(f"tlog-client monitor: listening on http://{host}:{port}", flush=True)
+        say = print if self.config.log_format == "text" else log.info
+        say(f"tlog-client monitor: listening on http://{host}:{port}")
+        sys.stdout.flush()
         threads = [threading.Thread(target=server.serve_forever, daemon=True)]
         threads += [threading.Thread(target=self.follow_loop, args=(f,), daemon=True)
                     for f in self.followers.values()]

@@ -94,7 +94,8 @@ def main() -> int:
                                 str(mdir / "monitor.toml")], stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
-            while not (found := re.findall(r"listening on (http://\S+)", (mdir / "monitor.log").read_text())):
+            listening = re.compile(r'listening on (http://[^\s"]+)')
+            while not (found := listening.findall((mdir / "monitor.log").read_text())):
                 if time.monotonic() > deadline:
                     raise RuntimeError("monitor did not start")
                 time.sleep(0.05)

@@ -10,8 +10,11 @@ want_test=0
 apt_pkgs=(python3-venv build-essential pkg-config)
 if [ "$want_test" = 1 ]; then
   # Go's sumdb implementation for the interop cross-check; wrk for loadtest/; swtpm and the
-  # TSS headers that tpm2-pytss builds against, for the TPM tests.
-  apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk swtpm swtpm-tools libtss2-dev python3-dev)
+  # TSS headers that tpm2-pytss builds against, for the TPM tests. The deploy/ checks:
+  # docker-compose (validates the compose file; no engine needed), promtool (from the
+  # prometheus package: alert rules, their unit tests, the metrics format), systemd-analyze.
+  apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk swtpm swtpm-tools libtss2-dev python3-dev
+             docker-compose prometheus systemd)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -14,8 +14,8 @@ from typing import IO
 
 import httpx
 
-_LISTEN = re.compile(r"listening on (http://\S+)")
-_VKEY = re.compile(r"verifier key (\S+)")
+_LISTEN = re.compile(r'listening on (http://[^\s"]+)')
+_VKEY = re.compile(r'verifier key ([^\s"]+)')
 
 
 @dataclass

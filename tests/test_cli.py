@@ -228,3 +228,62 @@ def test_every_setting_is_documented() -> None:
 
     for key in [*_WITNESS_KEYS, *_LOG_KEYS]:
         assert f"`{key}`" in text, key
+
+
+def test_keygen_if_missing_publishes_the_vkey(tmp_path: Path) -> None:
+    """What deploy/compose/log-init.sh relies on: a second run keeps the key, and the verifier
+    key file (0644) matches it; a key of another name is not silently kept."""
+    key, pub = tmp_path / "data" / "log.key", tmp_path / "pub" / "log.vkey"
+    key.parent.mkdir()
+    first = _tlog("keygen", "--if-missing", "--origin", ORIGIN, "--out", str(key), "--vkey-out", str(pub))
+    assert first.returncode == 0, first.stderr
+    before = key.read_text()
+    second = _tlog("keygen", "--if-missing", "--origin", ORIGIN, "--out", str(key), "--vkey-out", str(pub))
+    assert second.returncode == 0 and key.read_text() == before and "kept" in second.stdout
+    printed = {first.stdout.strip().splitlines()[-1], second.stdout.strip().splitlines()[-1]}
+    assert printed == {pub.read_text().strip()}
+    assert pub.stat().st_mode & 0o777 == 0o644
+    other = _tlog("keygen", "--if-missing", "--origin", "other.example/log", "--out", str(key))
+    assert other.returncode == 2 and "not 'other.example/log'" in other.stderr
+
+
+def test_witness_vkey_files(tmp_path: Path) -> None:
+    """[[witness]] vkey_file (relative to the config file) instead of an inline vkey; a missing
+    or wrong file is an error naming the table."""
+    vkey = "witness.example/w+1093b504+BG56HN0psLeP0Tr0xVmP7/TvKpcWbjym8uT7/M2AUFvx"
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "w.vkey").write_text(vkey + "\n")
+    cfg = tmp_path / "log.toml"
+    cfg.write_text('[[witness]]\nurl = "http://127.0.0.1:1"\nvkey_file = "keys/w.vkey"\n')
+    assert load_config(cfg, {}, {}).witnesses == (("http://127.0.0.1:1", vkey),)
+    for body, msg in [('vkey_file = "keys/none.vkey"', r"witness\[0\].vkey_file"),
+                      (f'vkey_file = "keys/w.vkey"\nvkey = "{vkey}"', "one of vkey, vkey_file")]:
+        cfg.write_text(f'[[witness]]\nurl = "http://127.0.0.1:1"\n{body}\n')
+        with pytest.raises(ConfigError, match=msg):
+            load_config(cfg, {}, {})
+    (tmp_path / "keys" / "w.vkey").write_text(ORIGIN + "+00000000+AAAA\n")
+    cfg.write_text('[[witness]]\nurl = "http://127.0.0.1:1"\nvkey_file = "keys/w.vkey"\n')
+    with pytest.raises(ConfigError, match="vkey"):
+        load_config(cfg, {}, {})
+
+
+def test_client_policy_command(tmp_path: Path) -> None:
+    """`tlog-client policy` builds a trust policy from published key files; it loads back, and
+    bad keys are refused (exit 2)."""
+    from client.policy import load_policy
+
+    log_vkey = "tlog.example/log+998165b9+AepKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
+    wkey = "witness.example/w+1093b504+BG56HN0psLeP0Tr0xVmP7/TvKpcWbjym8uT7/M2AUFvx"
+    (tmp_path / "log.vkey").write_text(f"# the log\n{log_vkey}\n")
+    out = tmp_path / "policy.toml"
+    r = subprocess.run([sys.executable, "-m", "client.cli", "policy",
+                        "--log-key", f"@{tmp_path / 'log.vkey'}", "--witness-key", wkey,
+                        "--url", "http://log:8080/", "--max-age", "600", "--out", str(out)],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    p = load_policy(out)
+    assert (p.origin, p.url, p.witness_quorum, p.max_age_seconds) == (
+        "tlog.example/log", "http://log:8080", 1, 600)
+    bad = subprocess.run([sys.executable, "-m", "client.cli", "policy", "--log-key", wkey],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 2 and "policy" in bad.stderr

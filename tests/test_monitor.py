@@ -60,7 +60,7 @@ class MonitorProc:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            found = re.findall(r"listening on (http://\S+)", (self.dir / "monitor.log").read_text())
+            found = re.findall(r'listening on (http://[^\s"]+)', (self.dir / "monitor.log").read_text())
             if found:
                 self.url = found[-1]
                 return
@@ -369,3 +369,35 @@ def test_a_witness_read_endpoint_reveals_a_fork(tmp_path: Path) -> None:
             mon.stop()
         witness.stop()
         log_a.stop()
+
+
+def test_monitor_environment_overrides_and_print_config(tmp_path: Path) -> None:
+    """MONITOR_<KEY> variables override [monitor] (lists comma-separated); unknown or ill-typed
+    ones are refused naming the variable; --print-config shows the effective settings."""
+    import os
+    import subprocess
+    import sys
+    import tomllib
+
+    from client.monitor import MonitorConfigError, load_monitor_config
+
+    vkey = "tlog.example/log+998165b9+AepKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
+    (tmp_path / "policy.toml").write_text(f'origin = "tlog.example/log"\nurl = "http://127.0.0.1:1"\n'
+                                          f'log_keys = ["{vkey}"]\n')
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('[monitor]\npoll_interval = 2.0\n\n[[log]]\npolicy = "policy.toml"\n')
+    env = {"MONITOR_POLL_INTERVAL": "0.5", "MONITOR_WITNESSES": "http://w1:1,http://w2:2",
+           "MONITOR_LOG_FORMAT": "json", "MONITOR_STATE_DIR": str(tmp_path / "st")}
+    c = load_monitor_config(cfg, env)
+    assert (c.poll_interval, c.witnesses, c.log_format) == (0.5, ("http://w1:1", "http://w2:2"), "json")
+    assert c.state_dir == tmp_path / "st"
+    for bad, msg in [({"MONITOR_COLOUR": "red"}, "MONITOR_COLOUR"), ({"MONITOR_CHUNK": "x"}, "MONITOR_CHUNK"),
+                     ({"MONITOR_LOG_FORMAT": "xml"}, "log_format"), ({"MONITOR_PEERS": "ftp://x"}, "http")]:
+        with pytest.raises(MonitorConfigError, match=msg):
+            load_monitor_config(cfg, bad)
+    out = subprocess.run([sys.executable, "-m", "client.cli", "monitor", "--config", str(cfg),
+                          "--print-config"], capture_output=True, text=True, timeout=60, check=False,
+                         env=dict(os.environ, MONITOR_GOSSIP_INTERVAL="7"))
+    assert out.returncode == 0, out.stderr
+    printed = tomllib.loads(out.stdout)["monitor"]
+    assert printed["gossip_interval"] == 7 and printed["poll_interval"] == 2.0

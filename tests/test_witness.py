@@ -187,9 +187,13 @@ def test_rate_limit_and_config_errors(tmp_path: Path) -> None:
         metrics = httpx.get(w.url + "/metrics", timeout=10).text
         assert f'witness_add_checkpoint_total{{origin="{ORIGIN}",code="429"}} 1' in metrics
         # Junk from one address: after the refusal burst, 429 before any work is done.
+        # (Until the budget runs out: it refills at 50/s, so how many get through depends on
+        # this machine's speed, but not whether the 429 comes.)
+        junk: list[int] = []
         with httpx.Client(timeout=10) as c:
-            junk = [c.post(w.url + "/add-checkpoint", content=b"junk").status_code for _ in range(230)]
-        assert junk.count(400) >= 150 and junk.count(429) >= 5, junk[-10:]
+            while 429 not in junk[-5:] and len(junk) < 5000:
+                junk.append(c.post(w.url + "/add-checkpoint", content=b"junk").status_code)
+        assert junk.count(400) >= 200 and junk[-1] == 429 and set(junk) == {400, 429}, junk[-10:]
     finally:
         w.stop()
     bad = tmp_path / "bad.toml"
@@ -280,3 +284,25 @@ def test_witness_environment_overrides_and_print_config(tmp_path: Path) -> None:
                           "--print-config"], capture_output=True, text=True, timeout=60, check=False,
                          env=dict(os.environ, WITNESS_RATE_PER_LOG="3.5"))
     assert out.returncode == 0 and "rate_per_log = 3.5" in out.stdout, out.stderr
+
+
+def test_witness_keys_file_names_the_log(tmp_path: Path) -> None:
+    """[[log]] keys_file: the log's keys from a file (one per line); the origin is their name."""
+    from witness.config import WitnessConfigError, load_config
+
+    (tmp_path / "log.vkey").write_text(f"# published by the log\n{LOG.verifier().vkey()}\n")
+    write_key(tmp_path / "witness.key", Ed25519Signer(WITNESS_NAME, WITNESS_SEED))
+    cfg = tmp_path / "witness.toml"
+    cfg.write_text('[witness]\nlog_format = "json"\n\n[[log]]\nkeys_file = "log.vkey"\n')
+    c = load_config(cfg, {}, {})
+    assert list(c.logs) == [ORIGIN] and c.log_format == "json"
+    assert load_config(cfg, {}, {"WITNESS_ACCESS_LOG": "true"}).access_log is True
+    for body, msg in [('keys_file = "none.vkey"', "cannot read"),
+                      (f'keys_file = "log.vkey"\nkeys = ["{LOG.verifier().vkey()}"]', "do not go together"),
+                      ('keys_file = "log.vkey"\norigin = "other.example/log"', "must be a log key named")]:
+        cfg.write_text(f"[[log]]\n{body}\n")
+        with pytest.raises(WitnessConfigError, match=msg):
+            load_config(cfg, {}, {})
+    cfg.write_text('[witness]\nlog_format = "xml"\n')
+    with pytest.raises(WitnessConfigError, match="log_format"):
+        load_config(cfg, {}, {})

@@ -211,7 +211,7 @@ def test_run_command_starts_a_log_with_local_witnesses(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         log = tmp_path / "devstack.log"
-        while not re.search(r"listening on (http://\S+)", log.read_text()):
+        while not re.search(r'listening on (http://[^\s"]+)', log.read_text()):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         policy = tmp_path / "d" / "client-policy.toml"

@@ -26,13 +26,15 @@ from starlette.routing import Route
 from client import attest, merkle
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
+from client.logs import setup_logging
+from client.metrics import Gauge, HTTPInstrument, Registry
 from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
 from tlog.bodies import is_large, request_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
-from tlog.metrics import Counter, Gauge, Histogram, Registry
+from tlog.gauges import add_store_gauges
 from tlog.storage import LogStore
 from tlog.submit import (
     Pushback,
@@ -96,16 +98,11 @@ class LogApp:
         self.sequencer: Submitter | None = None
         self.origin = ""
         self.vkey = vkey
-        self.extra_vkeys: list[str] = []  # the TPM key's, on a TPM-anchored log
+        self.extra_vkeys: list[str] = []  # the rotation key's and the TPM key's, if any
         self._openapi = orjson.dumps(openapi.spec())
         self._crypto = ThreadPoolExecutor(2, thread_name_prefix="tlog-verify")
         self._large_bodies = asyncio.Semaphore(2)
         self._spool_dir: str | None = None
-        self.m_http = self.registry.add(Counter(
-            "tlog_http_responses_total", "HTTP responses by route and status", ("route", "code")))
-        self.m_http_latency = self.registry.add(Histogram(
-            "tlog_http_request_seconds", "HTTP request latency",
-            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -123,13 +120,11 @@ class LogApp:
                                    witnessed=bool(self.config.witnesses),
                                    wait=self.config.witness_wait,
                                    wait_timeout=self.config.witness_wait_timeout)
-        store = self.store
-        self.registry.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
-                                lambda: store.head().size))
-        self.registry.add(Gauge("tlog_lmdb_used_bytes", "LMDB pages in use, in bytes",
-                                lambda: store.stat()["used"]))
-        self.registry.add(Gauge("tlog_lmdb_map_bytes", "LMDB map size, in bytes",
-                                lambda: store.stat()["map_size"]))
+        add_store_gauges(self.registry, self.store, self.config)
+        submitter = self.sequencer
+        self.registry.add(Gauge("tlog_pending_submissions",
+                                "Submissions this worker holds until their batch is durable or cosigned",
+                                lambda: float(submitter.pending())))
         await self.sequencer.start()
         try:
             yield
@@ -176,6 +171,8 @@ class LogApp:
             "tree_size": head.size,
             "raw_entries_allowed": self.config.allow_raw,
             "max_entry_size": MAX_ENTRY_SIZE,
+            "frozen": self.config.frozen,
+            **({"successor": self.config.successor} if self.config.successor else {}),
         })
 
     async def key_attestation(self, _request: Request) -> Response:
@@ -188,6 +185,9 @@ class LogApp:
 
     async def add_entry(self, request: Request) -> Response:
         """POST /v1/entries: check the submission, then wait until it is durable and signed."""
+        if self.config.frozen:
+            where = f"; submit to {self.config.successor}" if self.config.successor else ""
+            raise APIError(403, "log_frozen", f"this log is frozen and takes no new entries{where}")
         limit = self.config.max_body_bytes
         if not is_large(request, limit):
             return await self._add(await self._parse_body(request), small=True)
@@ -436,34 +436,6 @@ class LogApp:
         return _error(500, "internal", "internal server error")
 
 
-class _Instrument:
-    """ASGI middleware counting responses by route template and status, and their latency."""
-
-    def __init__(self, app: Any, owner: LogApp) -> None:
-        self.app, self.owner = app, owner
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        status = [500]
-
-        async def send_wrapper(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "other")
-            self.owner.m_http.inc(1, name, str(status[0]))
-            self.owner.m_http_latency.observe(loop.time() - t0)
-
-
 def create_app(config: ServeConfig, vkey: str) -> Starlette:
     """The app for one worker; `vkey` is the log's verifier key (the public half only)."""
     h = LogApp(config, vkey)
@@ -493,14 +465,14 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
         },
     )
     app.state.log = h
-    app.add_middleware(_Instrument, owner=h)
+    app.add_middleware(HTTPInstrument, registry=h.registry, prefix="tlog", access=config.access_log)
     return app
 
 
 def app_from_env() -> Starlette:
     """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
-    app = create_app(ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"])),
-                     os.environ["TLOG_VKEY"])
-    if os.environ.get("TLOG_TPM_VKEY"):
-        app.state.log.extra_vkeys = [os.environ["TLOG_TPM_VKEY"]]
+    config = ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"]))
+    setup_logging(config.log_format, "tlog-worker")
+    app = create_app(config, os.environ["TLOG_VKEY"])
+    app.state.log.extra_vkeys = [k for k in os.environ.get("TLOG_EXTRA_VKEYS", "").split(",") if k]
     return app

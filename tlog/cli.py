@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 
 from client.errors import TlogError
-from client.keyfile import KeyFileError, load_or_create, read_key, write_key
-from client.note import generate_ed25519, parse_vkey, sign_note
+from client.keyfile import KeyFileError, load_or_create, read_key
+from client.note import parse_vkey, sign_note
 from client.policy import TrustPolicy, policy_toml
 from tlog.config import ConfigError, ServeConfig, load_config
 from tlog.sequencer import SequencerConfig
@@ -62,6 +62,37 @@ def prepare(config: ServeConfig) -> tuple[str, str, bool]:
         store.close()
 
 
+def check_rotation_key(config: ServeConfig, origin: str, vkey: str) -> str:
+    """The rotation key's verifier key: it must be a key of this origin, other than the main one."""
+    if not config.rotation_key_file:
+        return ""
+    signer = read_key(Path(config.rotation_key_file))
+    if signer.name != origin:
+        raise ConfigError(f"rotation_key_file: {config.rotation_key_file} is a key for "
+                          f"{signer.name!r}, not {origin!r}")
+    rotation = signer.verifier().vkey()
+    if rotation == vkey:
+        raise ConfigError("rotation_key_file: that is the log's current key")
+    return rotation
+
+
+def print_examples(url: str, policy: Path, allow_raw: bool) -> None:
+    """How to submit and verify, with this log's URL and policy file."""
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    example = examples / "dsse-entry.json"
+    print("  sign and submit:  openssl genpkey -algorithm ed25519 -out signer.pem")
+    print(f"                   tlog-client submit {examples / 'statement.json'} --key signer.pem "
+          f"--policy {policy} --out receipt.json")
+    if example.exists():
+        print(f"  or with curl:     curl -s -X POST {url}/v1/entries --data-binary @{example} > receipt.json")
+    if allow_raw:
+        raw = '{"raw":"aGVsbG8="}'
+        print(f"  raw entry:        curl -s -X POST {url}/v1/entries -d '{raw}' > receipt.json")
+    print(f"  verify offline:   tlog-client verify receipt.json --policy {policy}")
+    print(f"  audit the log:    tlog-client audit --full --policy {policy}")
+    print(f"  checkpoint:       curl -s {url}/checkpoint", flush=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("data_dir", "listen", "origin", "workers", "tpm")}
     overrides["allow_raw"] = True if args.allow_raw else None
@@ -74,6 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 0
         origin, vkey, created = prepare(config)
         tpm_vkey = check_tpm(config, origin)
+        rotation_vkey = check_rotation_key(config, origin, vkey)
         from tlog.backup import StaleCopyError, check_not_stale
 
         if config.witness_startup_check:
@@ -82,7 +114,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except StaleCopyError as exc:
         return _fail(f"refusing to serve: {exc}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from client.logs import setup_logging
+
+    setup_logging(config.log_format, "tlog")
 
     from client.http import listen
 
@@ -92,28 +126,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {config.listen}: {exc}")
     sock.set_inheritable(True)
     data = Path(config.data_dir).resolve()
+    # With JSON logs (containers) the banner goes through the log, one record a line, and
+    # the human help below is left out.
+    say = print if config.log_format == "text" else logging.getLogger("tlog").info
     if created:
-        print(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")
-    print(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
-    print(f"tlog: verifier key {vkey}")
+        say(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")
+    say(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
+    say(f"tlog: verifier key {vkey}")
+    if rotation_vkey:
+        say(f"tlog: rotation verifier key {rotation_vkey} (checkpoints carry both signatures)")
     if tpm_vkey:
-        print(f"tlog: TPM verifier key {tpm_vkey} ({config.tpm})")
-    print(f"tlog: listening on {url}", flush=True)
-    policy = write_client_policy(data, origin, [vkey, *([tpm_vkey] if tpm_vkey else [])], url, config)
-    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
-    example = examples / "dsse-entry.json"
-    print(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
-    print("  sign and submit:  openssl genpkey -algorithm ed25519 -out signer.pem")
-    print(f"                   tlog-client submit {examples / 'statement.json'} --key signer.pem "
-          f"--policy {policy} --out receipt.json")
-    if example.exists():
-        print(f"  or with curl:     curl -s -X POST {url}/v1/entries --data-binary @{example} > receipt.json")
-    if config.allow_raw:
-        raw = '{"raw":"aGVsbG8="}'
-        print(f"  raw entry:        curl -s -X POST {url}/v1/entries -d '{raw}' > receipt.json")
-    print(f"  verify offline:   tlog-client verify receipt.json --policy {policy}")
-    print(f"  audit the log:    tlog-client audit --full --policy {policy}")
-    print(f"  checkpoint:       curl -s {url}/checkpoint", flush=True)
+        say(f"tlog: TPM verifier key {tpm_vkey} ({config.tpm})")
+    if config.frozen:
+        say(f"tlog: frozen: no new entries{f'; successor {config.successor}' if config.successor else ''}")
+    extra_vkeys = [k for k in (rotation_vkey, tpm_vkey) if k]
+    say(f"tlog: listening on {url}")
+    policy = write_client_policy(data, origin, [vkey, *extra_vkeys], url, config)
+    say(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
+    if config.log_format == "text":
+        print_examples(url, policy, config.allow_raw)
+    sys.stdout.flush()
 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -129,10 +161,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
-    os.environ["TLOG_TPM_VKEY"] = tpm_vkey
+    os.environ["TLOG_EXTRA_VKEYS"] = ",".join(extra_vkeys)
     uconfig = uvicorn.Config(
         "tlog.app:app_from_env", factory=True, workers=config.workers,
-        loop="uvloop", http="httptools", access_log=config.access_log, log_level="warning",
+        loop="uvloop", http="httptools", access_log=False, log_level="warning", log_config=None,
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
         limit_concurrency=config.max_connections,
     )
@@ -204,7 +236,10 @@ class SequencerSupervisor:
             max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size,
             witnesses=self.config.witnesses, witness_quorum=self.config.quorum,
             witness_timeout=self.config.witness_timeout, witness_interval=self.config.witness_interval,
-            tpm=self.config.tpm, tpm_timeout=self.config.tpm_timeout)
+            tpm=self.config.tpm, tpm_timeout=self.config.tpm_timeout,
+            log_format=self.config.log_format,
+            rotation_key_file=str(Path(self.config.rotation_key_file).resolve())
+            if self.config.rotation_key_file else "")
         cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
                orjson.dumps(dataclasses.asdict(seq)).decode()]
         # stdin: the lifeline pipe (the child stops when it closes); stdout: the ready line.
@@ -255,17 +290,20 @@ class SequencerSupervisor:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    try:
-        signer = generate_ed25519(args.origin)
-    except TlogError as exc:
-        return _fail(f"--origin: {exc}")
+    from client.keyfile import keygen, write_vkey
+
     out = Path(args.out)
     try:
-        write_key(out, signer)
-    except FileExistsError:
-        return _fail(f"{out} exists; refusing to overwrite a key")
-    print(f"wrote {out} (mode 0600)")
-    print(signer.verifier().vkey())
+        signer, created = keygen(out, args.origin, if_missing=args.if_missing)
+        print(f"wrote {out} (mode 0600)" if created else f"kept {out}")
+        vkey = signer.verifier().vkey()
+        if args.vkey_out:
+            write_vkey(Path(args.vkey_out), vkey)
+    except TlogError as exc:
+        return _fail(f"--origin: {exc}")
+    except (KeyFileError, OSError) as exc:
+        return _fail(str(exc))
+    print(vkey)
     return 0
 
 
@@ -279,13 +317,32 @@ def cmd_fsck(args: argparse.Namespace) -> int:
                      else [read_key(data / KEY_FILE).verifier()])
         report = fsck(store, verifiers)  # type: ignore[arg-type]
     except (StorageError, KeyFileError, TlogError, OSError) as exc:
+        _record_fsck(data, False, 0, [str(exc)])
         return _fail(str(exc), 1)
     for p in report.problems:
         print(f"fsck: {p}")
     verdict = "ok" if report.ok else "FAILED"
     print(f"fsck: {verdict}: size {report.size}, {report.entries_checked} entries, "
           f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")
+    _record_fsck(data, report.ok, report.size, report.problems)
     return 0 if report.ok else 1
+
+
+def _record_fsck(data: Path, ok: bool, size: int, problems: list[str]) -> None:
+    """Leave the verdict in the data dir: the running log exports it as `tlog_fsck_*` metrics,
+    so a failed scheduled fsck raises an alert (deploy/prometheus/alerts.yml)."""
+    import time
+
+    from client.state import write_atomically
+    from tlog.gauges import FSCK_STATUS
+
+    if not data.is_dir():
+        return
+    doc = {"ok": ok, "time": time.time(), "size": size, "problems": problems[:20]}
+    try:
+        write_atomically(data / FSCK_STATUS, orjson.dumps(doc))
+    except OSError as exc:
+        print(f"fsck: could not record the result in {data / FSCK_STATUS}: {exc}", file=sys.stderr)
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -324,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("keygen", help="generate an Ed25519 log key file")
     k.add_argument("--origin", required=True, help="key name (the log's origin)")
     k.add_argument("--out", required=True, help="file to write (mode 0600)")
+    k.add_argument("--vkey-out", help="also write the verifier key to this file (mode 0644)")
+    k.add_argument("--if-missing", action="store_true",
+                   help="keep an existing key file (for this origin) instead of failing")
     k.set_defaults(func=cmd_keygen)
 
     f = sub.add_parser("fsck", help="re-derive every tile and the root, and check the checkpoint")

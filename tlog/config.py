@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from client.envconfig import env_settings
 from tlog.storage import DEFAULT_MAP_SIZE
 
 
@@ -48,7 +49,10 @@ class ServeConfig:
     map_size: int = DEFAULT_MAP_SIZE
     """LMDB map size in bytes (the most the database can grow to; sparse on disk)."""
     access_log: bool = False
-    """Log every HTTP request (costs throughput)."""
+    """Log every HTTP request (method, path, status, latency, request id; costs throughput)."""
+    log_format: str = "text"
+    """`text` (one human line per event) or `json` (one JSON object per line, with the request
+    id: what log shippers in containers want)."""
     sequencer_socket: str = ""
     """Unix socket between the HTTP workers and the sequencer; empty: <data_dir>/sequencer.sock."""
     tpm: str = ""
@@ -56,6 +60,16 @@ class ServeConfig:
     Checkpoints are then signed by the Ed25519 key and by the TPM key."""
     tpm_timeout: float = 10.0
     """Seconds one TPM command may take before the batch fails (503 signer_unavailable)."""
+    rotation_key_file: str = ""
+    """A second Ed25519 key file for the same origin (`tlog keygen`); while set, every
+    checkpoint is signed by both keys, so clients and witnesses can move to the new key
+    before the old one is retired (docs/operations.md, "Rotating the log key")."""
+    frozen: bool = False
+    """Refuse new entries (403 `log_frozen`) while serving reads, proofs and fresh cosigned
+    checkpoints: the last state of a retired shard."""
+    successor: str = ""
+    """URL of the log that takes new entries once this one is frozen (in `/v1/log` and in
+    `log_frozen` errors)."""
     witnesses: tuple[tuple[str, str], ...] = ()
     """Witnesses as (URL, cosignature/v1 verifier key), from `[[witness]]` tables."""
     witness_quorum: int = 0
@@ -97,6 +111,10 @@ class ServeConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: value {getattr(self, key)!r} is out of range")
+        if self.successor and not self.successor.startswith(("http://", "https://")):
+            raise ConfigError(f"successor: expected an http(s) URL, got {self.successor!r}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: expected text or json, got {self.log_format!r}")
 
     @property
     def quorum(self) -> int:
@@ -126,7 +144,8 @@ def _coerce(name: str, value: Any, want: type) -> Any:
 
 
 def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
-    """`[[witness]]` tables: url and vkey (a cosignature/v1 key), each checked."""
+    """`[[witness]]` tables: url and vkey (a cosignature/v1 key) or vkey_file (a file holding
+    it, relative to the config file), each checked."""
     from client.errors import MalformedError
     from client.note import ALG_COSIGNATURE_V1, parse_vkey
 
@@ -135,9 +154,16 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for i, t in enumerate(tables):
         where = f"{path}: witness[{i}]"
-        if not isinstance(t, dict) or set(t) != {"url", "vkey"}:
-            raise ConfigError(f"{where}: needs exactly url and vkey")
-        url, vkey = t["url"], t["vkey"]
+        if not isinstance(t, dict) or set(t) not in ({"url", "vkey"}, {"url", "vkey_file"}):
+            raise ConfigError(f"{where}: needs url and one of vkey, vkey_file")
+        url, vkey = t["url"], t.get("vkey")
+        if "vkey_file" in t:
+            if not isinstance(t["vkey_file"], str):
+                raise ConfigError(f"{where}.vkey_file: must be a path")
+            try:
+                vkey = (Path(path).resolve().parent / t["vkey_file"]).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{where}.vkey_file: {exc}") from exc
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"{where}.url: must be an http(s) URL")
         try:
@@ -153,20 +179,6 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
 
 
 ENV_PREFIX = "TLOG_"
-
-
-def _from_env(name: str, raw: str, want: type) -> Any:
-    """An environment value in its key's type: `true`/`false`, decimal numbers, text."""
-    if want is bool:
-        if raw not in ("true", "false"):
-            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
-        return raw == "true"
-    if want in (int, float):
-        try:
-            return want(raw)
-        except ValueError:
-            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
-    return raw
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any],
@@ -189,13 +201,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any],
             if key not in types:
                 raise ConfigError(f"{path}: unknown key log.{key}")
             values[key] = _coerce(f"log.{key}", value, types[key])
-    for name, raw in sorted((os.environ if env is None else env).items()):
-        if not name.startswith(ENV_PREFIX) or name in ENV_IGNORED:
-            continue
-        key = name[len(ENV_PREFIX):].lower()
-        if key not in types:
-            raise ConfigError(f"{name}: no such setting (see docs/configuration.md)")
-        values[key] = _from_env(name, raw, types[key])
+    values.update(env_settings(os.environ if env is None else env, ENV_PREFIX, types, ConfigError,
+                               ENV_IGNORED))
     for key, value in overrides.items():
         if value is not None:
             values[key] = _coerce(key, value, types[key])
@@ -203,7 +210,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any],
 
 
 # Variables with the prefix that are not settings: the server's own hand-over to its workers.
-ENV_IGNORED = frozenset({"TLOG_SERVE_CONFIG", "TLOG_VKEY", "TLOG_TPM_VKEY", "TLOG_DATA",
+ENV_IGNORED = frozenset({"TLOG_SERVE_CONFIG", "TLOG_VKEY", "TLOG_EXTRA_VKEYS", "TLOG_DATA",
                          "TLOG_CLIENT_STATE"})
 
 

@@ -53,7 +53,7 @@ def start_witness(d: Path, index: int, origin: str, log_vkey: str) -> tuple[subp
     out.close()
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        found = re.findall(r"listening on (http://\S+)", log_path.read_text())
+        found = re.findall(r'listening on (http://[^\s"]+)', log_path.read_text())
         if found:
             return proc, found[-1], key.verifier().vkey()
         if proc.poll() is not None:

@@ -15,7 +15,7 @@ ERROR_CODES = [
     "entry_too_large", "internal", "overloaded", "unavailable", "storage_error", "log_full",
     "bad_request", "unhealthy", "http_error", "request_timeout", "malformed_envelope",
     "malformed_entry", "unsupported_key", "signature_invalid", "statement_mismatch",
-    "signer_unavailable",
+    "signer_unavailable", "log_frozen",
 ]
 
 _B64 = {"type": "string", "contentEncoding": "base64"}
@@ -144,7 +144,8 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "origin": {"type": "string"},
                 "verifier_keys": {"type": "array", "items": {"type": "string"}},
                 "tree_size": {"type": "integer"}, "raw_entries_allowed": {"type": "boolean"},
-                "max_entry_size": {"type": "integer"}}},
+                "max_entry_size": {"type": "integer"}, "frozen": {"type": "boolean"},
+                "successor": {"type": "string", "format": "uri"}}},
             "Envelope": {"type": "object", "required": ["payload", "payloadType", "signatures"],
                          "properties": {"payload": _B64, "payloadType": {"type": "string"},
                                         "signatures": {"type": "array", "items": {

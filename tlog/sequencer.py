@@ -35,8 +35,9 @@ import lmdb
 import orjson
 
 from client.keyfile import read_key
+from client.logs import setup_logging
+from client.metrics import Counter, Gauge, Histogram, Registry
 from client.note import sign_note
-from tlog.metrics import Counter, Histogram, Registry
 from tlog.storage import LogStore
 from tlog.wire import FrameError, FrameReader, encode
 from tlog.witnessing import WitnessCollector
@@ -57,6 +58,8 @@ class SequencerConfig:
     witness_interval: float = 1.0
     tpm: str = ""
     tpm_timeout: float = 10.0
+    log_format: str = "text"
+    rotation_key_file: str = ""
 
 
 @dataclass
@@ -78,6 +81,8 @@ class SequencerProcess:
         self.store = LogStore(data, map_size=config.map_size)
         signer = read_key(data / "log.key")
         signers: list[Any] = [signer]
+        if config.rotation_key_file:  # checked by `tlog serve`: same origin, another key
+            signers.append(read_key(Path(config.rotation_key_file)))
         self.tpm_signer: Any = None
         if config.tpm:  # checked by `tlog serve` before we start: the recorded key, reachable
             from client.note import parse_vkey
@@ -107,8 +112,13 @@ class SequencerProcess:
         self.m_integrate = reg.add(Histogram(
             "tlog_integrate_seconds", "Time to append, fsync and sign one batch",
             (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)))
+        self.m_fsync = reg.add(Histogram(
+            "tlog_fsync_seconds", "LMDB commit of one batch: page writes and both fsyncs",
+            (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)))
         self.m_failures = reg.add(Counter("tlog_integrate_failures_total",
                                           "Batches that failed to commit (nothing written)"))
+        reg.add(Gauge("tlog_signer_up", "1 if every checkpoint key can sign (0: TPM unreachable)",
+                      lambda: 0.0 if self.signer_down else 1.0))
         # Witnessing: a thread pushes checkpoints to the witnesses; when a quorum cosigned one,
         # it wakes this loop through a socket pair and the loop tells every worker.
         self.collector: WitnessCollector | None = None
@@ -284,6 +294,8 @@ class SequencerProcess:
                 self._send(conn, encode(["e", req_id, code, f"the log could not commit: {exc}"]))
             return
         self.m_integrate.observe(time.perf_counter() - t0)
+        if result.commit_seconds:
+            self.m_fsync.observe(result.commit_seconds)
         self.m_batch.observe(len(batch))
         created = sum(result.created)
         self.m_entries.inc(created)
@@ -355,10 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tlog-sequencer")
     p.add_argument("--config-json", required=True)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     config = SequencerConfig(**orjson.loads(args.config_json))
+    setup_logging(config.log_format, "tlog-sequencer")
     SequencerProcess(config).serve()
     return 0
 

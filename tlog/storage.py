@@ -4,6 +4,7 @@ One environment, five named databases:
 
     meta      b"origin" -> UTF-8 origin; b"state" -> msgpack [size, root];
               b"checkpoint" -> the signed note for `state`
+              b"checkpoint_time" -> when it was signed (big-endian float64 Unix time)
               b"cosigned" -> [size, note]: the newest checkpoint that met the witness policy
     tiles     u8 level || u64be index -> level-0 hashes of the tile (W·32 bytes, W <= 256)
     interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 254 hashes = 8128 bytes)
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,7 @@ from client.tiletree import TileTree
 
 DEFAULT_MAP_SIZE = 64 << 30  # sparse: only used pages take disk space
 _U64 = struct.Struct(">Q")
+_F64 = struct.Struct(">d")
 _TILE_KEY = struct.Struct(">BQ")
 
 SignFn = Callable[[str], bytes]
@@ -80,6 +83,7 @@ class AppendResult:
     created: list[bool]
     head: TreeHead
     checkpoint: bytes
+    commit_seconds: float = 0.0  # the LMDB commit: page writes and both fsyncs
 
 
 def tile_key(level: int, index: int) -> bytes:
@@ -129,6 +133,13 @@ class LogStore:
             txn.put(b"origin", origin.encode(), db=self.meta)
             txn.put(b"state", msgpack.packb([0, EMPTY_ROOT]), db=self.meta)
             txn.put(b"checkpoint", sign(Checkpoint(origin, 0, EMPTY_ROOT).text()), db=self.meta)
+            txn.put(b"checkpoint_time", _F64.pack(time.time()), db=self.meta)
+
+    def checkpoint_time(self) -> float | None:
+        """Unix time the current checkpoint was signed (None for logs from before it was kept)."""
+        with self.env.begin() as txn:
+            raw = txn.get(b"checkpoint_time", db=self.meta)
+        return _F64.unpack(raw)[0] if raw is not None else None
 
     def origin(self) -> str:
         if self._origin is None:  # fixed once initialised, so cache it
@@ -381,12 +392,15 @@ class LogStore:
                 note = sign(Checkpoint(origin, new_head.size, new_head.root).text())
                 txn.put(b"state", msgpack.packb([new_head.size, new_head.root]), db=self.meta)
                 txn.put(b"checkpoint", note, db=self.meta)
+                txn.put(b"checkpoint_time", _F64.pack(time.time()), db=self.meta)
+                t_commit = time.perf_counter()
             # Leaving the block committed and fsynced the transaction (env opened sync=True).
+            commit_seconds = time.perf_counter() - t_commit
         except BaseException:
             self._tree = None
             raise
         self._tree = tree
-        return AppendResult(indexes, created, new_head, note)
+        return AppendResult(indexes, created, new_head, note, commit_seconds)
 
     def _put_bundles(self, txn: lmdb.Transaction, size: int, new_entries: list[bytes]) -> None:
         """Store new entries; fold every bundle they complete into one value."""

@@ -159,6 +159,10 @@ class Submitter:
             return  # the reader task fails every waiting future when the connection drops
         writer.write(b"".join(frames))
 
+    def pending(self) -> int:
+        """Submissions waiting for their batch to commit, or parked for cosignatures."""
+        return len(self._waiting) + len(self._parked)
+
     async def sequencer_metrics(self, timeout: float = 5.0) -> str:
         writer = self._writer
         if writer is None or writer.is_closing():

@@ -27,6 +27,7 @@ from client import merkle
 from client.encoding import b64encode, parse_decimal
 from client.errors import MalformedError, SignatureError, UnknownKeyError
 from client.http import read_bounded
+from client.metrics import Counter, Gauge, Histogram, Registry
 from client.note import (
     CosignatureV1Verifier,
     Note,
@@ -35,7 +36,6 @@ from client.note import (
     parse_vkey,
     verify_note,
 )
-from tlog.metrics import Counter, Histogram, Registry
 from tlog.storage import LogStore
 
 log = logging.getLogger("tlog.witnessing")
@@ -50,6 +50,7 @@ class WitnessState:
     url: str
     verifier: CosignatureV1Verifier
     known_size: int | None = None  # the size it last cosigned for us, if we know it
+    up: bool = False  # its last add-checkpoint gave a valid cosignature
 
 
 class WitnessCollector:
@@ -72,9 +73,23 @@ class WitnessCollector:
         self.m_requests = registry.add(Counter(
             "tlog_witness_requests_total", "add-checkpoint requests by witness and outcome",
             ("witness", "outcome")))
+        self.m_failures = registry.add(Counter(
+            "tlog_witness_failures_total",
+            "add-checkpoint requests that gave no valid cosignature, by witness", ("witness",)))
         self.m_latency = registry.add(Histogram(
-            "tlog_witness_cosign_seconds", "add-checkpoint latency (all witnesses)",
-            (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)))
+            "tlog_witness_cosign_seconds", "add-checkpoint latency by witness",
+            (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), ("witness",)))
+        for w in self.witnesses:  # every witness's series exists from the start, at 0
+            self.m_failures.inc(0, w.verifier.name)
+        self.round_cosignatures = -1  # valid cosignatures in the last round (-1: none yet)
+        registry.add(Gauge("tlog_witness_up", "1 if the witness's last answer was a valid cosignature",
+                           lambda: {(w.verifier.name,): float(w.up) for w in self.witnesses},
+                           ("witness",)))
+        registry.add(Gauge("tlog_witness_quorum", "Cosignatures a checkpoint needs (k of n)",
+                           lambda: float(self.quorum)))
+        registry.add(Gauge("tlog_witness_round_cosignatures",
+                           "Valid cosignatures in the last witness round (-1 before the first)",
+                           lambda: float(self.round_cosignatures)))
         self.m_published = registry.add(Counter(
             "tlog_checkpoints_cosigned_total", "Checkpoints published with a witness quorum"))
 
@@ -147,6 +162,7 @@ class WitnessCollector:
             pass  # the slow ones count next round
         if published < len(got):
             self._publish(size, note, got)
+        self.round_cosignatures = len(got)
         if not got or len(got) < self.quorum:
             log.warning("checkpoint %d: %d of %d witness cosignatures, %d needed; not published",
                         size, len(got), len(self.witnesses), self.quorum)
@@ -189,10 +205,10 @@ class WitnessCollector:
                 proof = self._proof(old, size)
                 status, ctype, content = self._post(w.url + "/add-checkpoint", _body(old, proof, note))
             except (httpx.HTTPError, OSError, MalformedError) as exc:
-                self.m_requests.inc(1, w.verifier.name, "unreachable")
+                self._failed(w, "unreachable")
                 log.warning("witness %s: %s", w.verifier.name, exc)
                 return None
-            self.m_latency.observe(time.perf_counter() - t0)
+            self.m_latency.observe(time.perf_counter() - t0, w.verifier.name)
             if status == 200:
                 sig = self._check(w, note, content)
                 if sig is not None:
@@ -214,13 +230,18 @@ class WitnessCollector:
             if status in (409, 422):
                 self._alarm(w, f"HTTP {status}: {text!r}")
                 return None
-            self.m_requests.inc(1, w.verifier.name, f"http_{status}")
+            self._failed(w, f"http_{status}")
             log.warning("witness %s: HTTP %d %s", w.verifier.name, status, text)
             return None
         return None
 
+    def _failed(self, w: WitnessState, outcome: str) -> None:
+        w.up = False
+        self.m_requests.inc(1, w.verifier.name, outcome)
+        self.m_failures.inc(1, w.verifier.name)
+
     def _alarm(self, w: WitnessState, what: str) -> None:
-        self.m_requests.inc(1, w.verifier.name, "inconsistent")
+        self._failed(w, "inconsistent")
         log.error("ALARM: witness %s reports our log inconsistent with what it cosigned: %s",
                   w.verifier.name, what)
 
@@ -243,10 +264,11 @@ class WitnessCollector:
             if _ts(sig) > time.time() + CLOCK_SKEW:  # clients would not count it
                 raise MalformedError(f"cosignature dated {_ts(sig) - int(time.time())} s in the future")
         except (MalformedError, UnknownKeyError, SignatureError) as exc:
-            self.m_requests.inc(1, w.verifier.name, "bad_cosignature")
+            self._failed(w, "bad_cosignature")
             log.warning("witness %s answered without a valid cosignature: %s", w.verifier.name, exc)
             return None
         self.m_requests.inc(1, w.verifier.name, "cosigned")
+        w.up = True
         return sig
 
 

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from client.metrics import CONTENT_TYPE, Counter, Gauge, Histogram, HTTPInstrument, Registry
 from client.note import Signer
 from witness.config import WitnessConfig
 from witness.protocol import (
@@ -81,7 +81,21 @@ class Witness:
         # proofs, bodies), so one sender cannot keep the witness verifying garbage.
         self.limiter = TokenBucket(config.rate_per_log, config.burst)
         self.refusals = TokenBucket(REFUSALS_PER_CLIENT, REFUSAL_BURST)
-        self.answers: Counter[tuple[str, int]] = Counter()
+        self.registry = Registry(worker_label=False)
+        self.m_answers = self.registry.add(Counter(
+            "witness_add_checkpoint_total", "add-checkpoint answers by log and status",
+            ("origin", "code")))
+        self.m_cosign = self.registry.add(Histogram(
+            "witness_cosign_seconds", "Checking, cosigning and durably storing one checkpoint",
+            (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)))
+        self.last_cosign = 0.0
+        self.registry.add(Gauge("witness_logs", "Configured logs", lambda: len(config.logs)))
+        self.registry.add(Gauge("witness_last_cosign_timestamp_seconds",
+                                "Unix time of the last cosignature (any log)", lambda: self.last_cosign))
+        self.registry.add(Gauge("witness_lmdb_used_bytes", "LMDB pages in use, in bytes",
+                                lambda: store.stat()["used"]))
+        self.registry.add(Gauge("witness_lmdb_map_bytes", "LMDB map size, in bytes",
+                                lambda: store.stat()["map_size"]))
         self.started = time.time()
         for origin, log in config.logs.items():
             if log.start is not None:
@@ -96,7 +110,7 @@ class Witness:
                         "the configuration")
 
     def _refuse(self, origin: str, r: Refusal) -> Response:
-        self.answers[(origin, r.status)] += 1
+        self.m_answers.inc(1, origin, str(r.status))
         if r.status == 429:
             return PlainTextResponse(r.message + "\n", 429, headers={"Retry-After": "1"})
         if r.status == 409 and r.known_size is not None:
@@ -147,10 +161,11 @@ class Witness:
             if r.status not in (409, 429):
                 self.refusals.take(client, time.monotonic())
             return self._refuse(origin, r)
-        self.answers[(origin, 200)] += 1
+        self.m_answers.inc(1, origin, "200")
         return Response(line, 200, media_type=TEXT)
 
     def _add(self, req: AddCheckpoint, keys: list[Any]) -> bytes:
+        t0 = time.perf_counter()
         stored = self.store.get(req.origin)
         accepted = decide(req, keys, stored)  # log signature checked: now charge the log's budget
         if not self.limiter.take(req.origin, time.monotonic()):
@@ -158,6 +173,8 @@ class Witness:
         line, note = cosign(accepted, self.cosigner)
         cp = accepted.checkpoint
         self.store.advance(req.origin, stored, Stored(cp.size, cp.root, note))
+        self.m_cosign.observe(time.perf_counter() - t0)
+        self.last_cosign = time.time()
         return line
 
     async def checkpoint(self, request: Request) -> Response:
@@ -171,14 +188,7 @@ class Witness:
         return PlainTextResponse("ok\n")
 
     async def metrics(self, _request: Request) -> Response:
-        lines = ["# HELP witness_add_checkpoint_total add-checkpoint answers by log and status",
-                 "# TYPE witness_add_checkpoint_total counter"]
-        for (origin, status), n in sorted(self.answers.items()):
-            label = origin.replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'witness_add_checkpoint_total{{origin="{label}",code="{status}"}} {n}')
-        lines += ["# HELP witness_logs configured logs", "# TYPE witness_logs gauge",
-                  f"witness_logs {len(self.config.logs)}"]
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        return Response(self.registry.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _not_found(_request: Request, _exc: Exception) -> Response:
@@ -189,10 +199,12 @@ async def _method(_request: Request, _exc: Exception) -> Response:
     return PlainTextResponse("method not allowed\n", 405)
 
 
-def build_app(witness: Witness) -> Starlette:
-    return Starlette(routes=[
+def build_app(witness: Witness, access_log: bool = False) -> Starlette:
+    app = Starlette(routes=[
         Route("/add-checkpoint", witness.add_checkpoint, methods=["POST"]),
         Route("/healthz", witness.healthz, methods=["GET"]),
         Route("/metrics", witness.metrics, methods=["GET"]),
         Route("/{origin_hash:str}/checkpoint", witness.checkpoint, methods=["GET"]),
     ], exception_handlers={404: _not_found, 405: _method})
+    app.add_middleware(HTTPInstrument, registry=witness.registry, prefix="witness", access=access_log)
+    return app

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import sys
 from pathlib import Path
 
 from client.errors import TlogError
-from client.note import CosignatureV1Signer, CosignatureV1Verifier, generate_ed25519
+from client.note import CosignatureV1Signer, CosignatureV1Verifier
 from witness.config import WitnessConfigError, load_config, parse_log
 
 
@@ -19,16 +19,18 @@ def _fail(msg: str, code: int = 2) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    signer = generate_ed25519(args.name)
+    from client.keyfile import KeyFileError, keygen, write_vkey
+
     out = Path(args.out)
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _fail(f"{out} exists; refusing to overwrite a key")
-    with os.fdopen(fd, "w") as f:
-        f.write(signer.skey() + "\n")
-    print(f"wrote {out} (mode 0600)")
-    print(CosignatureV1Verifier(signer.name, signer.public).vkey())
+        signer, created = keygen(out, args.name, if_missing=args.if_missing)
+        print(f"wrote {out} (mode 0600)" if created else f"kept {out}")
+        vkey = CosignatureV1Verifier(signer.name, signer.public).vkey()
+        if args.vkey_out:
+            write_vkey(Path(args.vkey_out), vkey)
+    except (KeyFileError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    print(vkey)
     return 0
 
 
@@ -66,7 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"[witness]\nkey_file = {json.dumps(str(config.key_file))}\n"
                   f"data_dir = {json.dumps(str(config.data_dir))}\nlisten = {json.dumps(config.listen)}\n"
                   f"rate_per_log = {config.rate_per_log}\nburst = {config.burst}\n"
-                  f"# {len(config.logs)} [[log]] table(s)")
+                  f"log_format = {json.dumps(config.log_format)}\n"
+                  f"access_log = {json.dumps(config.access_log)}\n"
+                  f"# {len(config.logs)} [[log]] table(s): {', '.join(sorted(config.logs))}")
             return 0
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
@@ -81,16 +85,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {config.listen}: {exc}")
     store = WitnessStore(config.data_dir)
     try:
-        app = build_app(Witness(config, store, cosigner))
+        app = build_app(Witness(config, store, cosigner), access_log=config.access_log)
     except ValueError as exc:
         store.close()
         return _fail(str(exc))
-    print(f"witness: {cosigner.name}, {len(config.logs)} log(s), state in {config.data_dir}")
-    print(f"witness: verifier key {cosigner.verifier().vkey()}")
-    print(f"witness: listening on {url}", flush=True)
+    from client.logs import setup_logging
+
+    setup_logging(config.log_format, "witness")
+    say = print if config.log_format == "text" else logging.getLogger("witness").info
+    say(f"witness: {cosigner.name}, {len(config.logs)} log(s), state in {config.data_dir}")
+    say(f"witness: verifier key {cosigner.verifier().vkey()}")
+    say(f"witness: listening on {url}")
+    sys.stdout.flush()
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=30,
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
+                                           access_log=False, timeout_keep_alive=30,
                                            limit_concurrency=4096, loop="uvloop", http="httptools"))
     try:
         server.run(sockets=[sock])
@@ -105,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("keygen", help="generate an Ed25519 cosigning key (cosignature/v1)")
     k.add_argument("--name", required=True, help="witness name (key name)")
     k.add_argument("--out", required=True, help="file to write (mode 0600)")
+    k.add_argument("--vkey-out", help="also write the verifier key to this file (mode 0644)")
+    k.add_argument("--if-missing", action="store_true",
+                   help="keep an existing key file (of this name) instead of failing")
     k.set_defaults(func=cmd_keygen)
     a = sub.add_parser("add-log", help="add a log (origin and verifier keys) to the config file")
     a.add_argument("--config", required=True)

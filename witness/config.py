@@ -8,10 +8,13 @@
     listen = "127.0.0.1:7380"
     rate_per_log = 20.0             # add-checkpoint requests per second per log (429 above)
     burst = 40
+    log_format = "text"             # or "json": one object per line, with the request id
+    access_log = false              # one line per HTTP request
 
     [[log]]
     origin = "log.example.com/attest1"
     keys = ["log.example.com/attest1+4f2a01c3+AQ..."]
+    # or keys_file = "log.vkey": one verifier key per line (origin: the keys' name)
     # optional: cosign nothing that is not an extension of this checkpoint
     # start_size = 1234
     # start_root = "<base64>"
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from client.encoding import b64decode_hash
+from client.envconfig import env_settings
 from client.errors import MalformedError
 from client.note import ALG_COSIGNATURE_V1, Verifier, parse_vkey
 
@@ -52,6 +56,8 @@ class WitnessConfig:
     listen: str = "127.0.0.1:7380"
     rate_per_log: float = 20.0
     burst: int = 40
+    log_format: str = "text"
+    access_log: bool = False
     logs: dict[str, LogEntry] = field(default_factory=dict)
 
     @property
@@ -64,8 +70,18 @@ class WitnessConfig:
 
 
 _WITNESS_KEYS = {"key_file": str, "data_dir": str, "listen": str, "rate_per_log": (int, float),
-                 "burst": int}
-_LOG_KEYS = {"origin": str, "keys": list, "start_size": int, "start_root": str}
+                 "burst": int, "log_format": str, "access_log": bool}
+_LOG_KEYS = {"origin": str, "keys": list, "keys_file": str, "start_size": int, "start_root": str}
+
+
+def read_keys_file(path: Path, where: str) -> list[str]:
+    """Verifier keys, one per line (blank lines and `#` comments skipped): how keys are handed
+    over as files (a Kubernetes ConfigMap, a compose volume, a package)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WitnessConfigError(f"{where}: cannot read {path}: {exc}") from exc
+    return [line.strip() for line in text.split("\n") if line.strip() and not line.startswith("#")]
 
 
 def _typed(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
@@ -77,13 +93,25 @@ def _typed(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
             raise WitnessConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
 
 
-def parse_log(doc: dict[str, Any], where: str = "log") -> LogEntry:
+def parse_log(doc: dict[str, Any], where: str = "log", base: Path | None = None) -> LogEntry:
     _typed(doc, _LOG_KEYS, where)
+    listed = list(doc.get("keys", []))
+    if "keys_file" in doc:
+        if listed:
+            raise WitnessConfigError(f"{where}: keys and keys_file do not go together")
+        listed = read_keys_file((base or Path.cwd()) / doc["keys_file"], f"{where}.keys_file")
+        if not listed:
+            raise WitnessConfigError(f"{where}.keys_file: holds no key")
     origin = doc.get("origin")
+    if origin is None and "keys_file" in doc:
+        try:
+            origin = parse_vkey(listed[0]).name  # the log's keys are named after its origin
+        except MalformedError as exc:
+            raise WitnessConfigError(f"{where}.keys_file: {exc}") from exc
     if not origin or "\n" in origin:
         raise WitnessConfigError(f"{where}.origin: required, one line")
     keys: list[Verifier] = []
-    for i, k in enumerate(doc.get("keys", [])):
+    for i, k in enumerate(listed):
         try:
             v = parse_vkey(k) if isinstance(k, str) else None
         except MalformedError as exc:
@@ -109,23 +137,6 @@ def parse_log(doc: dict[str, Any], where: str = "log") -> LogEntry:
 ENV_PREFIX = "WITNESS_"
 
 
-def _env_values(env: dict[str, str]) -> dict[str, Any]:
-    """`WITNESS_<KEY>` variables for the `[witness]` settings, typed like the file's."""
-    out: dict[str, Any] = {}
-    for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX):].lower()
-        want = _WITNESS_KEYS.get(key)
-        if want is None:
-            raise WitnessConfigError(f"{name}: no such setting (see docs/configuration.md)")
-        try:
-            out[key] = int(raw) if want is int else float(raw) if want == (int, float) else raw
-        except ValueError:
-            raise WitnessConfigError(f"{name}: expected a number, got {raw!r}") from None
-    return out
-
-
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
                 env: dict[str, str] | None = None) -> WitnessConfig:
     """The file's `[witness]` table, then `WITNESS_<KEY>` environment variables, then flags."""
@@ -138,7 +149,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
     if unknown:
         raise WitnessConfigError(f"unknown table(s) {sorted(unknown)}")
     table = dict(doc.get("witness", {}))
-    table.update(_env_values(dict(os.environ) if env is None else env))
+    table.update(env_settings(os.environ if env is None else env, ENV_PREFIX, _WITNESS_KEYS,
+                              WitnessConfigError))
     table.update({k: v for k, v in (overrides or {}).items() if v is not None})
     _typed(table, _WITNESS_KEYS, "witness")
     base = p.resolve().parent
@@ -149,16 +161,20 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
     rate, burst = float(table.get("rate_per_log", 20.0)), table.get("burst", 40)
     if not 0 < rate <= 1e6 or not 1 <= burst <= 1_000_000:
         raise WitnessConfigError("witness.rate_per_log and burst must be positive")
+    log_format = table.get("log_format", "text")
+    if log_format not in ("text", "json"):
+        raise WitnessConfigError(f"witness.log_format: expected text or json, got {log_format!r}")
     logs: dict[str, LogEntry] = {}
     entries = doc.get("log", [])
     if not isinstance(entries, list) or len(entries) > MAX_LOGS:
         raise WitnessConfigError("log: must be an array of tables ([[log]])")
     for i, entry in enumerate(entries):
-        log = parse_log(entry, f"log[{i}]")
+        log = parse_log(entry, f"log[{i}]", base)
         if log.origin in logs:
             raise WitnessConfigError(f"log[{i}].origin: {log.origin!r} is listed twice")
         logs[log.origin] = log
     return WitnessConfig(
         key_file=base / table.get("key_file", "witness.key"),
         data_dir=base / table.get("data_dir", "witness-data"),
-        listen=listen, rate_per_log=rate, burst=burst, logs=logs)
+        listen=listen, rate_per_log=rate, burst=burst, log_format=log_format,
+        access_log=table.get("access_log", False), logs=logs)

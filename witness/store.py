@@ -54,6 +54,10 @@ class WitnessStore:
         self._committer.join(timeout=COMMIT_TIMEOUT)
         self.env.close()
 
+    def stat(self) -> dict[str, int]:
+        info, st = self.env.info(), self.env.stat()
+        return {"map_size": info["map_size"], "used": (info["last_pgno"] + 1) * st["psize"]}
+
     @staticmethod
     def _decode(raw: bytes | None) -> Stored | None:
         if raw is None:

@@ -1,0 +1,110 @@
+"""Logs, request ids and metrics that need no deployment: JSON lines from a real `tlog serve`
+and `witness serve`, the fsck verdict in /metrics, metric rendering edge cases."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from client.metrics import Counter, Gauge, Histogram, Registry
+from tests.serverproc import ServerProc
+
+
+def _json_lines(path: Path) -> list[dict[str, object]]:
+    return [orjson.loads(ln) for ln in path.read_text().splitlines() if ln.startswith("{")]
+
+
+def _metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_json_access_log_carries_the_request_id(tmp_path: Path) -> None:
+    cfg = tmp_path / "log.toml"
+    cfg.write_text('[log]\nlog_format = "json"\naccess_log = true\nallow_raw = true\n')
+    srv = ServerProc(tmp_path / "data", args=["--config", str(cfg)], workers=2).start()
+    try:
+        with httpx.Client(timeout=10) as c:
+            r = c.post(srv.url + "/v1/entries", json={"raw": "aGVsbG8="},
+                       headers={"X-Request-Id": "ci-run-42.a"})
+            assert r.status_code in (200, 201) and r.headers["x-request-id"] == "ci-run-42.a"
+            # A hostile id (too long, odd characters) is replaced, not echoed or logged.
+            bad = c.get(srv.url + "/nope", headers={"X-Request-Id": 'x"\\' + "y" * 100})
+            assert bad.status_code == 404
+            fresh = bad.headers["x-request-id"]
+            assert len(fresh) == 16 and fresh.isalnum()
+            two = {c.get(srv.url + "/checkpoint").headers["x-request-id"] for _ in range(2)}
+            assert len(two) == 2  # a fresh id per request
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = _json_lines(srv.log_path)  # type: ignore[arg-type]
+            if {"ci-run-42.a", fresh} <= {ln.get("request_id") for ln in lines}:
+                break
+            time.sleep(0.1)
+        by_id = {ln.get("request_id"): ln for ln in lines}
+        post = by_id["ci-run-42.a"]
+        assert post["logger"] == "tlog.access" and post["level"] == "info"
+        assert post["http"]["method"] == "POST" and post["http"]["route"] == "/v1/entries"  # type: ignore[index]
+        assert post["http"]["status"] in (200, 201) and post["http"]["duration_ms"] >= 0  # type: ignore[index]
+        assert by_id[fresh]["http"]["status"] == 404  # type: ignore[index]
+        assert any(str(ln["message"]).startswith("tlog: listening on") for ln in lines)
+        # Every line of the server's output is JSON (no stray text for a log shipper).
+        for raw in srv.log_path.read_text().splitlines():  # type: ignore[union-attr]
+            assert raw.startswith("{"), raw
+    finally:
+        srv.stop()
+
+
+def test_fsck_verdict_is_exported(tmp_path: Path) -> None:
+    """`tlog fsck` on the serving data dir leaves its verdict; /metrics reports it."""
+    srv = ServerProc(tmp_path / "data", args=["--allow-raw"]).start()
+    try:
+        for i in range(5):
+            httpx.post(srv.url + "/v1/entries", json={"raw": f"ZW50cnk{i}"}, timeout=10)
+        before = httpx.get(srv.url + "/metrics", timeout=10).text
+        assert _metric(before, "tlog_fsck_ok") is None  # never ran: no sample, no false alarm
+        out = subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", "--data-dir", str(srv.data_dir)],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        after = httpx.get(srv.url + "/metrics", timeout=10).text
+        assert _metric(after, "tlog_fsck_ok") == 1
+        assert _metric(after, "tlog_fsck_tree_size") == 5
+        assert abs(_metric(after, "tlog_fsck_last_run_timestamp_seconds") - time.time()) < 60  # type: ignore[operator]
+        age = _metric(after, "tlog_checkpoint_age_seconds")
+        assert age is not None and 0 <= age < 60
+        assert _metric(after, "tlog_fsync_seconds_count") == _metric(after, "tlog_integrate_seconds_count")
+    finally:
+        srv.stop()
+    # A damaged data dir: fsck fails and says so in the status file.
+    status = srv.data_dir / "fsck.json"
+    other = "other.example/log+00000000+AXWbYsoSgyhq9ttZSSK5RsuH0Gt4H/fTTH3ZXCyGVCSj"
+    out = subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", "--data-dir", str(srv.data_dir),
+                          "--vkey", other], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 1
+    assert orjson.loads(status.read_bytes())["ok"] is False
+
+
+def test_metric_rendering() -> None:
+    reg = Registry(worker_label=False)
+    c = reg.add(Counter("x_total", "help", ("origin",)))
+    c.inc(1, 'a"b\\c\nd')
+    h = reg.add(Histogram("h_seconds", "help", (0.1, 1), ("w",)))
+    h.observe(0.5, "w1")
+    h.observe(5, "w1")
+    reg.add(Gauge("g", "help", lambda: math.nan))
+    reg.add(Gauge("empty", "help", dict))
+    reg.add(Counter("plain_total", "help"))
+    text = reg.render().decode()
+    assert 'x_total{origin="a\\"b\\\\c\\nd"} 1' in text
+    assert 'h_seconds_bucket{w="w1",le="0.1"} 0' in text and 'h_seconds_bucket{w="w1",le="1"} 1' in text
+    assert 'h_seconds_bucket{w="w1",le="+Inf"} 2' in text and 'h_seconds_count{w="w1"} 2' in text
+    assert "g NaN" in text and "\nempty " not in text
+    assert "plain_total 0" in text  # an unlabelled counter exists from the start
