@@ -8,6 +8,7 @@ series (labelled by `worker`), while tree-wide figures are read from LMDB at scr
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import os
@@ -151,6 +152,9 @@ class Registry:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 access_log = logging.getLogger("tlog.access")
+# Fresh request ids: a random per-process prefix and a counter (unique without a syscall).
+_ID_PREFIX = secrets.token_hex(4)
+_ids = itertools.count(secrets.randbelow(1 << 32))
 
 
 class HTTPInstrument:
@@ -179,7 +183,7 @@ class HTTPInstrument:
                 rid = value.decode("latin-1")
                 break
         if not _REQUEST_ID.match(rid):
-            rid = secrets.token_hex(8)
+            rid = f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFF:08x}"
         header = (b"x-request-id", rid.encode())
 
         async def send_wrapper(message: Any) -> None:
