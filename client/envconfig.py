@@ -3,8 +3,20 @@ like the TOML file's: what containers and systemd units set per instance."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+# Kubernetes gives every pod variables for every Service in its namespace: a Service named
+# `tlog` makes TLOG_PORT=tcp://10.0.0.5:8080, TLOG_SERVICE_HOST=10.0.0.5 and so on. Those
+# names are no settings; they are skipped when their values look like what Kubernetes sets.
+_SERVICE_LINK_NAME = re.compile(
+    r"(?:.+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)?)")
+_SERVICE_LINK_VALUE = re.compile(r"(?:tcp|udp|sctp)://[0-9a-fA-F.:\[\]]+:\d+|[0-9a-fA-F.:]+|TCP|UDP|SCTP")
+
+
+def is_service_link(key: str, value: str) -> bool:
+    return bool(_SERVICE_LINK_NAME.fullmatch(key) and _SERVICE_LINK_VALUE.fullmatch(value))
 
 
 def env_settings(env: Mapping[str, str], prefix: str, types: Mapping[str, Any],
@@ -18,6 +30,8 @@ def env_settings(env: Mapping[str, str], prefix: str, types: Mapping[str, Any],
             continue
         key = name[len(prefix):].lower()
         want = types.get(key)
+        if want is None and is_service_link(name[len(prefix):], raw):
+            continue
         if want is None:
             raise error(f"{name}: no such setting (see docs/configuration.md)")
         if want is bool:

@@ -47,3 +47,12 @@ def listen(host: str, port: int, backlog: int) -> tuple[socket.socket, str]:
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
     return sock, url
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials (`https://user:token@host/` -> `https://<redacted>@host/`),
+    for printing configurations and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://<redacted>@{rest.split('@', 1)[1]}"

@@ -48,7 +48,17 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
 class _TextWithRequest(logging.Formatter):
+    """One event, one line: control characters in the message (which may quote a client's
+    path, a witness's answer or an exception) are escaped, so no one can forge a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_CONTROL)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         rid = request_id.get()

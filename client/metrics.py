@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -152,6 +153,7 @@ class Registry:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 access_log = logging.getLogger("tlog.access")
+error_log = logging.getLogger("tlog.http")
 # Fresh request ids: a random per-process prefix and a counter (unique without a syscall).
 _ID_PREFIX = secrets.token_hex(4)
 _ids = itertools.count(secrets.randbelow(1 << 32))
@@ -161,10 +163,13 @@ class HTTPInstrument:
     """ASGI middleware for every tlog HTTP server: a request id (the client's valid
     `X-Request-Id`, else a fresh one) in the answer and in every log line written while
     handling the request, responses counted by route template and status, latency by route,
-    and an access log line (when enabled)."""
+    and an access log line (when enabled). A handler that raises is logged here, with the
+    request id, and answered with `on_error()` (an ASGI response): inside this middleware, so
+    that answer carries the id too; no stack trace reaches the client."""
 
-    def __init__(self, app: Any, registry: Registry, prefix: str, access: bool = False) -> None:
-        self.app, self.access = app, access
+    def __init__(self, app: Any, registry: Registry, prefix: str, access: bool = False,
+                 on_error: Callable[[], Any] | None = None) -> None:
+        self.app, self.access, self.on_error = app, access, on_error
         self.responses = registry.add(Counter(
             f"{prefix}_http_responses_total", "HTTP responses by route and status", ("route", "code")))
         self.latency = registry.add(Histogram(
@@ -177,6 +182,7 @@ class HTTPInstrument:
             return
         t0 = time.perf_counter()
         status = [500]
+        started = [False]
         rid = ""
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
@@ -188,20 +194,27 @@ class HTTPInstrument:
 
         async def send_wrapper(message: Any) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0], started[0] = message["status"], True
                 message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
         token = request_id.set(rid)
         try:
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
+                error_log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+                if started[0] or self.on_error is None:
+                    return  # the answer had started: the server closes the connection
+                await self.on_error()(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", "other")
             elapsed = time.perf_counter() - t0
             self.responses.inc(1, route, str(status[0]))
             self.latency.observe(elapsed, route)
             if self.access:
-                method, path = scope.get("method", ""), scope.get("path", "")
+                method = scope.get("method", "")
+                path = urllib.parse.quote(scope.get("path", ""), safe="/:@!$&'()*+,;=-._~")
                 client = (scope.get("client") or ("", 0))[0]
                 access_log.info("%s %s %d", method, path, status[0], extra={"http": {
                     "method": method, "path": path, "route": route, "status": status[0],

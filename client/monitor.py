@@ -42,7 +42,7 @@ from client.checkpoint import Checkpoint
 from client.envconfig import env_settings
 from client.errors import ConsistencyError, MalformedError, NetworkError, ProofError, TlogError
 from client.evidence import key_policy, split_view, to_document, verify_evidence
-from client.http import read_bounded
+from client.http import read_bounded, redact_url
 from client.logclient import LogClient
 from client.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Counter, Gauge, Histogram, Registry
 from client.policy import TrustPolicy, load_policy
@@ -153,6 +153,11 @@ def load_monitor_config(path: str | Path, env: dict[str, str] | None = None) -> 
     origins = [lw.policy.origin for lw in logs]
     if len(set(origins)) != len(origins):
         raise MonitorConfigError("a log is listed twice")
+    for key, low, high in (("poll_interval", 0.05, 86400), ("gossip_interval", 0.05, 86400),
+                           ("chunk", 1, 1_000_000)):
+        value = table.get(key)
+        if value is not None and not low <= value <= high:  # NaN fails both comparisons
+            raise MonitorConfigError(f"monitor.{key}: {value!r} is out of range ({low}..{high})")
     output = table.get("output", "-")
     if table.get("log_format", "text") not in ("text", "json"):
         raise MonitorConfigError("monitor.log_format: expected text or json")
@@ -171,18 +176,19 @@ def load_monitor_config(path: str | Path, env: dict[str, str] | None = None) -> 
         peers=tuple(u.rstrip("/") for u in table.get("peers", [])),
         witnesses=tuple(u.rstrip("/") for u in table.get("witnesses", [])),
         peers_file=str(base / table["peers_file"]) if table.get("peers_file") else "",
-        chunk=max(1, table.get("chunk", CHUNK)), log_format=table.get("log_format", "text"))
+        chunk=table.get("chunk", CHUNK), log_format=table.get("log_format", "text"))
 
 
 def monitor_config_toml(config: MonitorConfig) -> str:
     """The effective `[monitor]` settings as TOML (the `[[log]]` tables are listed by origin)."""
     values = {"state_dir": str(config.state_dir), "listen": config.listen,
               "poll_interval": config.poll_interval, "gossip_interval": config.gossip_interval,
-              "output": config.output, "webhook": config.webhook, "peers": list(config.peers),
-              "witnesses": list(config.witnesses), "peers_file": config.peers_file,
+              "output": config.output, "webhook": "<redacted>" if config.webhook else "",
+              "peers": [redact_url(u) for u in config.peers],
+              "witnesses": [redact_url(u) for u in config.witnesses], "peers_file": config.peers_file,
               "chunk": config.chunk, "log_format": config.log_format}
     lines = ["[monitor]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
-    lines += [f"# [[log]] {lw.policy.origin} at {lw.policy.url}" for lw in config.logs]
+    lines += [f"# [[log]] {lw.policy.origin} at {redact_url(lw.policy.url or '')}" for lw in config.logs]
     return "\n".join(lines) + "\n"
 
 

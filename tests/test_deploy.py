@@ -246,6 +246,19 @@ def test_kubernetes_manifests_validate(tmp_path: Path) -> None:
         c = dep["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
         assert "resources" in c and "readinessProbe" in c
     assert {"tlog", "witness-1", "witness-2", "witness-3"} <= set(kinds["Service"])
+    # Every pod: scraped, named as the alert rules' jobs, no Service variables in its
+    # environment (a Service named tlog would set TLOG_PORT and friends).
+    for kind in ("StatefulSet", "Deployment"):
+        for dep in kinds[kind].values():
+            pod = dep["spec"]["template"]  # type: ignore[index]
+            assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+            name = pod["metadata"]["labels"]["app.kubernetes.io/name"]
+            assert name in {"tlog", "tlog-witness", "tlog-monitor"}
+            assert pod["spec"]["enableServiceLinks"] is False
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "kubernetes-scrape.yml").read_text())
+    relabel = scrape["scrape_configs"][0]["relabel_configs"]
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+            "target_label": "job"} in relabel
 
 
 def test_systemd_units_verify(tmp_path: Path) -> None:

@@ -392,12 +392,19 @@ def test_monitor_environment_overrides_and_print_config(tmp_path: Path) -> None:
     assert (c.poll_interval, c.witnesses, c.log_format) == (0.5, ("http://w1:1", "http://w2:2"), "json")
     assert c.state_dir == tmp_path / "st"
     for bad, msg in [({"MONITOR_COLOUR": "red"}, "MONITOR_COLOUR"), ({"MONITOR_CHUNK": "x"}, "MONITOR_CHUNK"),
-                     ({"MONITOR_LOG_FORMAT": "xml"}, "log_format"), ({"MONITOR_PEERS": "ftp://x"}, "http")]:
+                     ({"MONITOR_LOG_FORMAT": "xml"}, "log_format"), ({"MONITOR_PEERS": "ftp://x"}, "http"),
+                     ({"MONITOR_POLL_INTERVAL": "nan"}, "poll_interval"),
+                     ({"MONITOR_GOSSIP_INTERVAL": "0"}, "gossip_interval"),
+                     ({"MONITOR_CHUNK": "0"}, "chunk")]:
         with pytest.raises(MonitorConfigError, match=msg):
             load_monitor_config(cfg, bad)
     out = subprocess.run([sys.executable, "-m", "client.cli", "monitor", "--config", str(cfg),
                           "--print-config"], capture_output=True, text=True, timeout=60, check=False,
-                         env=dict(os.environ, MONITOR_GOSSIP_INTERVAL="7"))
+                         env=dict(os.environ, MONITOR_GOSSIP_INTERVAL="7",
+                                  MONITOR_WEBHOOK="https://hooks.example/T0/B0/s3cret",
+                                  MONITOR_PEERS="https://user:pw@peer.example"))
     assert out.returncode == 0, out.stderr
     printed = tomllib.loads(out.stdout)["monitor"]
     assert printed["gossip_interval"] == 7 and printed["poll_interval"] == 2.0
+    assert "s3cret" not in out.stdout and "pw@" not in out.stdout  # credentials are not printed
+    assert printed["peers"] == ["https://<redacted>@peer.example"]

@@ -3,6 +3,7 @@ and `witness serve`, the fsck verdict in /metrics, metric rendering edge cases."
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import sys
@@ -108,3 +109,94 @@ def test_metric_rendering() -> None:
     assert 'h_seconds_bucket{w="w1",le="+Inf"} 2' in text and 'h_seconds_count{w="w1"} 2' in text
     assert "g NaN" in text and "\nempty " not in text
     assert "plain_total 0" in text  # an unlabelled counter exists from the start
+
+
+def test_a_crashing_handler_answers_500_with_the_request_id() -> None:
+    """The 500 comes from inside the middleware: it carries X-Request-Id, its log line the same
+    id, and no stack trace reaches the client."""
+    import io
+    import logging
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from client.logs import JSONFormatter
+    from client.metrics import HTTPInstrument
+
+    async def boom(_request: object) -> None:
+        raise RuntimeError("secret detail")
+
+    reg = Registry(worker_label=False)
+    app = Starlette(routes=[Route("/boom", boom)])
+    app.add_middleware(HTTPInstrument, registry=reg, prefix="t",
+                       on_error=lambda: JSONResponse({"error": {"code": "internal"}}, 500))
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JSONFormatter("test"))
+    logging.getLogger("tlog.http").addHandler(handler)
+    try:
+        async def get() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+                return await c.get("/boom", headers={"X-Request-Id": "req-500"})
+
+        r = asyncio.run(get())
+    finally:
+        logging.getLogger("tlog.http").removeHandler(handler)
+    assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+    assert r.json() == {"error": {"code": "internal"}} and "secret" not in r.text
+    line = orjson.loads(out.getvalue().splitlines()[0])
+    assert line["request_id"] == "req-500" and "RuntimeError" in line["message"]
+    assert 't_http_responses_total{route="/boom",code="500"} 1' in reg.render().decode()
+
+
+def test_text_logs_cannot_be_forged() -> None:
+    """Control characters in a message (a client's path, a peer's answer) are escaped: one
+    event is one line. Tracebacks keep their lines."""
+    import io
+    import logging
+
+    from client.logs import _TextWithRequest
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_TextWithRequest("%(levelname)s %(message)s"))
+    lg = logging.getLogger("test.forge")
+    lg.addHandler(handler)
+    lg.propagate = False
+    try:
+        lg.warning("GET %s", "/x\n2030-01-01 ERROR tlog: FORGED\r\x1b[2J")
+        try:
+            raise ValueError("v")
+        except ValueError:
+            lg.exception("with a traceback")
+    finally:
+        lg.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "WARNING GET /x\\x0a2030-01-01 ERROR tlog: FORGED\\x0d\\x1b[2J"
+    assert lines[1] == "ERROR with a traceback" and lines[2].startswith("Traceback")
+
+
+def test_kubernetes_service_variables_are_not_settings() -> None:
+    from tlog.config import ConfigError, load_config
+
+    links = {"TLOG_PORT": "tcp://10.0.0.5:8080", "TLOG_PORT_8080_TCP": "tcp://10.0.0.5:8080",
+             "TLOG_PORT_8080_TCP_PROTO": "TCP", "TLOG_PORT_8080_TCP_PORT": "8080",
+             "TLOG_PORT_8080_TCP_ADDR": "10.0.0.5", "TLOG_SERVICE_HOST": "10.0.0.5",
+             "TLOG_SERVICE_PORT": "8080", "TLOG_SERVICE_PORT_HTTP": "8080",
+             "TLOG_MONITOR_SERVICE_HOST": "fd00::6", "TLOG_MONITOR_PORT": "tcp://[fd00::6]:9090"}
+    assert load_config(None, {}, {**links, "TLOG_WORKERS": "2"}).workers == 2
+    for bad in ({"TLOG_LISTEN_PORT": "x"}, {"TLOG_PORT": "8080; rm"}, {"TLOG_WORKER": "2"}):
+        try:
+            load_config(None, {}, bad)
+        except ConfigError as exc:
+            assert next(iter(bad)) in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_fsck_of_a_dir_without_a_log_records_nothing(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 1 and "holds no log yet" in out.stderr
+    assert not (tmp_path / "fsck.json").exists()

@@ -16,6 +16,7 @@ from client.note import parse_note, parse_vkey
 from client.policy import TrustPolicy
 from client.verify import verify_receipt
 from tests.serverproc import ServerProc
+from tlog.storage import LogFrozenError, LogStore
 
 
 def _tlog(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,6 +30,11 @@ def _submit(url: str, text: str) -> dict:
     r = httpx.post(url + "/v1/entries", json={"raw": base64.b64encode(text.encode()).decode()}, timeout=30)
     assert r.status_code in (200, 201), r.text
     return r.json()
+
+
+def _key_ids(url: str) -> set[int]:
+    note = httpx.get(url + "/checkpoint", timeout=10).content
+    return {s.key_id for s in parse_note(note).signatures}
 
 
 def _policy(origin: str, *vkeys: str) -> TrustPolicy:
@@ -55,6 +61,8 @@ def test_rotating_the_log_key(tmp_path: Path) -> None:
     try:
         info = httpx.get(srv.url + "/v1/log", timeout=10).json()
         assert info["verifier_keys"] == [old, new]
+        # Before any new entry: the current checkpoint was signed again, by both keys.
+        assert _key_ids(srv.url) == {parse_vkey(old).key_id, parse_vkey(new).key_id}
         during = _submit(srv.url, "during rotation")
         names = [(s.name, s.key_id) for s in parse_note(during["checkpoint"].encode()).signatures]
         assert len(names) == 2 and {n for n, _ in names} == {origin}
@@ -71,6 +79,7 @@ def test_rotating_the_log_key(tmp_path: Path) -> None:
     srv = ServerProc(data, args=["--allow-raw"]).start()
     try:
         assert srv.vkey == new
+        assert _key_ids(srv.url) == {parse_vkey(new).key_id}  # idle: re-signed by the new key alone
         after = _submit(srv.url, "after rotation")
         assert after["index"] == during["index"] + 1  # the same log, one tree
         verify_receipt(after, _policy(origin, new))
@@ -118,3 +127,15 @@ def test_freezing_a_log_for_a_new_shard(tmp_path: Path) -> None:
     cfg.write_text('[log]\nfrozen = true\nsuccessor = "ftp://elsewhere"\n')
     bad = _tlog("serve", "--data-dir", str(data), "--config", str(cfg), "--print-config")
     assert bad.returncode == 2 and "successor" in bad.stderr
+    # Freezing is for good: the data dir records it; a configuration without it cannot reopen
+    # the log, and the store itself refuses appends (not only the HTTP workers).
+    reopen = _tlog("serve", "--data-dir", str(data), "--listen", "127.0.0.1:0", "--allow-raw")
+    assert reopen.returncode == 2 and "frozen log" in reopen.stderr
+    store = LogStore(data)
+    try:
+        assert store.frozen()
+        with pytest.raises(LogFrozenError):
+            store.append([b"sneaked in"], lambda text: b"")
+        assert store.head().size == 3
+    finally:
+        store.close()

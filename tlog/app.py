@@ -275,6 +275,8 @@ class LogApp:
         except SequencerUnavailable as exc:
             raise APIError(503, "unavailable", str(exc), {"Retry-After": "5"}) from exc
         except SequencerRejected as exc:
+            if exc.code == "log_frozen":
+                raise APIError(403, exc.code, str(exc)) from exc
             raise APIError(503, exc.code, str(exc), {"Retry-After": "5"}) from exc
 
     def _receipt_json(self, r: Receipt, leaf: bytes) -> dict[str, Any]:
@@ -431,10 +433,6 @@ class LogApp:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
-    async def on_internal(self, _request: Request, exc: Exception) -> Response:
-        log.error("internal error: %s", type(exc).__name__, exc_info=exc)
-        return _error(500, "internal", "internal server error")
-
 
 def create_app(config: ServeConfig, vkey: str) -> Starlette:
     """The app for one worker; `vkey` is the log's verifier key (the public half only)."""
@@ -461,11 +459,11 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
         exception_handlers={
             APIError: h.on_api_error,
             HTTPException: h.on_http_exception,
-            Exception: h.on_internal,
         },
     )
     app.state.log = h
-    app.add_middleware(HTTPInstrument, registry=h.registry, prefix="tlog", access=config.access_log)
+    app.add_middleware(HTTPInstrument, registry=h.registry, prefix="tlog", access=config.access_log,
+                       on_error=lambda: _error(500, "internal", "internal server error"))
     return app
 
 

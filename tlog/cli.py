@@ -57,6 +57,11 @@ def prepare(config: ServeConfig) -> tuple[str, str, bool]:
         if signer.name != origin:
             raise ConfigError(f"{key_path} is a key for {signer.name!r}, not {origin!r}")
         store.initialize(origin, lambda text: sign_note(text, [signer]))
+        if config.frozen:
+            store.freeze()  # for good: no configuration change reopens a retired shard
+        elif store.frozen():
+            raise ConfigError(f"{data} holds a frozen log (a retired shard): it takes no entries "
+                              "again; serve it with frozen = true, and send new entries to its successor")
         return origin, signer.verifier().vkey(), created
     finally:
         store.close()
@@ -183,7 +188,9 @@ def write_client_policy(data: Path, origin: str, vkeys: list[str], url: str, con
     mode 0644). Rewritten at each start, since the URL may change; in production, distribute
     the keys out of band rather than trusting a file next to the log."""
     witnesses = tuple(parse_vkey(v) for _, v in config.witnesses)
+    # During a key rotation either key suffices, so the file keeps working after the switch.
     policy = TrustPolicy(origin, tuple(parse_vkey(v) for v in vkeys), url=url,
+                         log_signatures="any" if config.rotation_key_file else "all",
                          allow_raw_log=config.allow_raw,
                          witnesses=witnesses, witness_quorum=config.quorum)  # type: ignore[arg-type]
     path = data / "client-policy.toml"
@@ -311,6 +318,9 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     from tlog.fsck import fsck
 
     data = Path(args.data_dir)
+    if not (data / "data.mdb").exists():
+        # No log yet (a scheduled fsck before the first start): nothing to check, no verdict.
+        return _fail(f"{data} holds no log yet", 1)
     try:
         store = LogStore(data, readonly=False)
         verifiers = ([parse_vkey(v) for v in args.vkey] if args.vkey

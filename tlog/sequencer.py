@@ -37,8 +37,8 @@ import orjson
 from client.keyfile import read_key
 from client.logs import setup_logging
 from client.metrics import Counter, Gauge, Histogram, Registry
-from client.note import sign_note
-from tlog.storage import LogStore
+from client.note import parse_note, sign_note
+from tlog.storage import LogFrozenError, LogStore
 from tlog.wire import FrameError, FrameReader, encode
 from tlog.witnessing import WitnessCollector
 
@@ -94,6 +94,7 @@ class SequencerProcess:
                                           timeout=config.tpm_timeout)
             signers.append(self.tpm_signer)
         self.sign = lambda text: sign_note(text, signers)
+        self._resign_if_keys_changed(signers)
         self.signer_down = ""  # why the TPM cannot sign, while it cannot
         self._last_probe = 0.0
         self._probing = False
@@ -131,6 +132,19 @@ class SequencerProcess:
                 self.store, [tuple(w) for w in config.witnesses],  # type: ignore[misc]
                 config.witness_quorum or len(config.witnesses), timeout=config.witness_timeout,
                 interval=config.witness_interval, registry=reg, on_publish=self._published)
+
+    def _resign_if_keys_changed(self, signers: list[Any]) -> None:
+        """A key added (rotation, TPM) or retired since the current checkpoint was signed: sign
+        the same tree head with today's keys, so an idle or frozen log serves (and witnesses
+        refresh) a checkpoint its clients' new keys verify."""
+        have = {(s.name, s.key_id) for s in parse_note(self.store.checkpoint()).signatures}
+        if have == {(s.name, s.key_id) for s in signers}:
+            return
+        try:
+            self.store.resign(self.sign)
+            log.info("checkpoint keys changed: re-signed the current checkpoint")
+        except Exception as exc:  # e.g. the TPM is down: the next batch signs with every key
+            log.error("could not re-sign the current checkpoint: %s", exc)
 
     def _published(self, size: int, note: bytes) -> None:
         """Called from the collector thread: hand the cosigned checkpoint to the loop."""
@@ -281,6 +295,10 @@ class SequencerProcess:
         try:
             result = self.store.append([p[2] for p in batch], self.sign,
                                        blobs=[p[3] for p in batch])
+        except LogFrozenError as exc:  # a retired shard: the workers refuse these already
+            for conn, req_id, _, _ in batch:
+                self._send(conn, encode(["e", req_id, "log_frozen", str(exc)]))
+            return
         except Exception as exc:  # nothing was written: LMDB aborted the transaction
             self.m_failures.inc()
             code = "log_full" if isinstance(exc, lmdb.MapFullError) else "storage_error"

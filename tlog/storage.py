@@ -5,6 +5,7 @@ One environment, five named databases:
     meta      b"origin" -> UTF-8 origin; b"state" -> msgpack [size, root];
               b"checkpoint" -> the signed note for `state`
               b"checkpoint_time" -> when it was signed (big-endian float64 Unix time)
+              b"frozen" -> present once the log is frozen: appends are refused for good
               b"cosigned" -> [size, note]: the newest checkpoint that met the witness policy
     tiles     u8 level || u64be index -> level-0 hashes of the tile (W·32 bytes, W <= 256)
     interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 254 hashes = 8128 bytes)
@@ -63,6 +64,10 @@ SignFn = Callable[[str], bytes]
 
 class StorageError(Exception):
     """The store is missing, corrupt, or was changed under us in a way we refuse to follow."""
+
+
+class LogFrozenError(StorageError):
+    """The log is frozen: it takes no new entries, ever (a retired shard)."""
 
 
 class TreeHeadConflict(StorageError):
@@ -140,6 +145,26 @@ class LogStore:
         with self.env.begin() as txn:
             raw = txn.get(b"checkpoint_time", db=self.meta)
         return _F64.unpack(raw)[0] if raw is not None else None
+
+    def freeze(self) -> None:
+        """Freeze the log for good: every later append raises LogFrozenError."""
+        with self.env.begin(write=True) as txn:
+            txn.put(b"frozen", b"1", db=self.meta)
+
+    def frozen(self) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(b"frozen", db=self.meta) is not None
+
+    def resign(self, sign: SignFn) -> bytes:
+        """Sign the current tree head again (after the set of checkpoint keys changed) and
+        store that checkpoint; returns it. The tree does not change."""
+        origin = self.origin()
+        with self.env.begin(write=True) as txn:
+            head = self._head(txn, self.meta)
+            note = sign(Checkpoint(origin, head.size, head.root).text())
+            txn.put(b"checkpoint", note, db=self.meta)
+            txn.put(b"checkpoint_time", _F64.pack(time.time()), db=self.meta)
+        return note
 
     def origin(self) -> str:
         if self._origin is None:  # fixed once initialised, so cache it
@@ -340,6 +365,8 @@ class LogStore:
         origin = self.origin()
         try:
             with self.env.begin(write=True) as txn:
+                if txn.get(b"frozen", db=self.meta) is not None:
+                    raise LogFrozenError("this log is frozen and takes no new entries")
                 # Compare-and-swap: build on the head stored now, never on a cached guess.
                 head = self._head(txn, self.meta)
                 if expect_size is not None and head.size != expect_size:

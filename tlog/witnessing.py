@@ -79,8 +79,9 @@ class WitnessCollector:
         self.m_latency = registry.add(Histogram(
             "tlog_witness_cosign_seconds", "add-checkpoint latency by witness",
             (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), ("witness",)))
-        for w in self.witnesses:  # every witness's series exists from the start, at 0
-            self.m_failures.inc(0, w.verifier.name)
+        for w in self.witnesses:  # series alerts watch exist from the start, at 0, so that
+            self.m_failures.inc(0, w.verifier.name)  # increase() sees their first event
+            self.m_requests.inc(0, w.verifier.name, "inconsistent")
         self.round_cosignatures = -1  # valid cosignatures in the last round (-1: none yet)
         registry.add(Gauge("tlog_witness_up", "1 if the witness's last answer was a valid cosignature",
                            lambda: {(w.verifier.name,): float(w.up) for w in self.witnesses},

@@ -88,6 +88,8 @@ class Witness:
         self.m_cosign = self.registry.add(Histogram(
             "witness_cosign_seconds", "Checking, cosigning and durably storing one checkpoint",
             (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)))
+        for origin in config.logs:  # a refused proof is what alerts watch: its series starts at 0
+            self.m_answers.inc(0, origin, "422")
         self.last_cosign = 0.0
         self.registry.add(Gauge("witness_logs", "Configured logs", lambda: len(config.logs)))
         self.registry.add(Gauge("witness_last_cosign_timestamp_seconds",
@@ -206,5 +208,6 @@ def build_app(witness: Witness, access_log: bool = False) -> Starlette:
         Route("/metrics", witness.metrics, methods=["GET"]),
         Route("/{origin_hash:str}/checkpoint", witness.checkpoint, methods=["GET"]),
     ], exception_handlers={404: _not_found, 405: _method})
-    app.add_middleware(HTTPInstrument, registry=witness.registry, prefix="witness", access=access_log)
+    app.add_middleware(HTTPInstrument, registry=witness.registry, prefix="witness", access=access_log,
+                       on_error=lambda: PlainTextResponse("internal error\n", 500))
     return app
