@@ -141,7 +141,8 @@ class ComposeRun:
         env["PATH"] = f"{self.bin}:{os.environ['PATH']}"
         argv = [self.translate(svc, a) for a in svc.spec["command"]]
         svc.log_path = self.workdir / f"{name}.log"
-        svc._out = open(svc.log_path, "w")  # noqa: SIM115 - closed in stop()
+        since = svc.log_path.stat().st_size if svc.log_path.exists() else 0  # this run's output only
+        svc._out = open(svc.log_path, "a")  # noqa: SIM115 - closed in down()
         svc.proc = subprocess.Popen(argv, stdout=svc._out, stderr=subprocess.STDOUT, text=True, env=env,
                                     cwd=self.workdir, start_new_session=True)
         one_shot = svc.spec.get("restart") == "no"
@@ -156,7 +157,7 @@ class ComposeRun:
                 return svc
             if svc.proc.poll() is not None:
                 raise AssertionError(f"{name} exited {svc.proc.returncode}:\n{svc.log_path.read_text()}")
-            found = _LISTEN.findall(svc.log_path.read_text())
+            found = _LISTEN.findall(svc.log_path.read_text()[since:])
             if found:
                 svc.url = found[-1].rstrip("/")
                 if self.healthy(svc):
@@ -176,6 +177,13 @@ class ComposeRun:
             self.start(name)
         return self
 
+    def restart(self) -> ComposeRun:
+        """`docker-compose down` then `up`: new processes (new ports), the same volumes."""
+        self.down()
+        for svc in self.services.values():
+            svc.proc, svc.url, svc._out = None, "", None
+        return self.up()
+
     def down(self) -> None:
         for svc in reversed([self.services[n] for n in self.order()]):
             if svc.proc is not None and svc.proc.poll() is None:
@@ -187,3 +195,4 @@ class ComposeRun:
                     svc.proc.wait(timeout=10)
             if svc._out is not None:
                 svc._out.close()
+                svc._out = None

@@ -189,6 +189,31 @@ def test_every_metric_appears_after_load(stack: ComposeRun) -> None:
         assert not problems, problems
 
 
+def test_compose_set_survives_a_restart(stack: ComposeRun, tmp_path: Path) -> None:
+    """down + up on the same volumes: the same keys and entries, the start-up check against
+    the witnesses passes, new entries are cosigned, and the monitor raises no alarm."""
+    log_key = (stack.volumes["log-data"] / "data" / "log.key").read_bytes()
+    witness_key = (stack.volumes["witness-1"] / "witness.key").read_bytes()
+    size = httpx.get(stack.services["log"].url + "/v1/log", timeout=10).json()["tree_size"]
+    assert size > 0
+    stack.restart()
+    assert (stack.volumes["log-data"] / "data" / "log.key").read_bytes() == log_key
+    assert (stack.volumes["witness-1"] / "witness.key").read_bytes() == witness_key
+    log, monitor = stack.services["log"], stack.services["monitor"]
+    assert httpx.get(log.url + "/v1/log", timeout=10).json()["tree_size"] == size
+    signer = make_signer("ed25519")
+    stmt = statement(["cd" * 32], predicate_type="https://example.com/test/v1")
+    r = httpx.post(log.url + "/v1/entries", json=dsse_body(envelope(stmt, [signer]), [signer]), timeout=30)
+    assert r.status_code == 201 and r.json()["index"] == size and r.json()["witnessed"] is True, r.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        health = httpx.get(monitor.url + "/healthz", timeout=10)
+        if health.json()["logs"] and next(iter(health.json()["logs"].values()))["processed"] > size:
+            break
+        time.sleep(0.2)
+    assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+
+
 # --- validators ------------------------------------------------------------------------------
 
 
