@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -44,8 +43,6 @@ from tlog.submit import (
     Submitter,
     latest_receipt,
 )
-
-log = logging.getLogger("tlog.app")
 
 JSON = "application/json"
 ENTRY_KINDS = {"raw": {"raw"}, "dsse": {"dsse", "verifiers"}, "hashedrekord": {"hashedrekord"}}
