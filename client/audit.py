@@ -26,9 +26,9 @@ import orjson
 from client.attest import parse_leaf
 from client.encoding import b64decode_std, b64encode
 from client.errors import ConsistencyError, MalformedError, VerificationError
+from client.files import write_atomically
 from client.logclient import LogClient
 from client.merkle import HASH_SIZE, leaf_hash
-from client.state import write_atomically
 from client.tiles import TILE_HEIGHT, TILE_WIDTH, parse_bundle, tile_width_at
 from client.tiletree import TileTree
 from client.verify import VerifiedCheckpoint

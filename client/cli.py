@@ -32,6 +32,8 @@ from client.errors import (
     NetworkError,
     TlogError,
 )
+from client.files import write_atomically
+from client.keyfile import vkey_lines
 from client.logclient import LogClient
 from client.policy import TrustPolicy, load_policy, policy_from_dict
 from client.signing import dsse_submission, hashedrekord_submission, load_private_key
@@ -58,9 +60,7 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomically(path, data, mode=0o644)
 
 
 def _emit(doc: Any) -> None:
@@ -341,7 +341,7 @@ def _key_args(values: list[str]) -> list[str]:
                 text = Path(v[1:]).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"{v}: {exc}") from exc
-            out += [ln.strip() for ln in text.split("\n") if ln.strip() and not ln.startswith("#")]
+            out += vkey_lines(text)
         else:
             out.append(v)
     return out
@@ -367,11 +367,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        from client.state import write_atomically
-
         out = Path(args.out)
-        write_atomically(out, text.encode())
-        os.chmod(out, 0o644)
+        write_atomically(out, text.encode(), mode=0o644)
         print(f"wrote {out}")
     return EXIT_OK
 

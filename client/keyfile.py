@@ -8,6 +8,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from client.files import write_atomically
 from client.note import Ed25519Signer, generate_ed25519, parse_skey
 
 
@@ -59,19 +60,15 @@ def load_or_create(path: Path, name: str) -> tuple[Ed25519Signer, bool]:
 
 
 def write_vkey(path: Path, vkey: str) -> None:
-    """Publish a verifier key (public: mode 0644) for other processes to read, atomically."""
+    """Publish a verifier key (public: mode 0644) for other processes to read."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(vkey + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, (vkey + "\n").encode(), mode=0o644)
+
+
+def vkey_lines(text: str) -> list[str]:
+    """Verifier keys in a file, one per line; blank lines and `#` comments skipped (how keys
+    are handed over as files: a Kubernetes ConfigMap, a compose volume, a package)."""
+    return [ln.strip() for ln in text.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def keygen(out: Path, name: str, *, if_missing: bool) -> tuple[Ed25519Signer, bool]:

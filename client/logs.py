@@ -11,6 +11,7 @@ import contextvars
 import datetime
 import logging
 import sys
+from collections.abc import Callable
 
 import orjson
 
@@ -63,6 +64,12 @@ class _TextWithRequest(logging.Formatter):
         line = super().format(record)
         rid = request_id.get()
         return f"{line} [request {rid}]" if rid else line
+
+
+def announcer(fmt: str, logger: str) -> Callable[[str], None]:
+    """Where start-up lines (key, URL, paths) go: printed for a human with text logs, one log
+    record each with JSON logs, so a log shipper sees nothing but JSON."""
+    return print if fmt == "text" else logging.getLogger(logger).info
 
 
 def setup_logging(fmt: str, process: str, level: int = logging.INFO) -> None:

@@ -42,11 +42,13 @@ from client.checkpoint import Checkpoint
 from client.envconfig import env_settings
 from client.errors import ConsistencyError, MalformedError, NetworkError, ProofError, TlogError
 from client.evidence import key_policy, split_view, to_document, verify_evidence
+from client.files import write_atomically
 from client.http import read_bounded, redact_url
 from client.logclient import LogClient
+from client.logs import announcer
 from client.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Counter, Gauge, Histogram, Registry
 from client.policy import TrustPolicy, load_policy
-from client.state import TrustState, write_atomically
+from client.state import TrustState
 from client.tiletree import TileTree
 from client.verify import Receipt, VerifiedCheckpoint, verify_checkpoint
 
@@ -705,7 +707,7 @@ class Monitor:
     def run(self) -> None:
         server = self.serve()
         host, port = server.server_address[:2]
-        say = print if self.config.log_format == "text" else log.info
+        say = announcer(self.config.log_format, log.name)
         say(f"tlog-client monitor: listening on http://{host}:{port}")
         sys.stdout.flush()
         threads = [threading.Thread(target=server.serve_forever, daemon=True)]

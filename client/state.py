@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from client import merkle
 from client.errors import ConsistencyError, LogAPIError, MalformedError, PolicyError, ProofError
+from client.files import write_atomically
 from client.policy import TrustPolicy
 from client.verify import VerifiedCheckpoint, verify_checkpoint
 
@@ -150,26 +150,3 @@ def _ageless(policy: TrustPolicy) -> TrustPolicy:
     full policy when stored; its age, the witnesses and a key added since (say a TPM key)
     do not matter for a floor."""
     return replace(policy, witnesses=(), witness_quorum=0, max_age_seconds=None, log_signatures="any")
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Replace `target` with `data`, durably: unique temp file (0600), fsync, rename, fsync dir."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

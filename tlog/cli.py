@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from client.errors import TlogError
+from client.files import write_atomically
 from client.keyfile import KeyFileError, load_or_create, read_key
 from client.note import parse_vkey, sign_note
 from client.policy import TrustPolicy, policy_toml
@@ -119,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except StaleCopyError as exc:
         return _fail(f"refusing to serve: {exc}")
-    from client.logs import setup_logging
+    from client.logs import announcer, setup_logging
 
     setup_logging(config.log_format, "tlog")
 
@@ -131,9 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {config.listen}: {exc}")
     sock.set_inheritable(True)
     data = Path(config.data_dir).resolve()
-    # With JSON logs (containers) the banner goes through the log, one record a line, and
-    # the human help below is left out.
-    say = print if config.log_format == "text" else logging.getLogger("tlog").info
+    say = announcer(config.log_format, "tlog")  # with JSON logs, no human help below either
     if created:
         say(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")
     say(f"tlog: log {origin!r} in {data}, {config.workers} worker(s)")
@@ -194,10 +193,8 @@ def write_client_policy(data: Path, origin: str, vkeys: list[str], url: str, con
                          allow_raw_log=config.allow_raw,
                          witnesses=witnesses, witness_quorum=config.quorum)  # type: ignore[arg-type]
     path = data / "client-policy.toml"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(policy_toml(policy, "tlog-client trust policy for this log (docs/verifying.md)"))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    text = policy_toml(policy, "tlog-client trust policy for this log (docs/verifying.md)")
+    write_atomically(path, text.encode(), mode=0o644)
     return path
 
 
@@ -343,7 +340,6 @@ def _record_fsck(data: Path, ok: bool, size: int, problems: list[str]) -> None:
     so a failed scheduled fsck raises an alert (deploy/prometheus/alerts.yml)."""
     import time
 
-    from client.state import write_atomically
     from tlog.gauges import FSCK_STATUS
 
     if not data.is_dir():
@@ -507,9 +503,7 @@ def cmd_tpm_enroll(args: argparse.Namespace) -> int:
             key.close()
         path = data / "tpm-attestation.json"
         doc = orjson.loads(path.read_bytes()) | extra
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, path)
+        write_atomically(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2), mode=0o644)
     except (ConfigError, OSError, ValueError, KeyError) as exc:
         return _fail(str(exc))
     except (TpmError, PolicyError) as exc:
@@ -552,10 +546,7 @@ def cmd_tpm_init(args: argparse.Namespace) -> int:
         record = {"tcti": args.tcti, "handle": args.handle, "ak_handle": args.ak_handle,
                   "vkey": signer.verifier().vkey()}
         for name, doc in (("tpm.json", record), ("tpm-attestation.json", attestation)):
-            path = data / name
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-            os.replace(tmp, path)
+            write_atomically(data / name, orjson.dumps(doc, option=orjson.OPT_INDENT_2), mode=0o644)
     except TpmError as exc:
         return _fail(str(exc), 3)
     finally:

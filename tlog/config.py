@@ -147,6 +147,7 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
     """`[[witness]]` tables: url and vkey (a cosignature/v1 key) or vkey_file (a file holding
     it, relative to the config file), each checked."""
     from client.errors import MalformedError
+    from client.keyfile import vkey_lines
     from client.note import ALG_COSIGNATURE_V1, parse_vkey
 
     if not isinstance(tables, list):
@@ -161,9 +162,12 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
             if not isinstance(t["vkey_file"], str):
                 raise ConfigError(f"{where}.vkey_file: must be a path")
             try:
-                vkey = (Path(path).resolve().parent / t["vkey_file"]).read_text(encoding="utf-8").strip()
+                keys = vkey_lines((Path(path).resolve().parent / t["vkey_file"]).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{where}.vkey_file: {exc}") from exc
+            if len(keys) != 1:
+                raise ConfigError(f"{where}.vkey_file: must hold one key, holds {len(keys)}")
+            vkey = keys[0]
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"{where}.url: must be an http(s) URL")
         try:

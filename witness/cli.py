@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -89,10 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         store.close()
         return _fail(str(exc))
-    from client.logs import setup_logging
+    from client.logs import announcer, setup_logging
 
     setup_logging(config.log_format, "witness")
-    say = print if config.log_format == "text" else logging.getLogger("witness").info
+    say = announcer(config.log_format, "witness")
     say(f"witness: {cosigner.name}, {len(config.logs)} log(s), state in {config.data_dir}")
     say(f"witness: verifier key {cosigner.verifier().vkey()}")
     say(f"witness: listening on {url}")

@@ -33,6 +33,7 @@ from typing import Any
 from client.encoding import b64decode_hash
 from client.envconfig import env_settings
 from client.errors import MalformedError
+from client.keyfile import vkey_lines
 from client.note import ALG_COSIGNATURE_V1, Verifier, parse_vkey
 
 MAX_LOGS = 100_000
@@ -75,13 +76,10 @@ _LOG_KEYS = {"origin": str, "keys": list, "keys_file": str, "start_size": int, "
 
 
 def read_keys_file(path: Path, where: str) -> list[str]:
-    """Verifier keys, one per line (blank lines and `#` comments skipped): how keys are handed
-    over as files (a Kubernetes ConfigMap, a compose volume, a package)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return vkey_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise WitnessConfigError(f"{where}: cannot read {path}: {exc}") from exc
-    return [line.strip() for line in text.split("\n") if line.strip() and not line.startswith("#")]
 
 
 def _typed(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
