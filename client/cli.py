@@ -229,8 +229,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
             if size > vc.size or not 0 <= args.index < size:
                 raise UsageError(f"need index < size <= {vc.size}")
             leaf = client.entry(args.index, size)
-            proof = client.inclusion_proof(args.index, size)
-            root = _signed_root(client, vc, size)
+            proof = client.inclusion_proof(args.index, size, vc)
+            root = client.prefix_root(size, vc)
             merkle.verify_inclusion(args.index, size, merkle.leaf_hash(leaf), proof, root)
             doc: dict[str, Any] = {"index": args.index, "tree_size": size,
                                    "leaf_hash": b64encode(merkle.leaf_hash(leaf)),
@@ -239,25 +239,14 @@ def cmd_prove(args: argparse.Namespace) -> int:
             old, new = args.consistency
             if not 0 <= old <= new <= vc.size:
                 raise UsageError(f"need 0 <= M <= N <= {vc.size}")
-            proof = client.consistency_proof(old, new)
-            old_root, new_root = _signed_root(client, vc, old), _signed_root(client, vc, new)
+            proof = client.consistency_proof(old, new, vc)
+            old_root, new_root = client.prefix_root(old, vc), client.prefix_root(new, vc)
             merkle.verify_consistency(old, new, old_root, new_root, proof)
             doc = {"old_size": old, "new_size": new, "old_root": b64encode(old_root),
                    "new_root": b64encode(new_root), "hashes": [b64encode(h) for h in proof]}
         doc["checkpoint"] = vc.note.decode()
     _emit(doc)
     return EXIT_OK
-
-
-def _signed_root(client: LogClient, vc: VerifiedCheckpoint, size: int) -> bytes:
-    """The root of the tree of `size` leaves, authenticated: computed from tiles, then proven
-    a prefix of the verified checkpoint (so it is the root the log signed into it)."""
-    if size == vc.size:
-        return vc.root
-    root = client.tree_root(size)
-    if size:
-        merkle.verify_consistency(size, vc.size, root, vc.root, client.consistency_proof(size, vc.size))
-    return root
 
 
 def cmd_search(args: argparse.Namespace) -> int:

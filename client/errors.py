@@ -8,6 +8,7 @@ Verification code raises; it never returns a bool. The hierarchy::
     │   ├── UnknownKeyError       no trusted key matches (name, key ID)
     │   ├── SignatureError        a trusted key's signature is invalid
     │   ├── ProofError            an inclusion or consistency proof does not verify
+    │   │   └── TileError         a tile the log served does not hash to the signed tree
     │   ├── LeafMismatchError     the leaf does not say what the envelope/artifact says
     │   └── PolicyError           valid, but the trust policy is not met (origin, k of n, ...)
     │       └── StaleCheckpointError  the newest trusted cosignature is older than allowed
@@ -49,6 +50,15 @@ class SignatureError(VerificationError):
 
 class ProofError(VerificationError):
     """A Merkle inclusion or consistency proof does not verify."""
+
+
+class TileError(ProofError):
+    """A tile the log (or a cache in front of it) served does not hash to the signed tree it
+    was read for: refused, and never cached. Carries the tile's path."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ConsistencyError(TlogError):

@@ -49,10 +49,11 @@ def key_policy(policy: TrustPolicy) -> TrustPolicy:
 def split_view(a: VerifiedCheckpoint, b: VerifiedCheckpoint, prove_larger: Any = None) -> SplitView | None:
     """The split view between two verified checkpoints, or None if they are consistent.
 
-    `prove_larger(m, n)` returns (root at m, consistency proof m -> n) computed from the tiles
-    of the *larger* checkpoint's tree; without it (or when it raises) unequal sizes are
-    undecided: None is returned only for provably consistent pairs, so callers that need
-    an answer call again once they can prove."""
+    `prove_larger(m, larger)` returns (root at m, consistency proof m -> larger.size)
+    computed from the tiles of the *larger* checkpoint's tree, verified against its root;
+    without it (or when it raises) unequal sizes are undecided: None is returned only for
+    provably consistent pairs, so callers that need an answer call again once they can
+    prove."""
     small, large = (a, b) if a.size <= b.size else (b, a)
     if small.size == large.size:
         if small.root == large.root:
@@ -60,7 +61,7 @@ def split_view(a: VerifiedCheckpoint, b: VerifiedCheckpoint, prove_larger: Any =
         return SplitView(small.checkpoint.origin, small, large, None, ())
     if prove_larger is None:
         raise LookupError("unequal sizes need a proof from the larger tree")
-    prefix_root, proof = prove_larger(small.size, large.size)
+    prefix_root, proof = prove_larger(small.size, large)
     merkle.verify_consistency(small.size, large.size, prefix_root, large.root, proof)  # ProofError: bad tiles
     if prefix_root == small.root:
         return None

@@ -1,9 +1,15 @@
 """Online access to a log: checkpoint, tiles and entry bundles over HTTP, proofs computed here.
 
 The client needs only the C2SP read API (`/checkpoint`, `/tile/...`): it computes inclusion
-and consistency proofs from hash tiles itself and verifies them against a checkpoint that met
-the trust policy, so a log (or a CDN in front of it) cannot answer with a proof the client did
-not check. Full tiles and partial tiles of a given width never change, so both are cached.
+and consistency proofs from hash tiles itself, reading them for a signed tree (a checkpoint
+that met the trust policy), so a log (or a CDN in front of it) cannot answer with a proof the
+client did not check.
+
+Every tile is verified against that tree before it is used, and only verified tiles are
+cached, keyed by what they commit to: a full tile by the subtree hash its parent tile (or, at
+the top, the signed root) says it must fold to, the partial tiles of a tree's right edge by
+that tree's (size, root). A forged tile served once is refused and forgotten, and the tiles of
+two forks of one log never mix: each tree reads only tiles that hash to its own root.
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried with backoff.
 
 `transport` is any httpx transport: tests pass an `httpx.MockTransport` to inject faults.
@@ -16,7 +22,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -24,7 +30,14 @@ import orjson
 from client import merkle
 from client.attest import search_keys
 from client.encoding import b64decode_std
-from client.errors import LogAPIError, MalformedError, NetworkError, PolicyError, VerificationError
+from client.errors import (
+    LogAPIError,
+    MalformedError,
+    NetworkError,
+    PolicyError,
+    TileError,
+    VerificationError,
+)
 from client.http import read_bounded
 from client.merkle import HASH_SIZE, Node, node_hash
 from client.policy import TrustPolicy
@@ -50,6 +63,19 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "tlog-client/0.1"
 
 
+EDGE_TREES = 16  # signed trees whose right-edge tiles are kept
+
+
+class SignedTree(Protocol):
+    """A tree the log signed (a `VerifiedCheckpoint`): its tiles are checked against `root`."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def root(self) -> bytes: ...
+
+
 class _TileLevels:
     """A fetched hash tile with all of its interior levels, so any node is one lookup."""
 
@@ -65,6 +91,23 @@ class _TileLevels:
     def node(self, sub: int, offset: int) -> bytes | None:
         row = self.levels[sub]
         return row[offset] if offset < len(row) else None
+
+    def root(self) -> bytes:
+        """The subtree hash a full tile folds to (its parent tile holds it)."""
+        top = self.levels[TILE_HEIGHT - 1]
+        return node_hash(top[0], top[1])
+
+
+def _edge_refs(size: int) -> list[tuple[int, int, int]]:
+    """(level, index, width) of the partial tile at each level of a tree's right edge."""
+    out = []
+    level = 0
+    while size >> (TILE_HEIGHT * level):
+        width = (size >> (TILE_HEIGHT * level)) & (TILE_WIDTH - 1)
+        if width:
+            out.append((level, size >> (TILE_HEIGHT * (level + 1)), width))
+        level += 1
+    return out
 
 
 class LogClient:
@@ -90,7 +133,10 @@ class LogClient:
         self.backoff = backoff
         self.deadline = max(timeout * 6, 30.0)
         self._sleep = sleep
-        self._cache: OrderedDict[tuple[int, int, int], _TileLevels] = OrderedDict()
+        # Verified tiles only (see the module docstring): full tiles by (level, index, the
+        # subtree hash they fold to); each signed tree's right edge by (size, root).
+        self._full: OrderedDict[tuple[int, int, bytes], _TileLevels] = OrderedDict()
+        self._edges: OrderedDict[tuple[int, bytes], dict[int, _TileLevels]] = OrderedDict()
         self._cache_max = cache_tiles
         self.fetches = 0  # HTTP requests made, for tests and progress reports
         self.published_size = 0  # the largest checkpoint size seen: tiles of that size exist
@@ -207,18 +253,62 @@ class LogClient:
 
     # --- tiles and nodes --------------------------------------------------------------------
 
-    def _tile(self, level: int, index: int, width: int) -> _TileLevels:
-        key = (level, index, width)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+    def _fetch_levels(self, level: int, index: int, width: int) -> _TileLevels:
         data = self.tile_bytes(level, index, width)
         if len(data) != width * HASH_SIZE:
             raise MalformedError(f"tile {level}/{index} has {len(data)} bytes, want {width * HASH_SIZE}")
-        tile = self._cache[key] = _TileLevels(data)
-        if len(self._cache) > self._cache_max:
-            self._cache.popitem(last=False)
+        return _TileLevels(data)
+
+    def _edge(self, tree: SignedTree) -> dict[int, _TileLevels]:
+        """The partial tiles of the tree's right edge, checked together: the perfect subtrees
+        they hold fold to the tree's root, which commits to every hash in them."""
+        key = (tree.size, tree.root)
+        hit = self._edges.get(key)
+        if hit is not None:
+            self._edges.move_to_end(key)
+            return hit
+        edge = {level: self._fetch_levels(level, index, width)
+                for level, index, width in _edge_refs(tree.size)}
+
+        def read(nodes: Sequence[Node]) -> list[bytes]:
+            out = []
+            for lvl, idx in nodes:
+                tl, _ti, sub, off = locate_node(lvl, idx)
+                h = edge[tl].node(sub, off)
+                assert h is not None  # the right edge's subtrees are in its partial tiles
+                out.append(h)
+            return out
+
+        if merkle.tree_root(tree.size, read) != tree.root:
+            paths = ", ".join(tile_path(lvl, i, w) for lvl, i, w in _edge_refs(tree.size))
+            raise TileError(f"the partial tiles {paths} do not hash to the signed root of size "
+                            f"{tree.size}", path=paths)
+        self._edges[key] = edge
+        if len(self._edges) > EDGE_TREES:
+            self._edges.popitem(last=False)
+        return edge
+
+    def _verified_tile(self, level: int, index: int, tree: SignedTree) -> _TileLevels:
+        """Tile (level, index) of `tree`, verified against its root: a partial one with the
+        tree's right edge, a full one against the hash its (verified) parent tile holds."""
+        if tile_width_at(level, index, tree.size) < TILE_WIDTH:
+            return self._edge(tree)[level]
+        parent = self._verified_tile(level + 1, index >> TILE_HEIGHT, tree)
+        want = parent.node(0, index & (TILE_WIDTH - 1))
+        assert want is not None  # a full tile's root is in its parent tile
+        key = (level, index, want)
+        hit = self._full.get(key)
+        if hit is not None:
+            self._full.move_to_end(key)
+            return hit
+        tile = self._fetch_levels(level, index, TILE_WIDTH)
+        if tile.root() != want:
+            path = tile_path(level, index)
+            raise TileError(f"tile {path} does not hash to the subtree the signed tree of size "
+                            f"{tree.size} holds there", path=path)
+        self._full[key] = tile
+        if len(self._full) > self._cache_max:
+            self._full.popitem(last=False)
         return tile
 
     def _prefix_of_wider(self, path_of: Callable[[int, int], str], level: int, index: int, width: int,
@@ -257,35 +347,45 @@ class LogClient:
             raise MalformedError(f"entry bundle {index} has {len(entries)} entries, want {width}")
         return data if len(entries) == width else encode_bundle(entries[:width])
 
-    def node_reader(self, size: int) -> merkle.NodeReader:
-        """A `merkle.NodeReader` over the tiles of the tree of `size` leaves."""
+    def node_reader(self, tree: SignedTree) -> merkle.NodeReader:
+        """A `merkle.NodeReader` over the tiles of a signed tree (and so of any of its
+        prefixes), each tile verified against the tree's root before any node is read."""
+        tiles: dict[tuple[int, int], _TileLevels] = {}
 
         def read(nodes: Sequence[Node]) -> list[bytes]:
             out = []
             for level, index in nodes:
                 tl, ti, sub, off = locate_node(level, index)
-                width = tile_width_at(tl, ti, size)
-                h = self._tile(tl, ti, width).node(sub, off) if width else None
+                tile = tiles.get((tl, ti))
+                if tile is None and tile_width_at(tl, ti, tree.size):
+                    tile = tiles[(tl, ti)] = self._verified_tile(tl, ti, tree)
+                h = tile.node(sub, off) if tile is not None else None
                 if h is None:
-                    raise MalformedError(f"node {level}/{index} is outside the tree of size {size}")
+                    raise MalformedError(f"node {level}/{index} is outside the tree of size {tree.size}")
                 out.append(h)
             return out
 
         return read
 
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        if not 0 <= index < size:
-            raise ValueError(f"index {index} is not in a tree of size {size}")
-        return merkle.inclusion_proof(index, size, self.node_reader(size))
+    def inclusion_proof(self, index: int, size: int, tree: SignedTree) -> list[bytes]:
+        """Audit path of entry `index` in the tree of `size` leaves, a prefix of `tree`."""
+        if not 0 <= index < size <= tree.size:
+            raise ValueError(f"need index {index} < size {size} <= {tree.size}")
+        return merkle.inclusion_proof(index, size, self.node_reader(tree))
 
-    def consistency_proof(self, old: int, new: int) -> list[bytes]:
-        """Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
+    def consistency_proof(self, old: int, new: int, tree: SignedTree) -> list[bytes]:
+        """Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves, both
+        prefixes of `tree` (usually new == tree.size), from the tiles of `tree`."""
+        if new > tree.size:
+            raise ValueError(f"size {new} is beyond the signed tree of size {tree.size}")
+        return merkle.consistency_proof(old, new, self.node_reader(tree))
 
-        Read from the tiles of the larger tree (the smaller tree's nodes are all in it)."""
-        return merkle.consistency_proof(old, new, self.node_reader(new))
-
-    def tree_root(self, size: int) -> bytes:
-        return merkle.tree_root(size, self.node_reader(size))
+    def prefix_root(self, size: int, tree: SignedTree) -> bytes:
+        """The root of the first `size` leaves of `tree`. Every node it folds comes from a
+        tile verified against the signed root, so this is the root the log signed into it."""
+        if size > tree.size:
+            raise ValueError(f"size {size} is beyond the signed tree of size {tree.size}")
+        return merkle.tree_root(size, self.node_reader(tree))
 
     # --- entries ----------------------------------------------------------------------------
 
@@ -306,7 +406,7 @@ class LogClient:
         """A receipt for entry `index` built from tiles and bundles, verified against `vc`."""
         leaf = self.entry(index, vc.size)
         lh = merkle.leaf_hash(leaf)
-        proof = self.inclusion_proof(index, vc.size)
+        proof = self.inclusion_proof(index, vc.size, vc)
         merkle.verify_inclusion(index, vc.size, lh, proof, vc.root)
         return Receipt(vc.checkpoint.origin, index, leaf, lh, vc.size, tuple(proof), vc.note)
 

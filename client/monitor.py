@@ -57,6 +57,8 @@ MAX_GOSSIP_BYTES = 4 << 20
 MAX_NOTES_PER_SOURCE = 64
 GOSSIP_DEADLINE = 30.0  # seconds for one gossip answer
 CHUNK = 16384  # entries replayed (and their reports written) before the cursor is saved
+MAX_UNPROVEN_KEPT = 10_000  # distinct unproven inconsistencies alerted and remembered
+MAX_NOTE_CHARS = 16_384  # of each checkpoint quoted in an alert line
 
 
 class MonitorConfigError(ValueError):
@@ -303,6 +305,12 @@ def _end_torn_line(path: Path) -> None:
             _append_durably(path, b"\n")
 
 
+def _tree_id(note: bytes) -> bytes:
+    """What a checkpoint says (its signed text: origin, size, root), without the signatures,
+    so fresher cosignatures on the same tree do not make a new alert."""
+    return note.split(b"\n\n", 1)[0]
+
+
 def _get_limited(http: httpx.Client, url: str, limit: int) -> tuple[int, bytes]:
     with http.stream("GET", url) as resp:
         return resp.status_code, read_bounded(resp, limit, GOSSIP_DEADLINE, url)
@@ -317,7 +325,7 @@ class Follower:
     state_dir: Path
     reporter: Reporter
     alert: Any  # callable(evidence document) -> None
-    alert_unproven: Any = None  # callable(reason) -> None: inconsistency without evidence
+    alert_unproven: Any = None  # callable(origin, reason, notes) -> None: no evidence
     chunk: int = 16384
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -333,7 +341,7 @@ class Follower:
         self.cursor_path = self.state_dir / f"{h}.cursor"
         self.watermark_path = self.state_dir / f"{h}.reported"
         if self.alert_unproven is None:
-            self.alert_unproven = lambda origin, reason: log.error("%s: %s", origin, reason)
+            self.alert_unproven = lambda origin, reason, _notes: log.error("%s: %s", origin, reason)
         self.lock = threading.Lock()
         self.mark: int | None = None  # next index to report (loaded on the first poll)
         self.stats.update(entries=0, matches=0, size=0, processed=0, errors=0, last_ok=0.0)
@@ -369,7 +377,7 @@ class Follower:
             tree = load_tree(self.cursor_path, self.origin)
             if self.mark is None:
                 self.mark = self._watermark()
-        proofs = merkle.RangeHashCache(self.client.node_reader(vc.size))
+        proofs = merkle.RangeHashCache(self.client.node_reader(vc))
         while tree.size < vc.size and not (stop and stop.is_set()):
             end = min(vc.size, tree.size + self.chunk)
             with self.lock:  # per chunk: gossip checks get the lock in between
@@ -377,10 +385,9 @@ class Follower:
         self.stats.update(processed=tree.size, last_ok=time.time())
 
     def _prefix(self, vc: VerifiedCheckpoint, size: int) -> VerifiedCheckpoint:
-        """The tree of `size` leaves inside `vc`: its root from tiles, proven consistent with
-        the signed root, so a chunk's replay is checked against a root the log signed into vc."""
-        root = self.client.tree_root(size)
-        merkle.verify_consistency(size, vc.size, root, vc.root, self.client.consistency_proof(size, vc.size))
+        """The tree of `size` leaves inside `vc`, its root from tiles verified against vc's
+        root: a chunk's replay is checked against a root the log signed into vc."""
+        root = self.client.prefix_root(size, vc)
         return VerifiedCheckpoint(Checkpoint(self.origin, size, root), vc.note, vc.log_signers,
                                   vc.witnesses, vc.cosigned_at)
 
@@ -419,29 +426,30 @@ class Follower:
                 "record": info.record if info else None, "receipt": receipt.to_dict()}
 
     def _evidence_from_log(self, exc: ConsistencyError) -> None:
-        """The log's new checkpoint is not consistent with the one we trusted: if the new tree
-        is the larger one, its tiles (what the log serves now) give self-contained evidence."""
+        """The log's new checkpoint is not consistent with the one we trusted: the tiles of
+        the larger tree give self-contained evidence, when we can get them verified against its
+        root. The new tree's are what the log serves now; the trusted tree's may still be in
+        the client's cache of verified tiles even after the log stopped serving them."""
         policy = key_policy(self.watch.policy)
+        notes = (exc.old_checkpoint, exc.new_checkpoint)
         try:
             old = verify_checkpoint(exc.old_checkpoint, policy)
             new = verify_checkpoint(exc.new_checkpoint, policy)
-            prover = self._tiles_prover() if new.size > old.size else None
-            sv = split_view(old, new, prover)
+            sv = split_view(old, new, self._tiles_prover())
         except (TlogError, LookupError) as err:
-            log.error("%s: inconsistent log, but no self-contained evidence: %s (%s)", self.origin, exc, err)
-            self.alert_unproven(self.origin, f"{exc} ({err})")
+            self.alert_unproven(self.origin, f"{exc} (no self-contained evidence: {err})", notes)
             return
         if sv is not None:
             self.alert(to_document(sv, str(exc), "log"))
         else:
-            self.alert_unproven(self.origin, str(exc))
+            self.alert_unproven(self.origin, str(exc), notes)
 
     def _tiles_prover(self, client: LogClient | None = None) -> Any:
-        """(root at m, proof m -> n) from the log's current tiles, for `split_view`."""
+        """(root at m, proof m -> n) from the tiles of the larger tree, for `split_view`."""
         c = client or self.client
 
-        def prove(m: int, n: int) -> tuple[bytes, list[bytes]]:
-            return c.tree_root(m), c.consistency_proof(m, n)
+        def prove(m: int, larger: VerifiedCheckpoint) -> tuple[bytes, list[bytes]]:
+            return c.prefix_root(m, larger), c.consistency_proof(m, larger.size, larger)
         return prove
 
     def check_foreign(self, note: bytes, source: str) -> dict[str, Any] | None:
@@ -483,7 +491,15 @@ class Monitor:
                                                      self.alert_unproven, config.chunk)
                           for lw in config.logs}
         self.gossip_errors = 0
-        self.inconsistencies = 0
+        self.inconsistency_repeats = 0
+        # Unproven inconsistencies already alerted, by pair of trees: kept across restarts,
+        # so one that lasts (a rolled-back log) is one alert, not one per poll.
+        self._unproven_path = config.state_dir / "inconsistencies.json"
+        self._unproven: dict[str, str] = {}
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(self._unproven_path.read_text())
+            if isinstance(doc, dict):
+                self._unproven = {str(k): str(v) for k, v in doc.items()}
         # Evidence found before a restart still counts: the log is still known to be forked.
         self._seen_evidence: set[str] = {p.stem for p in self.evidence_dir.glob("*.json")}
         self._forked: set[str] = {d.get("origin", "") for d in self.evidence()}
@@ -519,13 +535,24 @@ class Monitor:
                              "reason": clean["reason"]}])
         return True
 
-    def alert_unproven(self, origin: str, reason: str) -> None:
+    def alert_unproven(self, origin: str, reason: str, notes: tuple[bytes, bytes]) -> None:
         """The log is inconsistent with what we trusted, but without self-contained evidence
-        (say it was rolled back and cannot prove the tree it signed): still an alert."""
+        (say it was rolled back and cannot prove the tree it signed): still an alert, once per
+        pair of trees (as split views are); repeats are only counted."""
+        pair = b"\n".join([origin.encode(), *(_tree_id(n) for n in notes)])
+        key = hashlib.sha256(pair).hexdigest()[:32]
         with self._lock:
-            self.inconsistencies += 1
+            if key in self._unproven or len(self._unproven) >= MAX_UNPROVEN_KEPT:
+                self.inconsistency_repeats += 1  # past the cap, the operator knows already
+                return
+            self._unproven[key] = origin
+            try:
+                write_atomically(self._unproven_path, json.dumps(self._unproven).encode())
+            except OSError:
+                log.exception("cannot record an inconsistency alert")
         log.error("INCONSISTENT LOG %s: %s", origin, reason)
-        self.reporter.emit([{"alert": "inconsistent", "origin": origin, "reason": reason[:1000]}])
+        self.reporter.emit([{"alert": "inconsistent", "origin": origin, "reason": reason[:1000],
+                             "checkpoints": [n.decode("utf-8", "replace")[:MAX_NOTE_CHARS] for n in notes]}])
 
     def evidence(self) -> list[dict[str, Any]]:
         out = []
@@ -641,8 +668,12 @@ class Monitor:
                                for o, f in self.followers.items()}, ("origin",)))
         reg.add(Gauge("tlog_monitor_split_views_total", "Split views proven (evidence stored)",
                       lambda: float(self.split_views), kind="counter"))
-        reg.add(Gauge("tlog_monitor_inconsistencies_total", "Inconsistent checkpoints seen",
-                      lambda: float(self.inconsistencies), kind="counter"))
+        reg.add(Gauge("tlog_monitor_inconsistencies_total",
+                      "Unproven inconsistencies alerted (distinct pairs of checkpoints)",
+                      lambda: float(len(self._unproven)), kind="counter"))
+        reg.add(Gauge("tlog_monitor_inconsistency_repeats_total",
+                      "Unproven inconsistencies seen again after their alert (not alerted again)",
+                      lambda: float(self.inconsistency_repeats), kind="counter"))
         reg.add(Gauge("tlog_monitor_gossip_errors_total", "Failed gossip rounds or peers",
                       lambda: float(self.gossip_errors), kind="counter"))
         return reg
@@ -657,7 +688,7 @@ class Monitor:
                 for o, f in self.followers.items()}
         limit = 10 * self.config.poll_interval + 30
         stale = any(v["seconds_since_ok"] is None or v["seconds_since_ok"] > limit for v in logs.values())
-        status = ("split-view" if self.split_views else "inconsistent" if self.inconsistencies
+        status = ("split-view" if self.split_views else "inconsistent" if self._unproven
                   else "degraded" if stale else "ok")
         doc = {"status": status, "logs": logs, "split_views": self.split_views}
         return (200 if status == "ok" else 503), doc

@@ -27,8 +27,9 @@ from client.files import write_atomically
 from client.policy import TrustPolicy
 from client.verify import VerifiedCheckpoint, verify_checkpoint
 
-Prover = Callable[[int, int], list[bytes]]
-"""Returns a consistency proof from size `old` to size `new` (LogClient.consistency_proof)."""
+Prover = Callable[[int, int, VerifiedCheckpoint], list[bytes]]
+"""`prove(old, new, tree)`: a consistency proof from size `old` to size `new` read from the
+tiles of the signed tree `tree` of `new` leaves (LogClient.consistency_proof)."""
 
 LOCK_TIMEOUT = 10.0
 MAX_CAS_ROUNDS = 8
@@ -129,14 +130,16 @@ def _check(old: VerifiedCheckpoint, new: VerifiedCheckpoint, prove: Prover | Non
         return []
     small, large = (old, new) if old.size < new.size else (new, old)
     try:
-        proof = prove(small.size, large.size)
-    except LogAPIError as exc:
-        if exc.status == 404 and new.size < old.size:
+        proof = prove(small.size, large.size, large)
+    except (LogAPIError, MalformedError, ProofError) as exc:
+        # Proving a smaller checkpoint needs the trusted tree's tiles: a log that cannot give
+        # them (gone, or not hashing to the root it signed) no longer holds that tree. For a
+        # larger one, bad tiles of the new tree prove nothing yet (a cache may have served
+        # them): the caller retries, and the state stays where it is.
+        if new.size < old.size and not (isinstance(exc, LogAPIError) and exc.status != 404):
             raise fork(f"the log serves size {new.size} and cannot prove it is a prefix of the "
                        f"trusted size {old.size} (rolled back?): {exc}") from exc
         raise
-    except MalformedError as exc:
-        raise fork(f"the log's tiles for a proof {small.size} -> {large.size} are malformed: {exc}") from exc
     try:
         merkle.verify_consistency(small.size, large.size, small.root, large.root, proof)
     except ProofError as exc:

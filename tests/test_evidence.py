@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from client import merkle
-from client.errors import MalformedError, UnknownKeyError, VerificationError
+from client.errors import MalformedError, ProofError, UnknownKeyError, VerificationError
 from client.evidence import split_view, to_document, verify_evidence
 from client.note import Ed25519Signer, sign_note
 from client.policy import TrustPolicy
@@ -29,10 +29,10 @@ def _log(path: Path, entries: list[bytes]) -> LogStore:
 
 
 def _prover(store: LogStore):
-    def prove(m: int, n: int) -> tuple[bytes, list[bytes]]:
+    def prove(m: int, larger: object) -> tuple[bytes, list[bytes]]:
         with store.read_txn() as txn:
             read = store.node_reader(txn)
-            return merkle.tree_root(m, read), merkle.consistency_proof(m, n, read)
+            return merkle.tree_root(m, read), merkle.consistency_proof(m, larger.size, read)  # type: ignore[attr-defined]
     return prove
 
 
@@ -75,7 +75,7 @@ def test_a_growing_honest_log_is_no_split_view(tmp_path: Path) -> None:
     assert split_view(old, new, _prover(store)) is None
     assert split_view(new, new) is None
     # Honest checkpoints with a valid proof are refused as evidence.
-    _, proof = _prover(store)(old.size, new.size)
+    _, proof = _prover(store)(old.size, new)
     doc = {"type": "tlog-split-view/v1", "origin": ORIGIN,
            "checkpoints": [old.note.decode(), new.note.decode()],
            "prefix_root": base64.b64encode(old.root).decode(),
@@ -83,3 +83,29 @@ def test_a_growing_honest_log_is_no_split_view(tmp_path: Path) -> None:
     with pytest.raises(VerificationError, match="consistent"):
         verify_evidence(doc, [LOG.verifier()])
     store.close()
+
+
+def test_evidence_from_a_larger_tree_with_wrong_tiles_or_proof_is_refused(tmp_path: Path) -> None:
+    """No split-view alarm from bad tiles: a prover whose prefix root or proof does not hold
+    for the larger signed tree (tiles of another tree, a flipped hash) makes `split_view`
+    raise instead of returning a split view, and a document carrying such a proof is refused
+    by `verify_evidence` because of the proof."""
+    store = _log(tmp_path / "a", random_entries(300, 1))
+    old = verify_checkpoint(store.checkpoint(), POLICY)
+    grow(store, LOG, random_entries(77, 2))
+    new = verify_checkpoint(store.checkpoint(), POLICY)
+    honest_root, honest_proof = _prover(store)(old.size, new)
+    other = _log(tmp_path / "b", random_entries(377, 3))  # tiles of another tree of size 377
+    other_root, other_proof = _prover(other)(old.size, new)
+    flipped = [honest_proof[0][:-1] + bytes([honest_proof[0][-1] ^ 1]), *honest_proof[1:]]
+    for bad in [(other_root, other_proof), (bytes(32), honest_proof), (honest_root, flipped)]:
+        with pytest.raises(ProofError):
+            split_view(old, new, lambda m, larger, bad=bad: bad)
+        doc = {"type": "tlog-split-view/v1", "origin": ORIGIN,
+               "checkpoints": [old.note.decode(), new.note.decode()],
+               "prefix_root": base64.b64encode(bad[0]).decode(),
+               "consistency_proof": [base64.b64encode(h).decode() for h in bad[1]]}
+        with pytest.raises(VerificationError, match="the proof does not hold for the larger checkpoint"):
+            verify_evidence(doc, [LOG.verifier()])
+    store.close()
+    other.close()

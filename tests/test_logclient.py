@@ -21,6 +21,7 @@ import pytest
 
 from client import cli, merkle
 from client.audit import full_audit, resume_path
+from client.checkpoint import Checkpoint
 from client.encoding import b64decode_std
 from client.errors import (
     ConsistencyError,
@@ -28,6 +29,7 @@ from client.errors import (
     MalformedError,
     NetworkError,
     PolicyError,
+    TileError,
     VerificationError,
 )
 from client.keyfile import write_key
@@ -116,10 +118,10 @@ def test_tile_proofs_equal_server_proofs_for_every_index(big: Served) -> None:
         with big.store.read_txn() as txn:
             server_side = merkle.RangeHashCache(big.store.node_reader(txn))
             for i in range(SIZE):
-                assert client.inclusion_proof(i, SIZE) == server_side.inclusion_proof(i, SIZE), i
-        assert client.tree_root(SIZE) == vc.root
+                assert client.inclusion_proof(i, SIZE, vc) == server_side.inclusion_proof(i, SIZE), i
+        assert client.prefix_root(SIZE, vc) == vc.root
         fetched = client.fetches
-        client.inclusion_proof(12345, SIZE)
+        client.inclusion_proof(12345, SIZE, vc)
         assert client.fetches == fetched  # immutable tiles come from the cache
 
 
@@ -127,29 +129,69 @@ def test_tile_proofs_equal_the_http_proof_api(big: Served) -> None:
     rng = random.Random(7)
     sample = sorted({*EDGES, *(rng.randrange(SIZE) for _ in range(150))})
     with big.client() as client, httpx.Client(base_url=big.server.url, timeout=30) as http:
-        for size in (SIZE, 69999, 65537, 65536, 257):  # older sizes: partial tiles of that width
+        vc = client.checkpoint()
+        for size in (SIZE, 69999, 65537, 65536, 257):  # prefixes of the signed tree
             for i in [x for x in sample if x < size]:
                 api = http.get("/v1/proof/inclusion", params={"index": i, "size": size}).json()
-                assert [b64decode_std(h) for h in api["hashes"]] == client.inclusion_proof(i, size)
+                assert [b64decode_std(h) for h in api["hashes"]] == client.inclusion_proof(i, size, vc)
         for old, new in PAIRS:
             api = http.get("/v1/proof/consistency", params={"old": old, "new": new}).json()
-            assert [b64decode_std(h) for h in api["hashes"]] == client.consistency_proof(old, new)
-        vc = client.checkpoint()
+            assert [b64decode_std(h) for h in api["hashes"]] == client.consistency_proof(old, new, vc)
         for old, new in PAIRS:
             if old and new == SIZE:
-                merkle.verify_consistency(old, new, client.tree_root(old), vc.root,
-                                          client.consistency_proof(old, new))
+                merkle.verify_consistency(old, new, client.prefix_root(old, vc), vc.root,
+                                          client.consistency_proof(old, new, vc))
         receipt = client.prove_entry(65536, vc)
         assert receipt.leaf == big.store.entry(65536)
 
 
 def test_partial_tile_falls_back_to_the_full_tile(big: Served) -> None:
-    """C2SP: a partial tile may be deleted once its full tile exists; read a prefix of that."""
+    """C2SP: a partial tile may be deleted once its full tile exists; an older signed tree's
+    right edge is read as a prefix of that (and still verified against its root)."""
     def gone(req: httpx.Request) -> httpx.Response | None:
         return httpx.Response(404) if ".p/" in req.url.path else None
 
-    with big.client(transport=Faulty(gone)) as client, big.client() as plain:
-        assert client.tree_root(1000) == plain.tree_root(1000)
+    with big.store.read_txn() as txn:
+        old = Checkpoint(ORIGIN, 1000, merkle.tree_root(1000, big.store.node_reader(txn)))
+    transport = Faulty(gone)
+    with big.client(transport=transport) as client:
+        assert client.prefix_root(1000, old) == old.root
+        proof = client.inclusion_proof(999, 1000, old)
+    merkle.verify_inclusion(999, 1000, merkle.leaf_hash(big.store.entry(999)), proof, old.root)  # type: ignore[arg-type]
+    assert "/tile/0/003.p/232" in transport.seen and "/tile/0/003" in transport.seen
+
+
+def test_forged_tiles_are_refused_and_never_cached(big: Served) -> None:
+    """A cache that serves a forged tile (or a forged pair, a tile and a parent that agree
+    with it) once: the client refuses it, names it, keeps nothing of it, and proves
+    correctly as soon as honest tiles come back."""
+    honest = {}
+    with httpx.Client(base_url=big.server.url, timeout=30) as http:
+        for path in ("/tile/0/000", "/tile/1/000"):
+            honest[path] = http.get(path).content
+    fake0 = b"\1" * 8192
+    hashes = [fake0[i : i + 32] for i in range(0, 8192, 32)]
+    while len(hashes) > 1:
+        hashes = [merkle.node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+    fake1 = hashes[0] + honest["/tile/1/000"][32:]  # a parent that vouches for the forged tile
+    forged = {"/tile/0/000": fake0, "/tile/1/000": fake1}
+    mode = {"pair": False, "on": True}
+
+    def poison(req: httpx.Request) -> httpx.Response | None:
+        if mode["on"] and req.url.path in forged and (mode["pair"] or req.url.path == "/tile/0/000"):
+            return httpx.Response(200, content=forged[req.url.path])
+        return None
+
+    for pair in (False, True):
+        mode.update(pair=pair, on=True)
+        with big.client(transport=Faulty(poison)) as client:
+            vc = client.checkpoint()
+            with pytest.raises(TileError) as info:
+                client.prove_entry(3, vc)
+            assert info.value.path == ("tile/1/000" if pair else "tile/0/000"), info.value
+            mode["on"] = False  # the cache is honest again: nothing forged was kept
+            receipt = client.prove_entry(3, vc)
+        assert receipt.leaf == big.store.entry(3)
 
 
 # --- faults -------------------------------------------------------------------------------------
@@ -197,18 +239,8 @@ def test_hostile_answers_are_refused(big: Served) -> None:
     def short_tile(req: httpx.Request) -> httpx.Response | None:
         return httpx.Response(200, content=b"\0" * 31) if req.url.path.startswith("/tile/0/") else None
 
-    with big.client(transport=Faulty(short_tile)) as client, pytest.raises(MalformedError):
-        client.inclusion_proof(5, SIZE)
-
-    def bad_tile(req: httpx.Request) -> httpx.Response | None:
-        if req.url.path == "/tile/0/000":
-            return httpx.Response(200, content=b"\1" * 8192)
-        return None
-
-    with big.client(transport=Faulty(bad_tile)) as client:
-        vc = client.checkpoint()
-        with pytest.raises(VerificationError):
-            client.prove_entry(3, vc)  # a wrong tile gives a proof that does not verify
+    with big.client(transport=Faulty(short_tile)) as client, pytest.raises(MalformedError, match="bytes"):
+        client.inclusion_proof(5, SIZE, client.checkpoint())
 
 
 def test_raw_logs_are_refused_unless_the_policy_allows(big: Served) -> None:

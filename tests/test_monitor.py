@@ -54,14 +54,16 @@ class MonitorProc:
         self.start()
 
     def start(self) -> None:
-        self.out = (self.dir / "monitor.log").open("a")
+        log_file = self.dir / "monitor.log"
+        before = len(re.findall(r"listening on ", log_file.read_text())) if log_file.exists() else 0
+        self.out = log_file.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "client.cli", "monitor", "--config",
                                       str(self.dir / "monitor.toml")], stdout=self.out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            found = re.findall(r'listening on (http://[^\s"]+)', (self.dir / "monitor.log").read_text())
-            if found:
+            found = re.findall(r'listening on (http://[^\s"]+)', log_file.read_text())
+            if len(found) > before:  # this run's line, not an earlier run's
                 self.url = found[-1]
                 return
             assert self.proc.poll() is None, (self.dir / "monitor.log").read_text()

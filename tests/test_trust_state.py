@@ -149,7 +149,7 @@ def test_concurrent_updates_never_move_the_state_backwards(tmp_path: Path) -> No
         grow(store, SIGNER, random_entries(7, 100 + i))
         notes.append(store.checkpoint())
 
-    def prove(old: int, new: int) -> list[bytes]:
+    def prove(old: int, new: int, _tree: object) -> list[bytes]:
         with store.read_txn() as txn:
             return merkle.consistency_proof(old, new, store.node_reader(txn))
 
@@ -200,7 +200,7 @@ def test_policy_changes_and_foreign_checkpoints(tmp_path: Path) -> None:
     text = store.checkpoint().decode().split("\n\n")[0] + "\n"
     new = verify_checkpoint(sign_note(text, [SIGNER, second]), both)
 
-    def prove(old: int, new_size: int) -> list[bytes]:
+    def prove(old: int, new_size: int, _tree: object) -> list[bytes]:
         with store.read_txn() as txn:
             return merkle.consistency_proof(old, new_size, store.node_reader(txn))
 
