@@ -6,19 +6,43 @@ Signatures are checked by our signed-note verifier (type 0x02) and by sigstore-p
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from client.note import Ed25519Signer, parse_note, sign_note, verify_note
+from client.note import Ed25519Signer, Verifier, parse_note, parse_vkey, sign_note, verify_note
 from client.policy import TrustPolicy
 from client.verify import verify_checkpoint
 from tests import sigstore_adapter
 from tests.conftest import ORIGIN, SEED
 from tests.swtpm import Swtpm, require_tpm_tools
+
+
+def _tlog(*args: str, env: dict[str, str] | None = None,
+          module: str = "tlog.cli") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=120, check=False, env=None if env is None else os.environ | env)
+
+
+def _eventually(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        time.sleep(0.05)
+
+
+def _log_keys(url: str) -> tuple[Verifier, ...]:
+    """The log's verifier keys, as `/v1/log` lists them (Ed25519 first, then the TPM's)."""
+    import httpx
+
+    return tuple(parse_vkey(k) for k in httpx.get(url + "/v1/log", timeout=10).json()["verifier_keys"])
 
 
 @pytest.fixture
@@ -421,8 +445,9 @@ def test_enrollment_certifies_the_ak_and_clients_trust_only_their_ak_ca(tmp_path
 
 def test_a_replaced_key_and_a_hung_tpm_are_refused(swtpm: Swtpm) -> None:
     """If the key at the handle ever changes (a cleared TPM, a re-run init), signing fails
-    instead of producing checkpoints nobody can verify; a TPM that never answers is declared
-    hung after a few abandoned calls, without sending it more."""
+    instead of producing checkpoints nobody can verify; a TPM that does not answer is declared
+    hung while a few timed-out calls are outstanding, without sending it more, and is used
+    again once they return."""
     from tlog.tpm import MAX_ABANDONED, TpmError, open_signer
 
     signer = open_signer(ORIGIN, swtpm.tcti, create=True)
@@ -442,8 +467,43 @@ def test_a_replaced_key_and_a_hung_tpm_are_refused(swtpm: Swtpm) -> None:
     with pytest.raises(TpmError, match="is hung"):
         signer.key.public()
     assert time.monotonic() - t0 < 0.2
+    assert signer.key.outstanding() == MAX_ABANDONED
     swtpm.resume()
+    _eventually(lambda: signer.key.outstanding() == 0, 10, "the timed-out calls return")
+    assert signer.key.exists()  # answers again, without a restart
     signer.key.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_tpm_key_recovers_after_more_hangs_than_max_abandoned(swtpm: Swtpm) -> None:
+    """Each hang abandons calls (in the log: a signature and a health probe). Once the TPM
+    answers they return, stop counting towards "hung", and their contexts are closed: the
+    key signs after any number of past hangs, and no TPM connection is left behind."""
+    from tlog.tpm import MAX_ABANDONED, TpmError, open_signer
+
+    signer = open_signer(ORIGIN, swtpm.tcti, create=True)
+    signer.key.timeout = 0.3
+    signer.probe()
+    fds = _open_fds()
+    try:
+        for _ in range(MAX_ABANDONED + 2):
+            swtpm.pause()
+            try:
+                for _ in range(2):
+                    with pytest.raises(TpmError, match="did not answer"):
+                        signer.probe()
+                assert signer.key.outstanding() == 2
+            finally:
+                swtpm.resume()
+            _eventually(lambda: signer.key.outstanding() == 0, 10, "the timed-out calls return")
+            signer.probe()  # answers at once: no "hung" left over from past hangs
+            # Closed by their own threads right after they returned; the current session stays.
+            _eventually(lambda: _open_fds() <= fds, 5, "abandoned TPM contexts closed")
+    finally:
+        signer.key.close()
 
 
 def test_an_ak_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
@@ -487,3 +547,145 @@ def test_an_ak_certificate_for_another_key_is_refused(tmp_path: Path) -> None:
         _trusted_ak({"ak_certificate": issue(other_key, ak.name.hex())}, ak, (), cas)
     with pytest.raises(PolicyError, match="for another key"):
         _trusted_ak({"ak_certificate": issue(ak_key, "000b" + "22" * 32)}, ak, (), cas)
+
+
+def test_a_tpm_anchored_log_recovers_by_itself_from_repeated_tpm_hangs(swtpm: Swtpm, tmp_path: Path) -> None:
+    """`tlog serve --tpm` through more short TPM hangs than MAX_ABANDONED: each hang costs a
+    signature and a health probe that time out, yet after each one the log answers again by
+    itself (calls that returned no longer count as hung) and its receipts verify."""
+    import base64 as b64
+
+    import httpx
+
+    from client.verify import verify_receipt
+    from tests.serverproc import ServerProc
+    from tlog.tpm import MAX_ABANDONED
+
+    data = tmp_path / "data"
+    _init(data, swtpm.tcti)
+    cfg = tmp_path / "log.toml"
+    cfg.write_text("[log]\ntpm_timeout = 1\n")
+    srv = ServerProc(data, args=["--allow-raw", "--tpm", swtpm.tcti, "--config", str(cfg)]).start()
+
+    def post(body: bytes) -> httpx.Response:
+        return httpx.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(body).decode()}, timeout=30)
+
+    def health() -> httpx.Response:
+        return httpx.get(srv.url + "/healthz", timeout=10)
+
+    try:
+        keys = _log_keys(srv.url)
+        policy = TrustPolicy(keys[0].name, keys, "all", allow_raw_log=True)
+        episodes = MAX_ABANDONED + 2
+        for episode in range(episodes):
+            swtpm.pause()
+            try:
+                r = post(b"during hang %d" % episode)
+                assert r.status_code == 503 and r.json()["error"]["code"] == "signer_unavailable", r.text
+                h = health()
+                assert h.status_code == 503 and h.json()["error"]["code"] == "signer_unavailable", h.text
+                time.sleep(1.2)  # a health probe times out too: two calls abandoned per hang
+            finally:
+                swtpm.resume()
+            _eventually(lambda: health().status_code == 200, 15, f"/healthz 200 after hang {episode}")
+            r = post(b"after hang %d" % episode)
+            assert r.status_code == 201 and r.json()["index"] == episode, r.text
+            verify_receipt(r.json(), policy)  # signed by both keys, the TPM's included
+        size = int(httpx.get(srv.url + "/checkpoint", timeout=10).text.split("\n")[1])
+        assert size == episodes  # nothing written during the hangs
+    finally:
+        srv.stop()
+
+
+ATTEST_ORIGIN = "log.example.com/attest"
+
+
+def _ak_name(stdout: str) -> str:
+    import re
+
+    m = re.search(r"attestation key \(restricted\) name ([0-9a-f]+)", stdout)
+    assert m, stdout
+    return m.group(1)
+
+
+def test_tpm_init_binds_the_key_attestation_to_the_chosen_origin(swtpm: Swtpm, tmp_path: Path) -> None:
+    """The documented flow with a chosen origin: `tlog tpm init --origin`, `tlog serve --origin
+    --tpm`, and `tlog-client verify` with a policy pinning the AK accepts the receipt. The
+    certification is made for that origin; another origin on the same data dir is refused
+    (flag or TLOG_ORIGIN) and nothing is changed."""
+    import base64 as b64
+
+    import httpx
+
+    from client.policy import policy_toml
+    from client.tpmattest import parse_certify, qualifying_data
+    from tests.serverproc import ServerProc
+
+    data = tmp_path / "data"
+    init = _tlog("tpm", "init", "--data-dir", str(data), "--origin", ATTEST_ORIGIN, "--tcti", swtpm.tcti)
+    assert init.returncode == 0, init.stderr
+    assert f"bound to log {ATTEST_ORIGIN!r}" in init.stdout
+    ak_name = _ak_name(init.stdout)
+    srv = ServerProc(data, args=["--origin", ATTEST_ORIGIN, "--allow-raw", "--tpm", swtpm.tcti]).start()
+    try:
+        keys = _log_keys(srv.url)
+        assert [k.name for k in keys] == [ATTEST_ORIGIN] * 2 and [k.alg for k in keys] == [1, 2]
+        r = httpx.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(b"attested").decode()}, timeout=30)
+        assert r.status_code == 201, r.text
+        (tmp_path / "receipt.json").write_bytes(r.content)
+        attestation = httpx.get(srv.url + "/v1/log/key-attestation", timeout=10)
+        (tmp_path / "key-attestation.json").write_bytes(attestation.content)
+    finally:
+        srv.stop()
+    info = parse_certify(b64.b64decode(attestation.json()["certify_info"]))
+    assert info.extra_data == qualifying_data(ATTEST_ORIGIN)  # made for this log
+    policy = TrustPolicy(ATTEST_ORIGIN, keys, "all", allow_raw_log=True, tpm_aks=(ak_name,))
+    (tmp_path / "policy.toml").write_text(policy_toml(policy))
+    verify = ["verify", str(tmp_path / "receipt.json"), "--policy", str(tmp_path / "policy.toml"),
+              "--no-state"]
+    ok = _tlog(*verify, "--key-attestation", str(tmp_path / "key-attestation.json"), module="client.cli")
+    assert ok.returncode == 0 and f"ok: entry 0 is in {ATTEST_ORIGIN}" in ok.stdout, ok.stdout + ok.stderr
+    unattested = _tlog(*verify, module="client.cli")  # the policy requires the TPM's word
+    assert unattested.returncode != 0 and "key attestation" in unattested.stderr, unattested.stderr
+
+    before = {n: (data / n).read_bytes() for n in ("tpm.json", "tpm-attestation.json")}
+    other = "log.example.com/other"
+    for how, env in ((["--origin", other], None), ([], {"TLOG_ORIGIN": other})):
+        bad = _tlog("tpm", "init", "--data-dir", str(data), "--tcti", swtpm.tcti, *how, env=env)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert f"holds log {ATTEST_ORIGIN!r}" in bad.stderr and repr(other) in bad.stderr, bad.stderr
+    assert {n: (data / n).read_bytes() for n in before} == before
+    again = _tlog("tpm", "init", "--data-dir", str(data), "--tcti", swtpm.tcti)  # its own origin: fine
+    assert again.returncode == 0 and _ak_name(again.stdout) == ak_name, again.stderr
+
+
+def test_tpm_init_and_serve_read_the_same_configuration_file(swtpm: Swtpm, tmp_path: Path) -> None:
+    """One `[log]` file with data_dir, origin and tpm serves `tlog tpm init --config` and
+    `tlog serve --config`; a client requiring the TPM-anchored key accepts the receipt."""
+    import base64 as b64
+
+    import httpx
+
+    from client.verify import verify_receipt
+    from tests.serverproc import ServerProc
+
+    assert _tlog("tpm", "init", "--data-dir", str(tmp_path / "none")).returncode == 2  # no TCTI
+    data = tmp_path / "data"
+    cfg = tmp_path / "log.toml"
+    cfg.write_text(f"[log]\ndata_dir = {json.dumps(str(data))}\norigin = {json.dumps(ATTEST_ORIGIN)}\n"
+                   f"tpm = {json.dumps(swtpm.tcti)}\nallow_raw = true\n")
+    init = _tlog("tpm", "init", "--config", str(cfg))
+    assert init.returncode == 0 and f"bound to log {ATTEST_ORIGIN!r}" in init.stdout, init.stderr
+    ak_name = _ak_name(init.stdout)
+    srv = ServerProc(data, args=["--config", str(cfg)]).start()
+    try:
+        keys = _log_keys(srv.url)
+        doc = httpx.post(srv.url + "/v1/entries", json={"raw": b64.b64encode(b"configured").decode()},
+                         timeout=30).json()
+        attestation = httpx.get(srv.url + "/v1/log/key-attestation", timeout=10).json()
+    finally:
+        srv.stop()
+    policy = TrustPolicy(ATTEST_ORIGIN, keys, "all", allow_raw_log=True, tpm_aks=(ak_name,))
+    vr = verify_receipt(doc, policy, key_attestation=attestation)
+    assert vr.checkpoint.checkpoint.origin == ATTEST_ORIGIN
+    assert vr.checkpoint.log_signers == tuple(k.vkey() for k in keys)  # the TPM's key too

@@ -411,11 +411,16 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("--config", help="the log's TOML configuration (its [[witness]] tables)")
     rs.set_defaults(func=cmd_restore)
 
-    t = sub.add_parser("tpm", help="the TPM-held checkpoint key (docs: issue 7, in progress)")
+    t = sub.add_parser("tpm", help="a checkpoint key held in a TPM 2.0, and its attestation (docs/tpm.md)")
     tsub = t.add_subparsers(dest="tpm_cmd", required=True)
-    ti = tsub.add_parser("init", help="create (or find) the ECDSA P-256 checkpoint key in a TPM")
-    ti.add_argument("--data-dir", required=True)
-    ti.add_argument("--tcti", required=True, help="e.g. device:/dev/tpmrm0 or swtpm:path=/run/swtpm/sock")
+    ti = tsub.add_parser("init", help="create (or find) the ECDSA P-256 checkpoint key in a TPM and "
+                                      "certify it for the log's origin")
+    ti.add_argument("--config", help="the log's TOML configuration, as `tlog serve --config` reads it")
+    ti.add_argument("--data-dir", help="data directory (default: the configuration's data_dir)")
+    ti.add_argument("--origin", help="the log's checkpoint origin, as `tlog serve` will serve it "
+                                     "(default: the configuration's, or the data dir's log)")
+    ti.add_argument("--tcti", help="e.g. device:/dev/tpmrm0 or swtpm:path=/run/swtpm/sock "
+                                   "(default: the configuration's tpm)")
     ti.add_argument("--handle", type=lambda v: int(v, 0), default=0x81000010, help="persistent handle")
     ti.add_argument("--ak-handle", type=lambda v: int(v, 0), default=0x81000011,
                     help="persistent handle of the attestation key")
@@ -512,14 +517,44 @@ def cmd_tpm_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored_origin(data: Path, map_size: int) -> str | None:
+    """The origin of the log already in `data`, if any (nothing is created)."""
+    if not (data / "data.mdb").exists():
+        return None
+    store = LogStore(data, map_size=map_size)
+    try:
+        return store.origin()
+    except StorageError:
+        return None
+    finally:
+        store.close()
+
+
+def tpm_init_config(args: argparse.Namespace) -> ServeConfig:
+    """The log's configuration as `tlog serve` reads it (file, TLOG_* environment, flags): the
+    key attestation is bound to its origin, so init and serve must agree on it. An existing
+    log keeps its origin; asking for another is refused before anything is changed."""
+    overrides = {"data_dir": args.data_dir, "origin": args.origin, "tpm": args.tcti}
+    config = load_config(args.config, overrides)
+    if not config.tpm:
+        raise ConfigError("no TPM: pass --tcti, or set tpm in the configuration (TLOG_TPM)")
+    stored = _stored_origin(Path(config.data_dir), config.map_size)
+    if stored is not None and config.origin and config.origin != stored:
+        raise ConfigError(f"{config.data_dir} holds log {stored!r}: its TPM key attestation cannot be "
+                          f"bound to {config.origin!r}; use origin {stored!r}, or a new data dir "
+                          "for a new log")
+    return config
+
+
 def cmd_tpm_init(args: argparse.Namespace) -> int:
     """Create the TPM key once and record its public half in the data dir (tpm.json)."""
     from tlog.tpm import TpmError, open_signer
 
-    data = Path(args.data_dir)
     try:
-        origin, _, _ = prepare(ServeConfig(data_dir=str(data)))
-        signer = open_signer(origin, args.tcti, handle=args.handle, create=True)
+        config = tpm_init_config(args)
+        data, tcti = Path(config.data_dir), config.tpm
+        origin, _, _ = prepare(config)
+        signer = open_signer(origin, tcti, handle=args.handle, create=True, timeout=config.tpm_timeout)
     except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
         return _fail(str(exc))
     except TpmError as exc:
@@ -543,7 +578,7 @@ def cmd_tpm_init(args: argparse.Namespace) -> int:
             if old.get("ak_public") == attestation["ak_public"] and "ak_certificate" in old:
                 attestation |= {"ak_certificate": old["ak_certificate"],
                                 "ek_certificates": old.get("ek_certificates", ek_pems)}
-        record = {"tcti": args.tcti, "handle": args.handle, "ak_handle": args.ak_handle,
+        record = {"tcti": tcti, "handle": args.handle, "ak_handle": args.ak_handle,
                   "vkey": signer.verifier().vkey()}
         for name, doc in (("tpm.json", record), ("tpm-attestation.json", attestation)):
             write_atomically(data / name, orjson.dumps(doc, option=orjson.OPT_INDENT_2), mode=0o644)
@@ -552,7 +587,8 @@ def cmd_tpm_init(args: argparse.Namespace) -> int:
     finally:
         signer.key.close()
     ak_name = parse_public(raw["ak_public"]).name.hex()
-    print(f"tlog: TPM checkpoint key at handle 0x{args.handle:08x} in {args.tcti}")
+    print(f"tlog: TPM checkpoint key at handle 0x{args.handle:08x} in {tcti}")
+    print(f"tlog: key attestation bound to log {origin!r} (serve it with this origin)")
     print(f"tlog: ECDSA verifier key {record['vkey']}")
     print(f"tlog: attestation key (restricted) name {ak_name}: pin it in clients' tpm_aks")
     return 0

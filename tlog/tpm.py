@@ -8,6 +8,8 @@ signed-note type 0x02 key: a DER ECDSA signature over SHA-256 of the note text.
 Every TPM call runs on a worker thread with a timeout: a TPM that hangs (tpm.md: there is no
 TCTI timeout) must not hang the log. After a failure or a timeout the ESAPI context is
 dropped and re-opened on the next call (a context that saw a TCTI failure stays wedged).
+A call that timed out keeps its thread and context until it returns; only such calls still
+outstanding count towards declaring the TPM hung, so a TPM that answers again is used again.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class _Session:
     def __init__(self) -> None:
         self.esapi: Any = None
         self.key_tr: Any = None
+        self.abandoned = False  # its caller gave up: do not start the call once connected
 
     def close(self) -> None:
         if self.esapi is not None:
@@ -70,9 +73,10 @@ class TpmKey:
         self._lock = threading.Lock()
         self._session = _Session()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
-        # Sessions (and their threads) a hung call may still be using: never freed, never
-        # reused; past a few, the TPM is treated as hung without sending it anything more.
-        self._abandoned: list[_Session] = []
+        # Calls that timed out and have not returned: their thread still runs inside its own
+        # session, which is closed only once the call returns. While MAX_ABANDONED are
+        # outstanding the TPM is treated as hung and sent nothing more.
+        self._abandoned: list[Future[Any]] = []
 
     def close(self) -> None:
         with self._lock:
@@ -85,18 +89,16 @@ class TpmKey:
         TpmError. Each thread owns one session (context + handles): a thread abandoned after a
         timeout keeps its own and never touches the next one's."""
         with self._lock:
-            if len(self._abandoned) >= MAX_ABANDONED:
-                raise TpmError(f"the TPM at {self.tcti!r} is hung ({len(self._abandoned)} calls never "
-                               "returned); restart the TPM or the log")
+            outstanding = self._outstanding()
+            if outstanding >= MAX_ABANDONED:
+                raise TpmError(f"the TPM at {self.tcti!r} is hung: {outstanding} calls that timed out "
+                               "have not returned; nothing more is sent to it until they do")
             session = self._session
             fut: Future[Any] = self._pool.submit(self._in_thread, session, fn)
             try:
                 return fut.result(timeout=self.timeout)
             except FuturesTimeout:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._abandoned.append(session)
-                self._session = _Session()
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
+                self._abandon(session, fut)
                 raise TpmError(f"the TPM at {self.tcti!r} did not answer {what} within "
                                f"{self.timeout:g} s") from None
             except TpmError:
@@ -106,6 +108,29 @@ class TpmKey:
                 self._pool.submit(session.close)  # a context that saw a TCTI failure is wedged
                 raise TpmError(f"TPM at {self.tcti!r}: {what} failed: {exc}") from exc
 
+    def outstanding(self) -> int:
+        """Calls that timed out and are still inside the TPM (what "hung" counts)."""
+        with self._lock:
+            return self._outstanding()
+
+    def _outstanding(self) -> int:
+        self._abandoned = [f for f in self._abandoned if not f.done()]
+        return len(self._abandoned)
+
+    def _abandon(self, session: _Session, fut: Future[Any]) -> None:
+        """Leave a timed-out call its thread and session; later calls get new ones.
+
+        Its context is closed only once the call returned: the done callback runs in that
+        thread right after the call (or here, if it returned meanwhile). Freeing a context
+        while a hung call is still inside it crashed CI (a use-after-free), so never sooner;
+        but then at once, so connections to the TPM do not pile up over the log's life."""
+        self._pool.shutdown(wait=False, cancel_futures=True)  # its thread exits after the call
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpm")
+        self._session = _Session()
+        session.abandoned = True
+        self._abandoned.append(fut)
+        fut.add_done_callback(lambda _f: session.close())
+
     def _in_thread(self, session: _Session, fn: Any) -> Any:
         t = _pytss()
         if session.esapi is None:
@@ -114,6 +139,8 @@ class TpmKey:
             except Exception as exc:
                 raise TpmError(f"cannot reach the TPM at {self.tcti!r}: {exc}") from exc
             session.esapi = esapi
+        if session.abandoned:  # connected only after the caller gave up: send nothing
+            raise TpmError(f"the call to the TPM at {self.tcti!r} was abandoned")
         return fn(session.esapi, session)
 
     # --- key lifecycle ------------------------------------------------------------------
