@@ -1,7 +1,7 @@
 """Signing submissions locally: DSSE envelopes and artifact digests (hashedrekord).
 
 The private key never leaves this process: the log receives the envelope (or digest and
-signature) and the public key. Algorithms follow DESIGN's conventions: Ed25519 (pure),
+signature) and the public key. Algorithms are those the log verifies: Ed25519 (pure),
 ECDSA P-256/SHA-256 and P-384/SHA-384, RSA PKCS#1 v1.5 with SHA-256. hashedrekord signs a
 digest, which pure Ed25519 cannot do.
 """

@@ -7,7 +7,7 @@ Run by hand (not a pytest test), from the repository root:
     python loadtest/bench_attest.py [--workers N] [--keys ed25519,ecdsa-p256] [--duration S]
                                     [--repeat R] [--profile DIR] [--json FILE]
 
-What it does (see /work/shared/limits.md for why each step is there):
+What it does:
 
 1. Pre-generates the request bodies, once per key type, and caches them in --bodies-dir:
    `{"dsse": <envelope>, "verifiers": [<PEM public key>]}`, one per line, one file per wrk

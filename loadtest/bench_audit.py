@@ -2,7 +2,8 @@
 
     python loadtest/bench_audit.py [--size 1000000] [--entry-bytes 120] [--workers 2]
 
-Bulk-loads `--size` random entries at the storage level (DESIGN: test scale), serves the log
+Bulk-loads `--size` random entries at the storage level (one transaction per batch: far
+faster than over HTTP), serves the log
 with a real `tlog serve`, then runs the real CLI (`tlog-client audit --full`) against it with
 a fresh trust state, and prints entries/s with the CPU split between the client and the
 server. It then interrupts a second audit halfway (SIGINT) and resumes it, to show the resume

@@ -5,7 +5,7 @@ Run by hand (not a pytest test), from the repository root:
 
     python loadtest/bench_core.py [--workers N] [--duration S] [--connections C] [--json FILE]
 
-What it does (see /work/shared/limits.md for why each step is there):
+What it does:
 
 1. Creates a temp data dir, initialises the log in-process (`tlog.cli.prepare`: key + origin),
    bulk-loads `--preload` entries with `LogStore.append` in batches of `--batch`, then starts a

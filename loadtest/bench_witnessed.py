@@ -1,4 +1,5 @@
-"""Appends with witnesses, both modes of DESIGN's "one publisher" rule, in one run (wrk).
+"""Appends with witnesses, in both receipt modes (durable acknowledgement, and a receipt that
+waits for a cosigned checkpoint), in one run (wrk).
 
     python loadtest/bench_witnessed.py [--duration 10] [--connections 64] [--wait-connections 256]
 

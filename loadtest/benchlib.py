@@ -7,7 +7,7 @@ Not a test module and not part of the package: the scripts import it from their 
   (busy minus all of those) and steal; per-process and per-thread splits of the server.
 * Waiting (bounded) for a quiet machine before a run.
 * Data: bulk preload of unique raw entries, warming of the LMDB file (DAMON evicts page cache
-  idle for about 60 s on this VM, see /work/shared/limits.md).
+  idle for about 60 s on these VMs, so data is read once right before each run).
 * Running wrk with a Lua script from this directory that prints one `BENCH_JSON {...}` line
   (wrk_common.lua), and parsing it into a RunResult; append checks; fsck; the result table.
 """

@@ -52,7 +52,7 @@ class Swtpm:
              "--flags", "not-need-init,startup-clear", "--log", f"file={self.state}/swtpm.log,level=0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:  # ready once it wrote its pid (tpm.md)
+        while time.monotonic() < deadline:  # ready once it has written its pid
             if pid.exists() and pid.read_text().strip() == str(self.proc.pid):
                 return self
             if self.proc.poll() is not None:

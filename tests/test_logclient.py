@@ -1,6 +1,6 @@
 """LogClient against real servers: tile-computed proofs, retries, caching, full audit.
 
-The 70,000-entry log is bulk-loaded at the storage level (DESIGN: test scale) and served by a
+The 70,000-entry log is bulk-loaded at the storage level (far faster than over HTTP) and served by a
 real `tlog serve`. Every inclusion proof the client computes from tiles is compared with the
 proof the server's own code path builds (in process, from the same LMDB), and a sample of
 indexes and size pairs (every tile edge, partial tiles included) with the HTTP proof API.

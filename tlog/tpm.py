@@ -1,12 +1,13 @@
 """The log's checkpoint key inside a TPM 2.0 (tpm2-pytss): created once, persisted, never exported.
 
 An ECDSA P-256 key in the owner hierarchy with fixedTPM, fixedParent, sensitiveDataOrigin
-and noDA (no dictionary-attack lockout after unclean restarts, tpm.md pitfall 2), persisted
+and noDA (an unclean TPM restart counts as a dictionary-attack failure; without noDA a few
+of them lock the key out), persisted
 at a handle so a restarted server (or TPM) finds the same key. It signs checkpoints as a
 signed-note type 0x02 key: a DER ECDSA signature over SHA-256 of the note text.
 
-Every TPM call runs on a worker thread with a timeout: a TPM that hangs (tpm.md: there is no
-TCTI timeout) must not hang the log. After a failure or a timeout the ESAPI context is
+Every TPM call runs on a worker thread with a timeout: a TPM that hangs (the TCTIs have no
+timeout of their own) must not hang the log. After a failure or a timeout the ESAPI context is
 dropped and re-opened on the next call (a context that saw a TCTI failure stays wedged).
 A call that timed out keeps its thread and context until it returns; only such calls still
 outstanding count towards declaring the TPM hung, so a TPM that answers again is used again.
@@ -229,7 +230,8 @@ class TpmKey:
                     attrs = (a.SIGN_ENCRYPT | a.RESTRICTED | a.FIXEDTPM | a.FIXEDPARENT
                              | a.SENSITIVEDATAORIGIN | a.USERWITHAUTH | a.NODA)
                     tmpl = t.TPMT_PUBLIC.parse("ecc256:ecdsa-sha256", objectAttributes=attrs)
-                    tmpl.parameters.eccDetail.symmetric.algorithm = t.TPM2_ALG.NULL  # tpm.md pitfall 4
+                    # parse() gives a restricted key an AES scheme, which create refuses.
+                    tmpl.parameters.eccDetail.symmetric.algorithm = t.TPM2_ALG.NULL
                     priv, pub = e.create(srk, t.TPM2B_SENSITIVE_CREATE(), t.TPM2B_PUBLIC(publicArea=tmpl))[:2]
                     loaded = e.load(srk, priv, pub)
                 finally:

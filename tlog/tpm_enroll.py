@@ -1,7 +1,7 @@
 """AK enrollment: prove the attestation key lives in a genuine TPM, then certify it.
 
 TPM2_Certify shows the checkpoint key sits beside the AK; nothing yet ties the AK to a real
-TPM. Enrollment does (DESIGN, "TPM anchoring"):
+TPM. Enrollment does:
 
 1. the TPM's endorsement key certificate (read from NV) must chain to a TPM vendor root the
    AK CA trusts, and certify the EK the TPM actually holds;
