@@ -312,6 +312,8 @@ class CosignatureV1Signer(Ed25519Signer):
 
     def sign(self, msg: bytes) -> bytes:
         ts = int(self.clock())
+        if not 0 <= ts < 1 << 63:  # the spec's MUST: every verifier would refuse it
+            raise ValueError(f"the clock says {ts}: a cosignature timestamp must be in 0..2^63-1")
         return ts.to_bytes(8, "big") + self._key.sign(cosignature_message(msg, ts))
 
     def verifier(self) -> CosignatureV1Verifier:

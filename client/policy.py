@@ -154,6 +154,16 @@ def _vkeys(doc: dict[str, Any], field: str) -> list[Verifier]:
     return out
 
 
+def _quorum(doc: dict[str, Any], witnesses: int) -> int:
+    """How many witnesses must cosign: stated outright when witnesses are listed, since any
+    default (one of them, or all) is a security decision the policy's author must make."""
+    if "witness_quorum" not in doc:
+        if witnesses:
+            raise MalformedError("policy: witnesses are listed: say how many must cosign (witness_quorum)")
+        return 0
+    return doc["witness_quorum"]  # type: ignore[no-any-return]
+
+
 def policy_from_dict(doc: Any) -> TrustPolicy:
     """Build a policy from its file form; every key is checked, unknown keys are errors."""
     if not isinstance(doc, dict):
@@ -179,7 +189,7 @@ def policy_from_dict(doc: Any) -> TrustPolicy:
         log_keys=tuple(_vkeys(doc, "log_keys")),
         log_signatures=doc.get("log_signatures", "all"),
         witnesses=tuple(witnesses),  # type: ignore[arg-type]
-        witness_quorum=doc.get("witness_quorum", len(witnesses) and 1),
+        witness_quorum=_quorum(doc, len(witnesses)),
         max_age_seconds=doc.get("max_age_seconds"),
         url=url.rstrip("/") if url else None,
         allow_raw_log=doc.get("allow_raw_log", False),

@@ -295,6 +295,7 @@ def test_policy_files_are_strict(tmp_path: Path, logged: Logged) -> None:
         ({**base, "max_age_seconds": 60}, "needs witnesses"),
         ({**base, "witnesses": wk, "witness_quorum": 4}, "not within 0..3"),
         ({**base, "witnesses": [logged.vkey]}, "not a cosignature/v1"),
+        ({**base, "witnesses": wk}, "say how many must cosign"),  # no silent 1 of n
         ({**base, "log_keys": [wk[0]]}, "not named after the origin"),
         ({**base, "log_keys": ["garbage"]}, "log_keys[0]"),
         ({**base, "log_signatures": "most"}, "log_signatures"),

@@ -70,9 +70,18 @@ def _sign(text: str) -> bytes:
     return sign_note(text, [LOG])
 
 
+class BrokenClockCosigner(CosignatureV1Signer):
+    """A witness whose clock may be anywhere in 0..2^64-1: the real signer refuses to stamp
+    outside 0..2^63-1, so the verifiers' bounds are exercised with this one."""
+
+    def sign(self, msg: bytes) -> bytes:
+        ts = int(self.clock())
+        return ts.to_bytes(8, "big") + self._key.sign(cosignature_message(msg, ts))
+
+
 def cosigner(i: int, clock: Callable[[], float]) -> CosignatureV1Signer:
     """Witness i's cosigner (fixed key), stamping with `clock`."""
-    return CosignatureV1Signer(WITNESS_NAMES[i], bytes([0x60 + i]) * 32, clock=clock)
+    return BrokenClockCosigner(WITNESS_NAMES[i], bytes([0x60 + i]) * 32, clock=clock)
 
 
 def at(ts: int) -> Callable[[], float]:
@@ -307,7 +316,8 @@ def test_a_policy_with_witnesses_and_quorum_zero_is_refused(tmp_path: Path) -> N
         TrustPolicy(ORIGIN, (LOG.verifier(),), witnesses=witness_policy(1).witnesses, witness_quorum=0)
     js.write_text(json.dumps(doc | {"witness_quorum": 1}))  # the control: a quorum of 1 loads
     assert load_policy(js).witness_quorum == 1
-    assert policy_from_dict({k: v for k, v in doc.items() if k != "witness_quorum"}).witness_quorum == 1
+    with pytest.raises(MalformedError, match="say how many must cosign"):  # no silent default
+        policy_from_dict({k: v for k, v in doc.items() if k != "witness_quorum"})
 
 
 # --- 5. Future-dated cosignatures never count (client/verify.py) -------------------------------
@@ -634,6 +644,16 @@ def _stamped(ts: int) -> tuple[CosignatureV1Signer, bytes, bytes]:
     assert int.from_bytes(sig[:8], "big") == ts
     nacl.signing.VerifyKey(w.public).verify(cosignature_message(text, ts), sig[8:])
     return w, text, sig
+
+
+@pytest.mark.parametrize("ts", [*BEYOND, -1])
+def test_the_cosigner_refuses_to_stamp_outside_the_spec(ts: int) -> None:
+    """client/note.py: a witness whose clock is past 2^63 - 1 signs nothing (every verifier
+    would refuse it) rather than emitting a bad cosignature or crashing on the encoding."""
+    w = CosignatureV1Signer(WITNESS_NAMES[0], bytes(32), clock=at(ts))
+    with pytest.raises(ValueError, match=r"must be in 0\.\.2\^63-1"):
+        w.sign(b"text\n")
+    assert CosignatureV1Signer(WITNESS_NAMES[0], bytes(32), clock=at(MAX_TS)).sign(b"text\n")
 
 
 @pytest.mark.parametrize("ts", [MAX_TS, *BEYOND])

@@ -212,8 +212,8 @@ class WitnessCollector:
             self.m_latency.observe(time.perf_counter() - t0, w.verifier.name)
             if status == 200:
                 sig = self._check(w, note, content)
-                if sig is not None:
-                    w.known_size = size
+                if sig is not None:  # a late answer for an older size must not move it back
+                    w.known_size = max(size, w.known_size or 0)
                 return sig
             sized = ctype.split(";", 1)[0].strip().lower() == "text/x.tlog.size"
             if status == 409 and sized:
