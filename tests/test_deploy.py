@@ -133,6 +133,8 @@ REQUIRED_METRICS = [
     # LMDB map usage
     "tlog_lmdb_used_bytes", "tlog_lmdb_map_bytes",
     "tlog_signer_up", "tlog_pending_submissions", "tlog_integrate_failures_total",
+    # a full disk
+    "tlog_storage_writable", "tlog_data_dir_free_bytes",
 ]
 
 

@@ -274,6 +274,8 @@ class LogApp:
         except SequencerRejected as exc:
             if exc.code == "log_frozen":
                 raise APIError(403, exc.code, str(exc)) from exc
+            if exc.code == "disk_full":
+                raise APIError(507, exc.code, str(exc), {"Retry-After": "30"}) from exc
             raise APIError(503, exc.code, str(exc), {"Retry-After": "5"}) from exc
 
     def _receipt_json(self, r: Receipt, leaf: bytes) -> dict[str, Any]:
@@ -400,14 +402,25 @@ class LogApp:
         return Response(self._openapi, media_type=JSON)
 
     async def healthz(self, _request: Request) -> Response:
+        """200 `ok` when the log takes entries (or is frozen); otherwise 503 with a status a
+        probe can act on: `unavailable` (no sequencer), or `read_only` (reads are served,
+        appends are not: the disk is full, or the TPM cannot sign). docs/api.md."""
         assert self.store is not None and self.sequencer is not None
         size = self.store.head().size
-        if not self.sequencer.connected:
-            return _error(503, "unhealthy", "the sequencer is not reachable")
-        if self.sequencer.signer_error:
-            return _error(503, "signer_unavailable",
-                          f"checkpoints cannot be signed: {self.sequencer.signer_error}")
-        return _json({"status": "ok", "tree_size": size})
+        seq = self.sequencer
+        problem = None
+        if not seq.connected:
+            problem = ("unavailable", "unhealthy", "the sequencer is not reachable")
+        elif seq.disk_full:
+            problem = ("read_only", "disk_full", f"the log takes no entries until space is freed: "
+                       f"{seq.disk_full}")
+        elif seq.signer_error:
+            problem = ("read_only", "signer_unavailable", f"checkpoints cannot be signed: {seq.signer_error}")
+        if problem is None:
+            return _json({"status": "ok", "tree_size": size, "accepting_writes": not self.config.frozen})
+        status, code, message = problem
+        return _json({"status": status, "tree_size": size, "accepting_writes": False,
+                      "error": {"code": code, "message": message}}, 503, {"Cache-Control": "no-store"})
 
     async def metrics(self, _request: Request) -> Response:
         """This worker's metrics, then the sequencer's (batches, integration, appends)."""

@@ -7,6 +7,7 @@ same figures and they survive restarts; alert rules use `max by (instance)` over
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def cosigned_age(store: LogStore, witness_ids: set[tuple[str, int]], quorum: int
     if len(stamps) < quorum:
         return math.nan
     return (time.time() if now is None else now) - stamps[quorum - 1]
+
+
+def free_bytes(path: Path) -> float:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return math.nan
+    return float(st.f_bavail * st.f_frsize)
 
 
 def read_fsck_status(data_dir: Path) -> dict[str, float]:
@@ -71,6 +80,8 @@ def add_store_gauges(registry: Registry, store: LogStore, config: ServeConfig) -
     add(Gauge("tlog_lmdb_used_bytes", "LMDB pages in use, in bytes", lambda: store.stat()["used"]))
     add(Gauge("tlog_lmdb_map_bytes", "LMDB map size (the most the database can grow to), in bytes",
               lambda: store.stat()["map_size"]))
+    add(Gauge("tlog_data_dir_free_bytes", "Free bytes on the data dir's filesystem (for this user)",
+              lambda: free_bytes(data)))
     add(Gauge("tlog_fsck_ok", "1 if the last tlog fsck passed, 0 if it failed", lambda: fsck("ok")))
     add(Gauge("tlog_fsck_last_run_timestamp_seconds", "Unix time of the last tlog fsck",
               lambda: fsck("time")))

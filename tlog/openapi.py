@@ -15,7 +15,7 @@ ERROR_CODES = [
     "entry_too_large", "internal", "overloaded", "unavailable", "storage_error", "log_full",
     "bad_request", "unhealthy", "http_error", "request_timeout", "malformed_envelope",
     "malformed_entry", "unsupported_key", "signature_invalid", "statement_mismatch",
-    "signer_unavailable", "log_frozen",
+    "signer_unavailable", "log_frozen", "disk_full",
 ]
 
 _B64 = {"type": "string", "contentEncoding": "base64"}
@@ -131,11 +131,20 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
             "/v1/openapi.json": {"get": {"summary": "This document",
                                          "responses": {"200": {"description": "OpenAPI"}}}},
             "/healthz": {"get": {"summary": "Health", "responses": {
-                "200": {"description": "Healthy"}, "503": _ERROR}}},
+                "200": {"description": "Healthy", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Health"}}}},
+                "503": {"description": "Not taking entries (reads may still work)", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Prometheus text format"}}}},
         },
         "components": {"schemas": {
+            "Health": {"type": "object", "required": ["status", "tree_size", "accepting_writes"],
+                       "properties": {
+                           "status": {"enum": ["ok", "read_only", "unavailable"]},
+                           "tree_size": {"type": "integer"},
+                           "accepting_writes": {"type": "boolean"},
+                           "error": {"$ref": "#/components/schemas/Error/properties/error"}}},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": ERROR_CODES},

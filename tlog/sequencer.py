@@ -95,8 +95,12 @@ class SequencerProcess:
             signers.append(self.tpm_signer)
         self.sign = lambda text: sign_note(text, signers)
         self._resign_if_keys_changed(signers)
-        self.signer_down = ""  # why the TPM cannot sign, while it cannot
+        # Why appends cannot be taken, while they cannot, by kind: "signer" (the TPM does not
+        # sign) and "disk_full" (the data dir's filesystem is full). Workers are told at once
+        # ("h" frames) and answer /healthz from it; a probe clears each when it is over.
+        self.problems: dict[str, str] = {}
         self._last_probe = 0.0
+        self._last_storage_probe = 0.0
         self._probing = False
         self._probe_result: str | None = None  # set by the probe thread, read by this loop
         self.sel = selectors.DefaultSelector()
@@ -119,7 +123,9 @@ class SequencerProcess:
         self.m_failures = reg.add(Counter("tlog_integrate_failures_total",
                                           "Batches that failed to commit (nothing written)"))
         reg.add(Gauge("tlog_signer_up", "1 if every checkpoint key can sign (0: TPM unreachable)",
-                      lambda: 0.0 if self.signer_down else 1.0))
+                      lambda: 0.0 if "signer" in self.problems else 1.0))
+        reg.add(Gauge("tlog_storage_writable", "1 if the data dir takes writes (0: its disk is full)",
+                      lambda: 0.0 if "disk_full" in self.problems else 1.0))
         # Witnessing: a thread pushes checkpoints to the witnesses; when a quorum cosigned one,
         # it wakes this loop through a socket pair and the loop tells every worker.
         self.collector: WitnessCollector | None = None
@@ -159,7 +165,7 @@ class SequencerProcess:
         with self._cosigned_lock:
             probed, self._probe_result = self._probe_result, None
         if probed is not None:
-            self._signer_state(probed)
+            self._set_problem("signer", probed)
         with self._cosigned_lock:
             cosigned, self._cosigned = self._cosigned, None
         if cosigned is not None:
@@ -215,6 +221,7 @@ class SequencerProcess:
                         if mask & selectors.EVENT_WRITE and conn.sock.fileno() in self.conns:
                             self._flush(conn)
                 self._probe_signer()
+                self._probe_storage()
                 if self.pending and (len(self.pending) >= self.config.max_batch
                                      or time.monotonic() >= self.first_at + self.config.max_delay
                                      or not self.running):
@@ -239,8 +246,8 @@ class SequencerProcess:
         conn = _Conn(sock)
         self.conns[sock.fileno()] = conn
         self.sel.register(sock, selectors.EVENT_READ, conn)
-        if self.signer_down:
-            self._send(conn, encode(["h", self.signer_down]))
+        if self.problems:
+            self._send(conn, encode(["h", self.problems]))
 
     def _drop(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
@@ -283,10 +290,10 @@ class SequencerProcess:
     def _commit(self) -> None:
         batch = self.pending[: self.config.max_batch]
         del self.pending[: len(batch)]
-        if self.signer_down:  # fail fast: the probe says when the TPM signs again
+        refused = self._refusal()
+        if refused is not None:  # fail fast: a probe says when appends can be taken again
             for conn, req_id, _, _ in batch:
-                self._send(conn, encode(["e", req_id, "signer_unavailable",
-                                         f"checkpoints cannot be signed: {self.signer_down}"]))
+                self._send(conn, encode(["e", req_id, *refused]))
             return
         # Entries that arrived while this batch committed are answered by the next commit
         # without waiting out max_delay: they already waited.
@@ -304,8 +311,12 @@ class SequencerProcess:
             code = "log_full" if isinstance(exc, lmdb.MapFullError) else "storage_error"
             if _is_tpm_error(exc):
                 code = "signer_unavailable"
-                self._signer_state(str(exc))
+                self._set_problem("signer", str(exc))
                 log.error("batch of %d entries not committed: %s", len(batch), exc)
+            elif isinstance(exc, lmdb.Error) and disk_is_full(self.store.path, _batch_bytes(batch)):
+                code = "disk_full"
+                self._set_problem("disk_full", f"the data dir's filesystem is full ({exc})")
+                log.error("batch of %d entries not committed: the disk is full (%s)", len(batch), exc)
             else:
                 log.exception("batch of %d entries failed to commit", len(batch))
             for conn, req_id, _, _ in batch:
@@ -327,20 +338,47 @@ class SequencerProcess:
         if self.collector is not None and created:
             self.collector.offer(result.head.size, result.checkpoint)
 
-    def _signer_state(self, problem: str) -> None:
-        """Tell every worker whether checkpoints can be signed (their /healthz says so)."""
-        if problem == self.signer_down:
+    def _refusal(self) -> tuple[str, str] | None:
+        """(code, message) for a batch that cannot be taken now, or None."""
+        if "disk_full" in self.problems:
+            return "disk_full", f"the log takes no entries until space is freed: {self.problems['disk_full']}"
+        if "signer" in self.problems:
+            return "signer_unavailable", f"checkpoints cannot be signed: {self.problems['signer']}"
+        return None
+
+    def _set_problem(self, kind: str, problem: str) -> None:
+        """Record (or, with "", clear) why appends cannot be taken, and tell every worker
+        (their /healthz says so)."""
+        if problem == self.problems.get(kind, ""):
             return
-        self.signer_down = problem
-        if not problem:
-            log.info("the TPM signs again")
+        if problem:
+            self.problems[kind] = problem
+        else:
+            del self.problems[kind]
+            log.info("%s", {"signer": "the TPM signs again",
+                            "disk_full": "the data dir takes writes again"}.get(kind, kind))
         for conn in list(self.conns.values()):
-            self._send(conn, encode(["h", problem]))
+            self._send(conn, encode(["h", self.problems]))
+
+    def _probe_storage(self) -> None:
+        """While the disk is full, about once a second: free space above the margin and a
+        tiny real write transaction that commits mean appends can resume."""
+        if "disk_full" not in self.problems or time.monotonic() - self._last_storage_probe < 1.0:
+            return
+        self._last_storage_probe = time.monotonic()
+        if disk_is_full(self.store.path, 0):
+            return
+        try:
+            self.store.probe_write()
+        except lmdb.Error as exc:
+            log.warning("the data dir still takes no writes: %s", exc)
+            return
+        self._set_problem("disk_full", "")
 
     def _probe_signer(self) -> None:
         """While the TPM is down, a background thread tries it (a signature checked against
         the log's key) about once a second; this loop never waits on the TPM for it."""
-        if not self.signer_down or self._probing or time.monotonic() - self._last_probe < 1.0:
+        if "signer" not in self.problems or self._probing or time.monotonic() - self._last_probe < 1.0:
             return
         self._last_probe = time.monotonic()
         self._probing = True
@@ -375,6 +413,25 @@ class SequencerProcess:
         del conn.out[:n]
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
         self.sel.modify(conn.sock, events, conn)
+
+
+DISK_MARGIN = 4 << 20
+"""Free bytes below which a failed commit is a full disk. LMDB gives no errno (a full disk
+reads `mdb_txn_commit: Input/output error`), so the filesystem is asked: a commit copies the
+B-tree pages it changes, a few MiB for a large batch, so with less free than that (or than
+twice what the batch brings) the failure is the disk's, not some other I/O error's."""
+
+
+def disk_is_full(path: Path, batch_bytes: int) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < max(DISK_MARGIN, 2 * batch_bytes)
+
+
+def _batch_bytes(batch: list[tuple[Any, int, bytes, bytes | None]]) -> int:
+    return sum(len(p[2]) + len(p[3] or b"") for p in batch)
 
 
 def _is_tpm_error(exc: BaseException) -> bool:

@@ -151,6 +151,12 @@ class LogStore:
         with self.env.begin(write=True) as txn:
             txn.put(b"frozen", b"1", db=self.meta)
 
+    def probe_write(self) -> None:
+        """Commit one tiny write (durably): whether the data dir takes writes again after its
+        disk was full. Raises lmdb.Error if it does not."""
+        with self.env.begin(write=True) as txn:
+            txn.put(b"write_probe", _F64.pack(time.time()), db=self.meta)
+
     def frozen(self) -> bool:
         with self.env.begin() as txn:
             return txn.get(b"frozen", db=self.meta) is not None

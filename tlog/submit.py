@@ -67,7 +67,17 @@ class Submitter:
         # Witnessing: receipts wait (if `wait`) until a cosigned checkpoint covers them.
         self.witnessed, self.wait, self.wait_timeout = witnessed, wait and witnessed, wait_timeout
         self._parked: dict[int, tuple[asyncio.Future[Any], bytes, int, bool, int, bytes]] = {}
-        self.signer_error = ""  # set by the sequencer while the TPM cannot sign
+        # Why the sequencer takes no appends now, by kind ("signer", "disk_full"): it says so
+        # whenever that changes.
+        self.problems: dict[str, str] = {}
+
+    @property
+    def signer_error(self) -> str:
+        return self.problems.get("signer", "")
+
+    @property
+    def disk_full(self) -> str:
+        return self.problems.get("disk_full", "")
 
     @property
     def connected(self) -> bool:
@@ -212,7 +222,7 @@ class Submitter:
         elif kind == "w":
             self._cosigned_published(msg[1])
         elif kind == "h":
-            self.signer_error = msg[1]
+            self.problems = {str(k): str(v) for k, v in msg[1].items()}
         elif kind == "e":
             _, req_id, code, message = msg
             waiting = self._waiting.pop(req_id, None)
