@@ -33,3 +33,23 @@ def server(tmp_path: Path) -> Iterator[ServerProc]:
     srv = ServerProc(tmp_path / "data", args=["--allow-raw", "--origin", ORIGIN]).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One real PostgreSQL 15 cluster for the session (tests take a fresh database each)."""
+    from tests.engines import Postgres
+
+    pg = Postgres()
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(scope="session")
+def ceph() -> Iterator[object]:
+    """One real Ceph RADOS Gateway (S3) for the session (tests take a fresh bucket each)."""
+    from tests.engines import Ceph
+
+    c = Ceph()
+    yield c
+    c.close()

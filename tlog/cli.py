@@ -1,4 +1,4 @@
-"""`tlog` command line: serve, keygen, fsck."""
+"""`tlog` command line: serve, keygen, fsck, reindex, backup and restore, and the TPM key."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ Why a process of its own: py-lmdb releases the GIL around every get and put, so 
 thread inside a busy HTTP worker loses the GIL on each call and spends most of its time
 waiting to get it back; and several workers each writing would take turns on LMDB's write
 lock, each re-reading the tree edge the other just moved. One writer avoids both, and it is
-the "one publisher" of DESIGN.md: the only place that signs checkpoints. A lock file makes
-sure a data directory never has two.
+the log's one publisher: the only place that signs checkpoints (however many workers
+accept entries). A lock file makes sure a data directory never has two.
 """
 
 from __future__ import annotations
