@@ -39,11 +39,12 @@ from client.errors import (
     VerificationError,
 )
 from client.http import read_bounded
-from client.merkle import HASH_SIZE, Node, node_hash
+from client.merkle import HASH_SIZE, Node
 from client.policy import TrustPolicy
 from client.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
+    TileLevels,
     encode_bundle,
     entries_path,
     locate_node,
@@ -74,28 +75,6 @@ class SignedTree(Protocol):
 
     @property
     def root(self) -> bytes: ...
-
-
-class _TileLevels:
-    """A fetched hash tile with all of its interior levels, so any node is one lookup."""
-
-    __slots__ = ("levels",)
-
-    def __init__(self, data: bytes) -> None:
-        row = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
-        self.levels = [row]
-        for _ in range(1, TILE_HEIGHT):
-            row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-            self.levels.append(row)
-
-    def node(self, sub: int, offset: int) -> bytes | None:
-        row = self.levels[sub]
-        return row[offset] if offset < len(row) else None
-
-    def root(self) -> bytes:
-        """The subtree hash a full tile folds to (its parent tile holds it)."""
-        top = self.levels[TILE_HEIGHT - 1]
-        return node_hash(top[0], top[1])
 
 
 def _edge_refs(size: int) -> list[tuple[int, int, int]]:
@@ -135,8 +114,8 @@ class LogClient:
         self._sleep = sleep
         # Verified tiles only (see the module docstring): full tiles by (level, index, the
         # subtree hash they fold to); each signed tree's right edge by (size, root).
-        self._full: OrderedDict[tuple[int, int, bytes], _TileLevels] = OrderedDict()
-        self._edges: OrderedDict[tuple[int, bytes], dict[int, _TileLevels]] = OrderedDict()
+        self._full: OrderedDict[tuple[int, int, bytes], TileLevels] = OrderedDict()
+        self._edges: OrderedDict[tuple[int, bytes], dict[int, TileLevels]] = OrderedDict()
         self._cache_max = cache_tiles
         self.fetches = 0  # HTTP requests made, for tests and progress reports
         self.published_size = 0  # the largest checkpoint size seen: tiles of that size exist
@@ -253,13 +232,13 @@ class LogClient:
 
     # --- tiles and nodes --------------------------------------------------------------------
 
-    def _fetch_levels(self, level: int, index: int, width: int) -> _TileLevels:
+    def _fetch_levels(self, level: int, index: int, width: int) -> TileLevels:
         data = self.tile_bytes(level, index, width)
         if len(data) != width * HASH_SIZE:
             raise MalformedError(f"tile {level}/{index} has {len(data)} bytes, want {width * HASH_SIZE}")
-        return _TileLevels(data)
+        return TileLevels(data)
 
-    def _edge(self, tree: SignedTree) -> dict[int, _TileLevels]:
+    def _edge(self, tree: SignedTree) -> dict[int, TileLevels]:
         """The partial tiles of the tree's right edge, checked together: the perfect subtrees
         they hold fold to the tree's root, which commits to every hash in them."""
         key = (tree.size, tree.root)
@@ -288,7 +267,7 @@ class LogClient:
             self._edges.popitem(last=False)
         return edge
 
-    def _verified_tile(self, level: int, index: int, tree: SignedTree) -> _TileLevels:
+    def _verified_tile(self, level: int, index: int, tree: SignedTree) -> TileLevels:
         """Tile (level, index) of `tree`, verified against its root: a partial one with the
         tree's right edge, a full one against the hash its (verified) parent tile holds."""
         if tile_width_at(level, index, tree.size) < TILE_WIDTH:
@@ -350,7 +329,7 @@ class LogClient:
     def node_reader(self, tree: SignedTree) -> merkle.NodeReader:
         """A `merkle.NodeReader` over the tiles of a signed tree (and so of any of its
         prefixes), each tile verified against the tree's root before any node is read."""
-        tiles: dict[tuple[int, int], _TileLevels] = {}
+        tiles: dict[tuple[int, int], TileLevels] = {}
 
         def read(nodes: Sequence[Node]) -> list[bytes]:
             out = []

@@ -154,6 +154,28 @@ def split_hashes(tile: bytes) -> list[bytes]:
     return [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
 
 
+class TileLevels:
+    """A hash tile with all of its interior levels, so any node is one lookup."""
+
+    __slots__ = ("levels",)
+
+    def __init__(self, data: bytes) -> None:
+        row = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+        self.levels = [row]
+        for _ in range(1, TILE_HEIGHT):
+            row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+            self.levels.append(row)
+
+    def node(self, sub: int, offset: int) -> bytes | None:
+        row = self.levels[sub]
+        return row[offset] if offset < len(row) else None
+
+    def root(self) -> bytes:
+        """The subtree hash a full tile folds to (its parent tile holds it)."""
+        top = self.levels[TILE_HEIGHT - 1]
+        return node_hash(top[0], top[1])
+
+
 # --- interior levels, stored beside each tile so proofs need no re-hashing --------------------
 
 INTERIOR_SIZE = (TILE_WIDTH - 2) * HASH_SIZE  # levels 1..7: 128 + 64 + ... + 2 = 254 hashes

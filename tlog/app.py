@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 from collections.abc import AsyncIterator
@@ -22,27 +23,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from client import attest, merkle
+from client import attest
 from client.encoding import b64decode_std, b64encode, parse_decimal
 from client.errors import MalformedError
 from client.logs import setup_logging
-from client.metrics import Gauge, HTTPInstrument, Registry
+from client.metrics import HTTPInstrument, Registry
 from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
+from tlog.backend import Backend, LmdbBackend
 from tlog.bodies import is_large, request_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
-from tlog.gauges import add_store_gauges
-from tlog.storage import LogStore
-from tlog.submit import (
-    Pushback,
-    Receipt,
-    SequencerRejected,
-    SequencerUnavailable,
-    Submitter,
-    latest_receipt,
-)
+from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
 JSON = "application/json"
 ENTRY_KINDS = {"raw": {"raw"}, "dsse": {"dsse", "verifiers"}, "hashedrekord": {"hashedrekord"}}
@@ -55,6 +48,7 @@ OCTETS = "application/octet-stream"
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
 NO_CACHE = "no-cache"
+DISK_FULL_RETRY = "30"  # seconds: freeing space takes an operator; appends resume by themselves
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -88,11 +82,10 @@ def _param(request: Request, name: str, *, required: bool = True) -> int | None:
 class LogApp:
     """Holds the running log's parts; its methods are the route handlers."""
 
-    def __init__(self, config: ServeConfig, vkey: str) -> None:
+    def __init__(self, config: ServeConfig, vkey: str, backend: Backend | None = None) -> None:
         self.config = config
         self.registry = Registry()
-        self.store: LogStore | None = None
-        self.sequencer: Submitter | None = None
+        self.backend: Backend = backend if backend is not None else LmdbBackend(config)
         self.origin = ""
         self.vkey = vkey
         self.extra_vkeys: list[str] = []  # the rotation key's and the TPM key's, if any
@@ -104,54 +97,36 @@ class LogApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         data = Path(self.config.data_dir)
-        self.store = LogStore(data, map_size=self.config.map_size)
-        self.origin = self.store.origin()
+        await self.backend.start(self.registry)
+        self.origin = self.backend.origin
         # Workers face the network: they get the public key only, never the signing key.
         name = parse_vkey(self.vkey).name
         if name != self.origin:
+            await self.backend.stop()
             raise RuntimeError(f"log key is named {name!r}, origin is {self.origin!r}")
         self._spool_dir = str(data)
-        self.sequencer = Submitter(self.store, self.config.socket_path(),
-                                   max_pending=self.config.max_pending,
-                                   timeout=self.config.submit_timeout,
-                                   witnessed=bool(self.config.witnesses),
-                                   wait=self.config.witness_wait,
-                                   wait_timeout=self.config.witness_wait_timeout)
-        add_store_gauges(self.registry, self.store, self.config)
-        submitter = self.sequencer
-        self.registry.add(Gauge("tlog_pending_submissions",
-                                "Submissions this worker holds until their batch is durable or cosigned",
-                                lambda: float(submitter.pending())))
-        await self.sequencer.start()
         try:
             yield
         finally:
-            await self.sequencer.stop()
+            await self.backend.stop()
             self._crypto.shutdown(wait=True)
-            self.store.close()
 
     # --- C2SP tlog-tiles ----------------------------------------------------------------
 
     async def checkpoint(self, _request: Request) -> Response:
-        assert self.store is not None
-        note = self.store.checkpoint()
-        if self.config.witnesses:  # publish the newest checkpoint that met the witness policy
-            cosigned = self.store.cosigned()
-            if cosigned is not None:
-                note = cosigned[1]
+        note = await self.backend.checkpoint()  # with witnesses: the newest cosigned one
         return Response(note, media_type="text/plain; charset=utf-8",
                         headers={"Cache-Control": NO_CACHE})
 
     async def tile(self, request: Request) -> Response:
-        assert self.store is not None
         try:
             ref = parse_tile_path("tile/" + request.path_params["path"])
         except MalformedError as exc:
             raise bad_request("bad_tile_path", str(exc)) from exc
         if ref.level is None:
-            body = self.store.bundle(ref.index, ref.width)
+            body = await self.backend.bundle(ref.index, ref.width)
         else:
-            body = self.store.tile(ref.level, ref.index, ref.width)
+            body = await self.backend.tile(ref.level, ref.index, ref.width)
         if body is None:
             raise not_found(f"{ref.path()} does not exist at the current tree size")
         cache = IMMUTABLE if ref.width == TILE_WIDTH else PARTIAL
@@ -160,12 +135,10 @@ class LogApp:
     # --- /v1 JSON API -------------------------------------------------------------------
 
     async def log_info(self, _request: Request) -> Response:
-        assert self.store is not None
-        head = self.store.head()
         return _json({
             "origin": self.origin,
             "verifier_keys": [self.vkey, *self.extra_vkeys],
-            "tree_size": head.size,
+            "tree_size": await self.backend.tree_size(),
             "raw_entries_allowed": self.config.allow_raw,
             "max_entry_size": MAX_ENTRY_SIZE,
             "frozen": self.config.frozen,
@@ -202,13 +175,21 @@ class LogApp:
             self._large_bodies.release()
 
     async def _parse_body(self, request: Request) -> Any:
-        async with request_body(request, limit=self.config.max_body_bytes,
-                                timeout=self.config.body_timeout,
-                                spool_dir=self._spool_dir) as body:
-            try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise bad_request("malformed_json", "request body is not valid JSON") from exc
+        """The JSON body. Large bodies are spooled to the data dir, whose disk may be full:
+        that is the documented 507 `disk_full`, not a 500."""
+        try:
+            async with request_body(request, limit=self.config.max_body_bytes,
+                                    timeout=self.config.body_timeout,
+                                    spool_dir=self._spool_dir) as body:
+                try:
+                    return orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    raise bad_request("malformed_json", "request body is not valid JSON") from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise APIError(507, "disk_full", "the data dir's filesystem is full: no room to "
+                           "receive this body", {"Retry-After": DISK_FULL_RETRY}) from None
 
     async def _add(self, doc: Any, *, small: bool) -> Response:
         if not isinstance(doc, dict):
@@ -264,9 +245,8 @@ class LogApp:
         return data
 
     async def _submit(self, data: bytes, blob: bytes | None = None) -> Receipt:
-        assert self.sequencer is not None
         try:
-            return await self.sequencer.submit(data, blob)
+            return await self.backend.submit(data, blob)
         except Pushback as exc:
             raise APIError(503, "overloaded", str(exc), {"Retry-After": "1"}) from exc
         except SequencerUnavailable as exc:
@@ -275,7 +255,7 @@ class LogApp:
             if exc.code == "log_frozen":
                 raise APIError(403, exc.code, str(exc)) from exc
             if exc.code == "disk_full":
-                raise APIError(507, exc.code, str(exc), {"Retry-After": "30"}) from exc
+                raise APIError(507, exc.code, str(exc), {"Retry-After": DISK_FULL_RETRY}) from exc
             raise APIError(503, exc.code, str(exc), {"Retry-After": "5"}) from exc
 
     def _receipt_json(self, r: Receipt, leaf: bytes) -> dict[str, Any]:
@@ -293,27 +273,24 @@ class LogApp:
 
     async def entry_receipt(self, request: Request) -> Response:
         """GET /v1/entries/<index>/receipt: a receipt against the latest checkpoint."""
-        assert self.store is not None
         index = self._path_index(request)
-        found = latest_receipt(self.store, index, witnessed=bool(self.config.witnesses))
+        found = await self.backend.receipt(index)
         if found is None:
             raise not_found(f"no entry at index {index}")
         return _json(self._receipt_json(*found))
 
     async def attestation(self, request: Request) -> Response:
         """GET /v1/attestations/<sha256 hex>: the canonical envelope, content-addressed."""
-        assert self.store is not None
         digest = request.path_params["digest"]
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise bad_request("bad_parameter", "expected 64 lowercase hex digits")
-        data = self.store.attestation(bytes.fromhex(digest))
+        data = await self.backend.attestation(bytes.fromhex(digest))
         if data is None:
             raise not_found("no attestation with this digest")
         return Response(data, media_type=JSON, headers={"Cache-Control": IMMUTABLE})
 
     async def search(self, request: Request) -> Response:
         """GET /v1/search?subject=|signer=|predicate_type=, paginated by index."""
-        assert self.store is not None
         given = [f for f in SEARCH_FIELDS if f in request.query_params]
         if len(given) != 1:
             raise bad_request("missing_parameter",
@@ -329,7 +306,7 @@ class LogApp:
         after = _param(request, "cursor", required=False)
         if after is not None and after >= 1 << 63:
             raise bad_request("bad_parameter", "cursor is out of range")
-        hits = self.store.find(field, term, after, limit + 1)
+        hits = await self.backend.find(field, term, after, limit + 1)
         more = len(hits) > limit
         hits = hits[:limit]
         return _json({
@@ -346,56 +323,31 @@ class LogApp:
                               "index must be a canonical non-negative decimal") from exc
 
     async def get_entry(self, request: Request) -> Response:
-        assert self.store is not None
         index = self._path_index(request)
-        data = self.store.entry(index)
+        data = await self.backend.entry(index)
         if data is None:
             raise not_found(f"no entry at index {index}")
         return Response(data, media_type=OCTETS, headers={"Cache-Control": IMMUTABLE})
 
-    def _size_param(self, request: Request, name: str, current: int) -> int:
-        size = _param(request, name, required=False)
-        if size is None:
-            return current
-        if size > current:
-            raise bad_request("size_out_of_range", f"{name}={size} is beyond the tree size {current}")
-        return size
-
     async def inclusion(self, request: Request) -> Response:
-        assert self.store is not None
-        store = self.store
-        with store.read_txn() as txn:
-            current = store.head_in(txn).size
-            size = self._size_param(request, "size", current)
-            index = _param(request, "index", required=False)
-            leaf_b64 = request.query_params.get("leaf_hash")
-            if (index is None) == (leaf_b64 is None):
-                raise bad_request("missing_parameter", "give exactly one of index or leaf_hash")
-            if leaf_b64 is not None:
-                try:
-                    leaf = b64decode_std(leaf_b64, length=32, what="leaf_hash")
-                except MalformedError as exc:
-                    raise bad_request("bad_base64", str(exc)) from exc
-                index = store.lookup_in(txn, leaf)
-                if index is None:
-                    raise not_found("no entry with this leaf hash")
-            assert index is not None
-            if index >= size:
-                raise bad_request("index_out_of_range", f"index {index} is not below size {size}")
-            hashes = merkle.inclusion_proof(index, size, store.node_reader(txn))
+        size = _param(request, "size", required=False)
+        index = _param(request, "index", required=False)
+        leaf_b64 = request.query_params.get("leaf_hash")
+        if (index is None) == (leaf_b64 is None):
+            raise bad_request("missing_parameter", "give exactly one of index or leaf_hash")
+        leaf = None
+        if leaf_b64 is not None:
+            try:
+                leaf = b64decode_std(leaf_b64, length=32, what="leaf_hash")
+            except MalformedError as exc:
+                raise bad_request("bad_base64", str(exc)) from exc
+        index, size, hashes = await self.backend.inclusion(index, leaf, size)
         return _json({"index": index, "tree_size": size, "hashes": [b64encode(h) for h in hashes]})
 
     async def consistency(self, request: Request) -> Response:
-        assert self.store is not None
-        store = self.store
-        with store.read_txn() as txn:
-            current = store.head_in(txn).size
-            old = _param(request, "old")
-            new = self._size_param(request, "new", current)
-            assert old is not None
-            if old > new:
-                raise bad_request("size_out_of_range", f"old={old} is larger than new={new}")
-            hashes = merkle.consistency_proof(old, new, store.node_reader(txn))
+        old = _param(request, "old")
+        assert old is not None
+        old, new, hashes = await self.backend.consistency(old, _param(request, "new", required=False))
         return _json({"old_size": old, "new_size": new, "hashes": [b64encode(h) for h in hashes]})
 
     async def openapi(self, _request: Request) -> Response:
@@ -405,17 +357,8 @@ class LogApp:
         """200 `ok` when the log takes entries (or is frozen); otherwise 503 with a status a
         probe can act on: `unavailable` (no sequencer), or `read_only` (reads are served,
         appends are not: the disk is full, or the TPM cannot sign). docs/api.md."""
-        assert self.store is not None and self.sequencer is not None
-        size = self.store.head().size
-        seq = self.sequencer
-        problem = None
-        if not seq.connected:
-            problem = ("unavailable", "unhealthy", "the sequencer is not reachable")
-        elif seq.disk_full:
-            problem = ("read_only", "disk_full", f"the log takes no entries until space is freed: "
-                       f"{seq.disk_full}")
-        elif seq.signer_error:
-            problem = ("read_only", "signer_unavailable", f"checkpoints cannot be signed: {seq.signer_error}")
+        problem = self.backend.problem()
+        size = await self.backend.tree_size()
         if problem is None:
             return _json({"status": "ok", "tree_size": size, "accepting_writes": not self.config.frozen})
         status, code, message = problem
@@ -423,13 +366,8 @@ class LogApp:
                       "error": {"code": code, "message": message}}, 503, {"Cache-Control": "no-store"})
 
     async def metrics(self, _request: Request) -> Response:
-        """This worker's metrics, then the sequencer's (batches, integration, appends)."""
-        assert self.sequencer is not None
-        body = self.registry.render()
-        try:
-            body += (await self.sequencer.sequencer_metrics()).encode()
-        except (SequencerUnavailable, TimeoutError):
-            body += b"# sequencer unreachable\n"
+        """This worker's metrics, then the backend's (LMDB: the sequencer's batches and appends)."""
+        body = self.registry.render() + await self.backend.extra_metrics()
         return Response(body, media_type="text/plain; version=0.0.4")
 
     # --- errors and instrumentation -----------------------------------------------------

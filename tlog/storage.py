@@ -41,7 +41,7 @@ import msgpack
 
 from client.attest import search_keys
 from client.checkpoint import Checkpoint
-from client.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash
+from client.merkle import EMPTY_ROOT, HASH_SIZE, consistency_proof, leaf_hash
 from client.tiles import (
     MAX_ENTRY_SIZE,
     TILE_HEIGHT,
@@ -328,6 +328,10 @@ class LogStore:
             return out
 
         return read
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        with self.env.begin() as txn:
+            return consistency_proof(old, new, self.node_reader(txn))
 
     def read_txn(self) -> lmdb.Transaction:
         return self.env.begin()

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
-from client import merkle
 from client.encoding import b64encode, parse_decimal
 from client.errors import MalformedError, SignatureError, UnknownKeyError
 from client.http import read_bounded
@@ -36,7 +36,6 @@ from client.note import (
     parse_vkey,
     verify_note,
 )
-from tlog.storage import LogStore
 
 log = logging.getLogger("tlog.witnessing")
 
@@ -53,8 +52,19 @@ class WitnessState:
     up: bool = False  # its last add-checkpoint gave a valid cosignature
 
 
+class CosignStore(Protocol):
+    """What the collector needs of the log's storage (LMDB's `LogStore`, or the scaled-out
+    shape's tree head in PostgreSQL with tiles in the bucket)."""
+
+    def cosigned(self) -> tuple[int, bytes] | None: ...
+
+    def publish_cosigned(self, size: int, note: bytes) -> bool: ...
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]: ...
+
+
 class WitnessCollector:
-    def __init__(self, store: LogStore, witnesses: list[tuple[str, str]], quorum: int, *,
+    def __init__(self, store: CosignStore, witnesses: list[tuple[str, str]], quorum: int, *,
                  timeout: float, interval: float, registry: Registry,
                  on_publish: Callable[[int, bytes], None]) -> None:
         self.store, self.quorum, self.timeout, self.interval = store, quorum, timeout, interval
@@ -249,8 +259,7 @@ class WitnessCollector:
     def _proof(self, old: int, size: int) -> list[bytes]:
         if old in (0, size):
             return []
-        with self.store.read_txn() as txn:
-            return merkle.consistency_proof(old, size, self.store.node_reader(txn))
+        return self.store.consistency_proof(old, size)
 
     def _check(self, w: WitnessState, note: bytes, answer: bytes) -> NoteSignature | None:
         """The witness's cosignature line, verified on our checkpoint, or None."""

@@ -1,0 +1,182 @@
+"""The storage seam of the HTTP front end: what a worker needs of the log, whatever holds it.
+
+`LmdbBackend` is the embedded default (one LMDB environment, the sequencer process beside the
+workers on a Unix socket); `tlog.dist.frontend.DistBackend` is the scaled-out shape (bucket
+and PostgreSQL). The app (tlog/app.py) parses, checks signatures and formats; a backend
+reads, proves and appends. Every method answers for the log's current published state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from client import merkle
+from client.metrics import Gauge, Registry
+from tlog.config import ServeConfig
+from tlog.errors import bad_request, not_found
+from tlog.gauges import add_store_gauges
+from tlog.storage import LogStore
+from tlog.submit import Receipt, SequencerUnavailable, Submitter, latest_receipt
+
+
+class Backend(Protocol):
+    origin: str
+
+    async def start(self, registry: Registry) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def checkpoint(self) -> bytes:
+        """The published checkpoint (with witnesses: the newest cosigned one)."""
+
+    async def tree_size(self) -> int: ...
+
+    async def tile(self, level: int, index: int, width: int) -> bytes | None: ...
+
+    async def bundle(self, index: int, width: int) -> bytes | None: ...
+
+    async def entry(self, index: int) -> bytes | None: ...
+
+    async def attestation(self, digest: bytes) -> bytes | None: ...
+
+    async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]: ...
+
+    async def inclusion(self, index: int | None, leaf: bytes | None,
+                        size: int | None) -> tuple[int, int, list[bytes]]:
+        """(index, tree size, audit path); by index or by leaf hash, at `size` (default: now)."""
+
+    async def consistency(self, old: int, new: int | None) -> tuple[int, int, list[bytes]]: ...
+
+    async def receipt(self, index: int) -> tuple[Receipt, bytes] | None: ...
+
+    async def submit(self, data: bytes, blob: bytes | None) -> Receipt: ...
+
+    def problem(self) -> tuple[str, str, str] | None:
+        """Why appends are not taken now: (health status, error code, message), or None."""
+
+    def pending(self) -> int: ...
+
+    async def extra_metrics(self) -> bytes: ...
+
+
+def size_in_range(name: str, size: int | None, current: int) -> int:
+    if size is None:
+        return current
+    if size > current:
+        raise bad_request("size_out_of_range", f"{name}={size} is beyond the tree size {current}")
+    return size
+
+
+class LmdbBackend:
+    """The embedded log: LMDB read directly, appends through the sequencer's Unix socket."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.store: LogStore | None = None
+        self.sequencer: Submitter | None = None
+        self.origin = ""
+
+    async def start(self, registry: Registry) -> None:
+        self.store = LogStore(Path(self.config.data_dir), map_size=self.config.map_size)
+        self.origin = self.store.origin()
+        self.sequencer = Submitter(self.store, self.config.socket_path(),
+                                   max_pending=self.config.max_pending,
+                                   timeout=self.config.submit_timeout,
+                                   witnessed=bool(self.config.witnesses),
+                                   wait=self.config.witness_wait,
+                                   wait_timeout=self.config.witness_wait_timeout)
+        add_store_gauges(registry, self.store, self.config)
+        submitter = self.sequencer
+        registry.add(Gauge("tlog_pending_submissions",
+                           "Submissions this worker holds until their batch is durable or cosigned",
+                           lambda: float(submitter.pending())))
+        await self.sequencer.start()
+
+    async def stop(self) -> None:
+        if self.sequencer is not None:
+            await self.sequencer.stop()
+        if self.store is not None:
+            self.store.close()
+
+    @property
+    def _store(self) -> LogStore:
+        assert self.store is not None
+        return self.store
+
+    async def checkpoint(self) -> bytes:
+        if self.config.witnesses:
+            cosigned = self._store.cosigned()
+            if cosigned is not None:
+                return cosigned[1]
+        return self._store.checkpoint()
+
+    async def tree_size(self) -> int:
+        return self._store.head().size
+
+    async def tile(self, level: int, index: int, width: int) -> bytes | None:
+        return self._store.tile(level, index, width)
+
+    async def bundle(self, index: int, width: int) -> bytes | None:
+        return self._store.bundle(index, width)
+
+    async def entry(self, index: int) -> bytes | None:
+        return self._store.entry(index)
+
+    async def attestation(self, digest: bytes) -> bytes | None:
+        return self._store.attestation(digest)
+
+    async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
+        return self._store.find(field, term, after, limit)
+
+    async def inclusion(self, index: int | None, leaf: bytes | None,
+                        size: int | None) -> tuple[int, int, list[bytes]]:
+        store = self._store
+        with store.read_txn() as txn:
+            tree = size_in_range("size", size, store.head_in(txn).size)
+            if leaf is not None:
+                index = store.lookup_in(txn, leaf)
+                if index is None:
+                    raise not_found("no entry with this leaf hash")
+            assert index is not None
+            if index >= tree:
+                raise bad_request("index_out_of_range", f"index {index} is not below size {tree}")
+            return index, tree, merkle.inclusion_proof(index, tree, store.node_reader(txn))
+
+    async def consistency(self, old: int, new: int | None) -> tuple[int, int, list[bytes]]:
+        store = self._store
+        with store.read_txn() as txn:
+            new = size_in_range("new", new, store.head_in(txn).size)
+            if old > new:
+                raise bad_request("size_out_of_range", f"old={old} is larger than new={new}")
+            return old, new, merkle.consistency_proof(old, new, store.node_reader(txn))
+
+    async def receipt(self, index: int) -> tuple[Receipt, bytes] | None:
+        return latest_receipt(self._store, index, witnessed=bool(self.config.witnesses))
+
+    async def submit(self, data: bytes, blob: bytes | None) -> Receipt:
+        assert self.sequencer is not None
+        return await self.sequencer.submit(data, blob)
+
+    def problem(self) -> tuple[str, str, str] | None:
+        seq = self.sequencer
+        assert seq is not None
+        if not seq.connected:
+            return "unavailable", "unhealthy", "the sequencer is not reachable"
+        if seq.disk_full:
+            return "read_only", "disk_full", f"the log takes no entries until space is freed: {seq.disk_full}"
+        if seq.signer_error:
+            return "read_only", "signer_unavailable", f"checkpoints cannot be signed: {seq.signer_error}"
+        return None
+
+    def pending(self) -> int:
+        return self.sequencer.pending() if self.sequencer is not None else 0
+
+    async def extra_metrics(self) -> bytes:
+        """The sequencer's metrics (batches, integration, appends)."""
+        assert self.sequencer is not None
+        try:
+            return (await self.sequencer.sequencer_metrics()).encode()
+        except (SequencerUnavailable, TimeoutError):
+            return b"# sequencer unreachable\n"
+
