@@ -85,7 +85,10 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                         "schema": {"$ref": "#/components/schemas/Receipt"}}}},
                     "200": {"description": "Already in the log", "content": {
                         "application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
-                    **errors}}},
+                    **errors,
+                    "507": {**_ERROR, "description":
+                            "disk_full: the data dir's disk is full; nothing was written, reads "
+                            "still work; retry after Retry-After seconds"}}}},
             "/v1/entries/{index}": {"get": {
                 "summary": "The entry's bytes",
                 "parameters": [_int_param("index", "path", True)],

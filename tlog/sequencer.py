@@ -100,8 +100,7 @@ class SequencerProcess:
         # ("h" frames) and answer /healthz from it; a probe clears each when it is over.
         self.problems: dict[str, str] = {}
         self._last_probe = 0.0
-        self._last_storage_probe = 0.0
-        self._probing = False
+        self._probing = False  # a signer probe thread is running
         self._probe_result: str | None = None  # set by the probe thread, read by this loop
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
@@ -220,8 +219,7 @@ class SequencerProcess:
                             self._read(conn)
                         if mask & selectors.EVENT_WRITE and conn.sock.fileno() in self.conns:
                             self._flush(conn)
-                self._probe_signer()
-                self._probe_storage()
+                self._probe()
                 if self.pending and (len(self.pending) >= self.config.max_batch
                                      or time.monotonic() >= self.first_at + self.config.max_delay
                                      or not self.running):
@@ -308,19 +306,9 @@ class SequencerProcess:
             return
         except Exception as exc:  # nothing was written: LMDB aborted the transaction
             self.m_failures.inc()
-            code = "log_full" if isinstance(exc, lmdb.MapFullError) else "storage_error"
-            if _is_tpm_error(exc):
-                code = "signer_unavailable"
-                self._set_problem("signer", str(exc))
-                log.error("batch of %d entries not committed: %s", len(batch), exc)
-            elif isinstance(exc, lmdb.Error) and disk_is_full(self.store.path, _batch_bytes(batch)):
-                code = "disk_full"
-                self._set_problem("disk_full", f"the data dir's filesystem is full ({exc})")
-                log.error("batch of %d entries not committed: the disk is full (%s)", len(batch), exc)
-            else:
-                log.exception("batch of %d entries failed to commit", len(batch))
+            code, message = self._failed(exc, batch)
             for conn, req_id, _, _ in batch:
-                self._send(conn, encode(["e", req_id, code, f"the log could not commit: {exc}"]))
+                self._send(conn, encode(["e", req_id, code, message]))
             return
         self.m_integrate.observe(time.perf_counter() - t0)
         if result.commit_seconds:
@@ -337,6 +325,26 @@ class SequencerProcess:
             self._send(conn, encode(["b", result.head.size, result.checkpoint, answers]))
         if self.collector is not None and created:
             self.collector.offer(result.head.size, result.checkpoint)
+
+    def _failed(self, exc: Exception, batch: list[tuple[_Conn, int, bytes, bytes | None]]
+                ) -> tuple[str, str]:
+        """(code, message) for a batch that did not commit; a TPM that cannot sign or a full
+        disk also becomes a problem, so later batches fail fast until a probe clears it."""
+        if _is_tpm_error(exc):
+            self._set_problem("signer", str(exc))
+            log.error("batch of %d entries not committed: %s", len(batch), exc)
+            return "signer_unavailable", f"checkpoints cannot be signed: {exc}"
+        if isinstance(exc, lmdb.MapFullError):
+            log.error("batch of %d entries not committed: %s", len(batch), exc)
+            return "log_full", f"the log could not commit: {exc}"
+        if isinstance(exc, lmdb.Error) and disk_is_full(self.store.path, _batch_bytes(batch)):
+            self._set_problem("disk_full", f"the data dir's filesystem is full ({exc})")
+            log.error("batch of %d entries not committed: the disk is full (%s)", len(batch), exc)
+            refused = self._refusal()
+            assert refused is not None
+            return refused
+        log.exception("batch of %d entries failed to commit", len(batch))
+        return "storage_error", f"the log could not commit: {exc}"
 
     def _refusal(self) -> tuple[str, str] | None:
         """(code, message) for a batch that cannot be taken now, or None."""
@@ -360,12 +368,21 @@ class SequencerProcess:
         for conn in list(self.conns.values()):
             self._send(conn, encode(["h", self.problems]))
 
-    def _probe_storage(self) -> None:
-        """While the disk is full, about once a second: free space above the margin and a
-        tiny real write transaction that commits mean appends can resume."""
-        if "disk_full" not in self.problems or time.monotonic() - self._last_storage_probe < 1.0:
+    def _probe(self) -> None:
+        """While appends are refused, about once a second, check whether each reason is over
+        (each probe clears its own problem); batches meanwhile fail fast (`_refusal`)."""
+        if not self.problems or time.monotonic() - self._last_probe < PROBE_INTERVAL:
             return
-        self._last_storage_probe = time.monotonic()
+        self._last_probe = time.monotonic()
+        if "signer" in self.problems:
+            self._probe_signer()
+        if "disk_full" in self.problems:
+            self._probe_storage()
+
+    def _probe_storage(self) -> None:
+        """Free space above the margin and a tiny real write transaction that commits mean
+        appends can resume. Inline: on a local disk both take milliseconds, and this loop
+        takes no appends meanwhile anyway."""
         if disk_is_full(self.store.path, 0):
             return
         try:
@@ -376,11 +393,10 @@ class SequencerProcess:
         self._set_problem("disk_full", "")
 
     def _probe_signer(self) -> None:
-        """While the TPM is down, a background thread tries it (a signature checked against
-        the log's key) about once a second; this loop never waits on the TPM for it."""
-        if "signer" not in self.problems or self._probing or time.monotonic() - self._last_probe < 1.0:
+        """A background thread tries the TPM (a signature checked against the log's key);
+        this loop never waits on a hung TPM for it."""
+        if self._probing:
             return
-        self._last_probe = time.monotonic()
         self._probing = True
 
         def probe() -> None:
@@ -415,11 +431,20 @@ class SequencerProcess:
         self.sel.modify(conn.sock, events, conn)
 
 
+PROBE_INTERVAL = 1.0
+"""Seconds between probes while appends are refused: appends resume about this soon after
+the cause is over, and a probe costs little (one statvfs and one tiny commit, or one TPM
+signature)."""
+
 DISK_MARGIN = 4 << 20
-"""Free bytes below which a failed commit is a full disk. LMDB gives no errno (a full disk
-reads `mdb_txn_commit: Input/output error`), so the filesystem is asked: a commit copies the
-B-tree pages it changes, a few MiB for a large batch, so with less free than that (or than
-twice what the batch brings) the failure is the disk's, not some other I/O error's."""
+"""Free bytes (statvfs f_bavail: what an unprivileged process may still use; the root
+reserve does not count) below which a failed commit counts as a full disk. LMDB gives no
+errno (a full disk reads `mdb_txn_commit: Input/output error`), so the filesystem is asked.
+A commit writes every B-tree page it dirties to a fresh page: a few MiB at most for a full
+batch of small entries. A commit that failed with less than that free (or than twice the
+batch's bytes, for large envelopes) failed for want of space; with more free it is another
+I/O error, reported as storage_error. 4 MiB is nothing on a real volume, so a probe that
+needs this much free before appends resume never holds a log back for long."""
 
 
 def disk_is_full(path: Path, batch_bytes: int) -> bool:

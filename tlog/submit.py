@@ -202,6 +202,8 @@ class Submitter:
                 log.error("lost the sequencer connection: %s", exc)
             finally:
                 self._writer = None
+                # A restarted sequencer tells its own problems when we reconnect ("h").
+                self.problems = {}
                 writer.close()
                 self._fail_all(SequencerUnavailable("lost the connection to the sequencer"))
 
