@@ -13,8 +13,9 @@ if [ "$want_test" = 1 ]; then
   # TSS headers that tpm2-pytss builds against, for the TPM tests. The deploy/ checks:
   # docker-compose (validates the compose file; no engine needed), promtool (from the
   # prometheus package: alert rules, their unit tests, the metrics format), systemd-analyze.
+  # The scale-out tests start a real PostgreSQL 15 and a single-node Ceph RADOS Gateway.
   apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk swtpm swtpm-tools libtss2-dev python3-dev
-             docker-compose prometheus systemd)
+             docker-compose prometheus systemd postgresql-15 ceph-mon ceph-osd radosgw curl)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -36,7 +37,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$want_test" = 1 ]; then
-    .venv/bin/python -m pip install -q -e '.[test,tpm]'
+    .venv/bin/python -m pip install -q -e '.[test,tpm,scale]'
   else
     .venv/bin/python -m pip install -q -e .
   fi

@@ -384,7 +384,12 @@ class LogApp:
 
 def create_app(config: ServeConfig, vkey: str) -> Starlette:
     """The app for one worker; `vkey` is the log's verifier key (the public half only)."""
-    h = LogApp(config, vkey)
+    backend: Backend | None = None
+    if config.storage == "s3":
+        from tlog.dist.frontend import DistBackend
+
+        backend = DistBackend(config)
+    h = LogApp(config, vkey, backend)
     routes = [
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", h.tile, methods=["GET"]),

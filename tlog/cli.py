@@ -100,7 +100,7 @@ def print_examples(url: str, policy: Path, allow_raw: bool) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in ("data_dir", "listen", "origin", "workers", "tpm")}
+    overrides = {k: getattr(args, k) for k in ("data_dir", "listen", "origin", "workers", "tpm", "role")}
     overrides["allow_raw"] = True if args.allow_raw else None
     try:
         config = load_config(args.config, overrides)
@@ -109,11 +109,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             sys.stdout.write(config_toml(config))
             return 0
+        if config.storage == "s3":
+            from tlog.dist.serve import serve_dist
+
+            return serve_dist(config)
         origin, vkey, created = prepare(config)
+    except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    from tlog.backup import StaleCopyError, check_not_stale
+
+    try:
         tpm_vkey = check_tpm(config, origin)
         rotation_vkey = check_rotation_key(config, origin, vkey)
-        from tlog.backup import StaleCopyError, check_not_stale
-
         if config.witness_startup_check:
             check_not_stale(Path(config.data_dir), config.witnesses, [vkey])
     except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
@@ -151,9 +158,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print_examples(url, policy, config.allow_raw)
     sys.stdout.flush()
 
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
     if not config.sequencer_socket and len(config.socket_path()) > 100:
         # Unix socket paths are limited to ~107 bytes: use a private directory instead.
         private = tempfile.mkdtemp(prefix="tlog-")
@@ -163,6 +167,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sequencer.start()
     except RuntimeError as exc:
         return _fail(str(exc))
+    try:
+        run_workers(config, sock, vkey, extra_vkeys)
+    finally:
+        sequencer.stop()
+    return 0
+
+
+def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[str]) -> None:
+    """The HTTP workers (uvicorn) on the listening socket, until they are stopped."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
     os.environ["TLOG_EXTRA_VKEYS"] = ",".join(extra_vkeys)
@@ -172,14 +188,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
         limit_concurrency=config.max_connections,
     )
-    try:
-        if config.workers > 1:
-            Multiprocess(uconfig, sockets=[sock]).run()
-        else:
-            uvicorn.Server(uconfig).run(sockets=[sock])
-    finally:
-        sequencer.stop()
-    return 0
+    if config.workers > 1:
+        Multiprocess(uconfig, sockets=[sock]).run()
+    else:
+        uvicorn.Server(uconfig).run(sockets=[sock])
 
 
 def write_client_policy(data: Path, origin: str, vkeys: list[str], url: str, config: ServeConfig) -> Path:
@@ -233,7 +245,7 @@ class SequencerSupervisor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _command(self) -> list[str]:
         seq = SequencerConfig(
             data_dir=str(Path(self.config.data_dir).resolve()),
             socket_path=self.config.socket_path(), max_batch=self.config.max_batch,
@@ -244,15 +256,17 @@ class SequencerSupervisor:
             log_format=self.config.log_format,
             rotation_key_file=str(Path(self.config.rotation_key_file).resolve())
             if self.config.rotation_key_file else "")
-        cmd = [sys.executable, "-m", "tlog.sequencer", "--config-json",
-               orjson.dumps(dataclasses.asdict(seq)).decode()]
+        return [sys.executable, "-m", "tlog.sequencer", "--config-json",
+                orjson.dumps(dataclasses.asdict(seq)).decode()]
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         # stdin: the lifeline pipe (the child stops when it closes); stdout: the ready line.
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
+        proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # noqa: S603
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 15.0)
+        ready, _, _ = select.select([proc.stdout], [], [], 30.0)
         line = proc.stdout.readline() if ready else b""
         proc.stdout.close()  # it prints nothing else
-        if line.strip() != b"tlog-sequencer: ready":
+        if not line.startswith(b"tlog-sequencer: ready"):
             proc.kill()
             proc.wait(10)
             raise RuntimeError(f"the sequencer did not start (exit code {proc.returncode})")
@@ -380,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--workers", type=int, help="HTTP worker processes")
     s.add_argument("--config", help="TOML configuration file ([log] table)")
     s.add_argument("--tpm", help="TCTI of the TPM holding the checkpoint key (after `tlog tpm init`)")
+    s.add_argument("--role", choices=("all", "frontend", "sequencer"),
+                   help="with storage = \"s3\": what this process runs (docs/scale-out.md)")
     s.add_argument("--print-config", action="store_true",
                    help="print the effective configuration (file, TLOG_* environment, flags) and exit")
     s.set_defaults(func=cmd_serve)

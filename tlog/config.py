@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -85,6 +86,33 @@ class ServeConfig:
     (a restored backup): serving it would fork the log. Off only for drills and tests."""
     witness_wait_timeout: float = 10.0
     """Seconds a submitter waits for cosignatures before getting the log-signed receipt."""
+    storage: str = "lmdb"
+    """`lmdb`: the embedded log in `data_dir` (one machine). `s3`: tiles, bundles, envelopes
+    and the checkpoint in an S3-compatible bucket, the tree head and indexes in PostgreSQL,
+    for front ends and sequencers on many machines (docs/scale-out.md)."""
+    role: str = "all"
+    """With `storage = "s3"`: `all` (HTTP front end and a sequencer candidate), `frontend`
+    (HTTP only), or `sequencer` (a sequencer candidate; `listen` serves its /healthz and
+    /metrics)."""
+    s3_endpoint: str = ""
+    """URL of the S3 API (for example https://s3.eu-west-1.amazonaws.com or a Ceph RGW)."""
+    s3_bucket: str = ""
+    """The bucket; readers and a CDN may read the log from it directly (docs/scale-out.md)."""
+    s3_prefix: str = ""
+    """Key prefix of this log inside the bucket ("" or for example `logs/attest1/`)."""
+    s3_region: str = "us-east-1"
+    """Region used for request signing."""
+    s3_access_key_id: str = ""
+    """Access key ID (or the AWS_ACCESS_KEY_ID environment variable)."""
+    s3_secret_access_key_file: str = ""
+    """File holding the secret access key (or the AWS_SECRET_ACCESS_KEY environment variable)."""
+    postgres_dsn: str = ""
+    """libpq connection string of the log's database, for example `host=db dbname=tlog
+    user=tlog`; give the password through PGPASSWORD or a PGPASSFILE, not here."""
+    lease_seconds: float = 3.0
+    """The sequencer's lease: a standby takes over this long after the leader stops renewing."""
+    sequencer_listen: str = "127.0.0.1:0"
+    """With `role = "all"`: where the sequencer serves its /healthz and /metrics."""
 
     def __post_init__(self) -> None:
         # From JSON (worker processes) the pairs arrive as lists.
@@ -115,6 +143,18 @@ class ServeConfig:
             raise ConfigError(f"successor: expected an http(s) URL, got {self.successor!r}")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format: expected text or json, got {self.log_format!r}")
+        if self.storage not in ("lmdb", "s3"):
+            raise ConfigError(f"storage: expected lmdb or s3, got {self.storage!r}")
+        if self.role not in ("all", "frontend", "sequencer"):
+            raise ConfigError(f"role: expected all, frontend or sequencer, got {self.role!r}")
+        if not 0.5 <= self.lease_seconds <= 600:
+            raise ConfigError(f"lease_seconds: value {self.lease_seconds!r} is out of range")
+        if self.storage == "s3":
+            for key in ("s3_endpoint", "s3_bucket", "postgres_dsn"):
+                if not getattr(self, key):
+                    raise ConfigError(f"{key}: required with storage = \"s3\"")
+            if not self.s3_endpoint.startswith(("http://", "https://")):
+                raise ConfigError(f"s3_endpoint: expected an http(s) URL, got {self.s3_endpoint!r}")
 
     @property
     def quorum(self) -> int:
@@ -219,12 +259,22 @@ ENV_IGNORED = frozenset({"TLOG_SERVE_CONFIG", "TLOG_VKEY", "TLOG_EXTRA_VKEYS", "
 
 
 def config_toml(config: ServeConfig) -> str:
-    """The effective configuration as a `[log]` file (it holds no secrets: keys live in files)."""
+    """The effective configuration as a `[log]` file (it holds no secrets: keys live in files,
+    and a password in the PostgreSQL DSN is redacted)."""
     lines = ["[log]"]
     for f in fields(ServeConfig):
         if f.name == "witnesses":
             continue
-        lines.append(f"{f.name} = {json.dumps(getattr(config, f.name))}")
+        value = getattr(config, f.name)
+        if f.name == "postgres_dsn":
+            value = redact_dsn(value)
+        lines.append(f"{f.name} = {json.dumps(value)}")
     for url, vkey in config.witnesses:
         lines += ["", "[[witness]]", f"url = {json.dumps(url)}", f"vkey = {json.dumps(vkey)}"]
     return "\n".join(lines) + "\n"
+
+
+def redact_dsn(dsn: str) -> str:
+    """A libpq DSN (key=value or URL form) without its password."""
+    dsn = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1<redacted>", dsn)
+    return re.sub(r"(postgres(?:ql)?://[^:/@]*:)[^@]*@", r"\1<redacted>@", dsn)

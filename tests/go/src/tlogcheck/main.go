@@ -40,6 +40,8 @@ var (
 	baseURL  string
 	client   = &http.Client{Timeout: 60 * time.Second}
 	failures int
+	// tilesOnly: read only the static C2SP tlog-tiles objects (a bucket has no API).
+	tilesOnly bool
 )
 
 func okf(format string, args ...interface{}) {
@@ -290,6 +292,9 @@ func main() {
 	indexFlag := flag.String("index", "", "comma-separated leaf indexes to prove (those >= size are skipped)")
 	consFlag := flag.String("consistency", "", "comma-separated OLD:NEW consistency pairs (NEW <= size)")
 	knownFlag := flag.String("known", "", "comma-separated SIZE=BASE64ROOT roots of earlier checkpoints")
+	flag.BoolVar(&tilesOnly, "tiles-only", false,
+		"read only what C2SP tlog-tiles promises (checkpoint, tiles, bundles at the current width; "+
+			"no API), as from a bucket; needs -origin and -vkey")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: tlogcheck [flags] BASE_URL")
@@ -314,7 +319,12 @@ func main() {
 		Origin       string   `json:"origin"`
 		VerifierKeys []string `json:"verifier_keys"`
 	}
-	if err := getJSON("/v1/log", &info); err != nil {
+	if tilesOnly {
+		if *wantOrigin == "" || *wantVkey == "" {
+			fatalf("-tiles-only needs -origin and -vkey")
+		}
+		info.Origin, info.VerifierKeys = *wantOrigin, []string{*wantVkey}
+	} else if err := getJSON("/v1/log", &info); err != nil {
 		fatalf("log info: %v", err)
 	}
 	origin := info.Origin
@@ -399,6 +409,17 @@ func main() {
 	// Every tile that exists at this size (all widths of the partial ones) must be what the
 	// authenticated hash reader reconstructs.
 	allTiles := tlog.NewTiles(tileHeight, 0, size)
+	if tilesOnly {
+		// x/mod lists every width a partial tile had on the way; tlog-tiles promises only
+		// the width at the current size (a bucket keeps no others).
+		kept := allTiles[:0]
+		for _, t := range allTiles {
+			if t.W == 1<<tileHeight || int64(t.W) == (size>>(tileHeight*uint(t.L)))-t.N<<tileHeight {
+				kept = append(kept, t)
+			}
+		}
+		allTiles = kept
+	}
 	raw := make(map[tlog.Tile][]byte, len(allTiles))
 	bad := 0
 	for _, t := range allTiles {
@@ -653,7 +674,9 @@ func checkBundles(hr tlog.HashReader, size int64) {
 		bundles = append(bundles, bundle{n, 1 << tileHeight})
 	}
 	for w := 1; w <= last; w++ {
-		bundles = append(bundles, bundle{full, w})
+		if !tilesOnly || w == last {
+			bundles = append(bundles, bundle{full, w})
+		}
 	}
 	bad := 0
 	var lastDesc string

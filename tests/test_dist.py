@@ -1,0 +1,267 @@
+"""The scaled-out log on real engines (Ceph RADOS Gateway, PostgreSQL 15): submissions and
+receipts through front ends, the log read straight from the bucket by our client, by Go's
+x/mod tlog and by `tlog-client audit --full`, caching headers, envelopes, search, and the
+object store self-test."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import random
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from client import attest
+from client import cli as client_cli
+from client.encoding import b64decode_std
+from client.logclient import LogClient
+from client.note import parse_vkey
+from client.policy import TrustPolicy
+from client.verify import verify_receipt_doc
+from tests.attestkit import dsse_body, envelope, make_signer, sha256_hex, statement
+from tests.distlog import ORIGIN, DistLog
+from tests.engines import S3_KEY, S3_SECRET, Ceph, Postgres, s3_admin
+from tests.gobuild import build_go
+
+HTTP = httpx.Client(timeout=30)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_http() -> Iterator[None]:
+    yield
+    HTTP.close()
+
+
+@pytest.fixture
+def dist(tmp_path: Path, ceph: Ceph, postgres: Postgres) -> Iterator[DistLog]:
+    d = DistLog(tmp_path, ceph.endpoint, ceph.new_bucket(), postgres.new_database())
+    yield d
+    d.stop()
+
+
+def submit_many(url: str, entries: list[bytes], concurrency: int = 32) -> list[httpx.Response]:
+    """POST raw entries concurrently (the sequencer batches what arrives together)."""
+    async def go() -> list[httpx.Response]:
+        sem = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(timeout=60) as c:
+            async def one(e: bytes) -> httpx.Response:
+                async with sem:
+                    return await c.post(url + "/v1/entries", json={"raw": base64.b64encode(e).decode()})
+            return await asyncio.gather(*(one(e) for e in entries))
+    return asyncio.run(go())
+
+
+def entries(n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.randint(16, 64)) for _ in range(n)]
+
+
+def bucket_get(d: DistLog, path: str) -> httpx.Response:
+    """Anonymous GET from the bucket: what a CDN or a client sees."""
+    return HTTP.get(f"{d.bucket_url()}/{path}")
+
+
+def test_submit_verify_and_read_through_front_ends_and_the_bucket(dist: DistLog) -> None:
+    srv = dist.start("a", "all")
+    data = entries(300, 1)
+    answers = submit_many(srv.url, data)
+    assert [r.status_code for r in answers] == [201] * len(data), [r.text for r in answers][:3]
+    indexes = [verify_receipt_doc(r.json(), [srv.vkey], e)[0] for r, e in zip(answers, data, strict=True)]
+    assert sorted(indexes) == list(range(300))
+    # Duplicates are answered with the first index, from the database's index.
+    again = submit_many(srv.url, data[:5])
+    assert [(r.status_code, r.json()["index"]) for r in again] == [(200, i) for i in indexes[:5]]
+
+    # A second, front-end-only process answers reads and submissions for the same log.
+    fe = dist.start("b", "frontend")
+    assert fe.vkey == srv.vkey
+    more = submit_many(fe.url, entries(20, 2))
+    assert all(r.status_code == 201 for r in more)
+    for r in more:
+        verify_receipt_doc(r.json(), [srv.vkey])
+    for i in (0, 255, 256, 319):
+        assert HTTP.get(f"{fe.url}/v1/entries/{i}").status_code == 200
+
+    # Everything a reader needs is in the bucket, with the caching rules of tlog-tiles.
+    cp = bucket_get(dist, "checkpoint")
+    assert cp.status_code == 200 and cp.headers["cache-control"] == "no-cache"
+    assert cp.content.startswith(f"{ORIGIN}\n320\n".encode())
+    assert HTTP.get(srv.url + "/checkpoint").content == cp.content
+    full, partial = bucket_get(dist, "tile/0/000"), bucket_get(dist, "tile/0/001.p/64")
+    assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert partial.headers["cache-control"] == "no-cache"
+    assert full.content == HTTP.get(srv.url + "/tile/0/000").content
+    assert partial.content == HTTP.get(srv.url + "/tile/0/001.p/64").content
+    bundle = bucket_get(dist, "tile/entries/000")
+    assert bundle.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert bundle.content == HTTP.get(srv.url + "/tile/entries/000").content
+
+    # Our verifying client, pointed at the bucket alone, checks proofs against the signed tree.
+    policy = TrustPolicy(ORIGIN, (parse_vkey(srv.vkey),), allow_raw_log=True)
+    with LogClient(dist.bucket_url(), policy) as client:
+        vc = client.checkpoint()
+        assert vc.size == 320
+        for i in (0, 1, 255, 256, 300, 319):
+            api = HTTP.get(srv.url + "/v1/proof/inclusion", params={"index": i, "size": 320}).json()
+            assert client.inclusion_proof(i, 320, vc) == [b64decode_std(h) for h in api["hashes"]]
+        assert client.log_info()["origin"] == ORIGIN
+
+
+def test_attestations_envelopes_and_search(dist: DistLog) -> None:
+    srv = dist.start("a", "all")
+    s = make_signer("ecdsa-p256")
+    subject = sha256_hex(b"dist artifact")
+    env = envelope(statement([subject]), [s])
+    body = orjson.dumps(dsse_body(env, [s]))
+    r = HTTP.post(srv.url + "/v1/entries", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    leaf = b64decode_std(doc["leaf"])
+    index, _ = verify_receipt_doc(doc, [srv.vkey], leaf)
+    info = attest.parse_leaf(leaf)
+    assert info is not None
+    digest = info.record["attestation"]
+    # The envelope is content-addressed in the bucket and served by the front end alike.
+    stored = bucket_get(dist, f"v1/attestations/{digest}")
+    assert stored.status_code == 200 and sha256_hex(stored.content) == digest
+    assert stored.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert HTTP.get(f"{srv.url}/v1/attestations/{digest}").content == stored.content
+    hits = HTTP.get(srv.url + "/v1/search", params={"subject": f"sha256:{subject}"}).json()
+    assert [h["index"] for h in hits["hits"]] == [index]
+    signer_hits = HTTP.get(srv.url + "/v1/search", params={"signer": s.signer_id}).json()
+    assert [h["index"] for h in signer_hits["hits"]] == [index]
+    again = HTTP.post(srv.url + "/v1/entries", content=body, headers={"content-type": "application/json"})
+    assert again.status_code == 200 and again.json()["index"] == index
+    receipt = HTTP.get(f"{srv.url}/v1/entries/{index}/receipt")
+    assert receipt.status_code == 200
+    assert verify_receipt_doc(receipt.json(), [srv.vkey], leaf)[0] == index
+    assert HTTP.get(f"{srv.url}/v1/entries/{index + 1}").status_code == 404
+
+
+@pytest.mark.go
+def test_go_recomputes_the_root_from_bucket_tiles(dist: DistLog,
+                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    binary = build_go("tlogcheck", tmp_path_factory)
+    srv = dist.start("a", "all")
+    for n, seed in ((1, 3), (254, 4), (300, 5)):  # across the first tile boundary, in batches
+        assert all(r.status_code == 201 for r in submit_many(srv.url, entries(n, seed)))
+        size = int(bucket_get(dist, "checkpoint").content.split(b"\n")[1])
+        args = [str(binary), "-tiles-only", "-origin", ORIGIN, "-vkey", srv.vkey, "-size", str(size),
+                dist.bucket_url()]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text
+        assert f"tlog.TreeHash({size}) over tiles = checkpoint root" in text
+        assert "RecordHash of every entry = level-0 tile hash" in text
+
+
+def test_tlog_client_audit_full_against_the_bucket(dist: DistLog, capsys: pytest.CaptureFixture[str]) -> None:
+    srv = dist.start("a", "all")
+    assert all(r.status_code == 201 for r in submit_many(srv.url, entries(600, 6)))
+    policy = srv.data_dir / "client-policy.toml"
+    code = client_cli.main(["audit", "--full", "--quiet", "--no-state", "--policy", str(policy),
+                            "--log", dist.bucket_url()])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "600" in out.out.replace(",", "")
+    # A tile altered in the bucket is caught by the audit (the same client, the same bucket).
+    admin = s3_admin(dist.endpoint)
+    tile = bucket_get(dist, "tile/0/001").content
+    admin.put_object(Bucket=dist.bucket, Key="tile/0/001", Body=bytes([tile[0] ^ 1]) + tile[1:])
+    code = client_cli.main(["audit", "--full", "--quiet", "--no-state", "--restart", "--policy", str(policy),
+                            "--log", dist.bucket_url()])
+    out = capsys.readouterr()
+    assert code != 0, out.out
+
+
+# --- the object store self-test -----------------------------------------------------------
+
+
+class CarelessS3:
+    """An S3 endpoint that stores objects but ignores If-None-Match and If-Match, as some S3
+    servers do (fault injection: the real Ceph beside it enforces them)."""
+
+    def __init__(self) -> None:
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        self.objects: dict[str, bytes] = {}
+        self.conditional_puts = 0
+
+        async def handle(request: Request) -> Response:
+            key = request.url.path
+            if request.method == "PUT":
+                if "if-none-match" in request.headers or "if-match" in request.headers:
+                    self.conditional_puts += 1
+                self.objects[key] = await request.body()
+                return Response(headers={"ETag": f'"{hashlib.md5(self.objects[key]).hexdigest()}"'})
+            if request.method == "POST" and "delete" in request.query_params:  # DeleteObjects
+                keys = re.findall(rb"<Key>([^<]*)</Key>", await request.body())
+                for k in keys:
+                    self.objects.pop(f"{key}/{k.decode()}", None)
+                done = "".join(f"<Deleted><Key>{k.decode()}</Key></Deleted>" for k in keys)
+                return Response(f'<?xml version="1.0" encoding="UTF-8"?><DeleteResult>{done}</DeleteResult>',
+                                media_type="application/xml")
+            if key in self.objects:
+                data = self.objects[key]
+                return Response(data, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
+            return Response(b"<Error><Code>NoSuchKey</Code></Error>", status_code=404)
+
+        app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "PUT", "POST", "HEAD"])])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            threading.Event().wait(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_self_test_refuses_a_store_that_ignores_conditional_writes(ceph: Ceph) -> None:
+    from tlog.dist.bucket import ConditionalWritesIgnored, ObjectStore, S3Settings
+
+    careless = CarelessS3()
+    try:
+        store = ObjectStore(S3Settings(f"http://127.0.0.1:{careless.port}", "b", access_key_id="k",
+                                       secret_access_key="s"))
+        with pytest.raises(ConditionalWritesIgnored, match="If-None-Match"):
+            asyncio.run(store.self_test())
+        assert careless.conditional_puts >= 2
+        assert careless.objects == {}  # the probe is cleaned up
+    finally:
+        careless.close()
+    # The real Ceph passes it, and the store learns which If-Match form it takes.
+    real = ObjectStore(S3Settings(ceph.endpoint, ceph.new_bucket(), access_key_id=S3_KEY,
+                                  secret_access_key=S3_SECRET))
+    asyncio.run(real.self_test())
+    assert real.etag_quoted is not None
+
+
+def test_serve_refuses_to_start_on_a_careless_store(tmp_path: Path, postgres: Postgres) -> None:
+    careless = CarelessS3()
+    try:
+        d = DistLog(tmp_path, f"http://127.0.0.1:{careless.port}", "b", postgres.new_database())
+        cfg = d.config("a", "all")
+        out = subprocess.run([sys.executable, "-m", "tlog.cli", "serve", "--config", str(cfg),
+                              "--data-dir", str(tmp_path / "a"), "--listen", "127.0.0.1:0"],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode != 0
+        assert "conditional writes are ignored" in out.stderr
+        assert not any(k.endswith("/checkpoint") for k in careless.objects)
+    finally:
+        careless.close()

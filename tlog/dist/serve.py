@@ -1,0 +1,84 @@
+"""`tlog serve` with `storage = "s3"`: a front end, a sequencer candidate, or both."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from client.errors import TlogError
+from client.keyfile import KeyFileError
+from tlog.cli import SequencerSupervisor
+from tlog.config import ConfigError, ServeConfig
+from tlog.dist.bucket import ObjectStoreError
+from tlog.dist.db import DbError
+from tlog.dist.sequencer import LeaderConfig, config_json
+from tlog.dist.settings import KEY_FILE, leader_config, prepare
+
+
+def serve_dist(config: ServeConfig) -> int:
+    from client.http import listen
+    from client.logs import announcer, setup_logging
+    from tlog.cli import _fail, check_rotation_key, print_examples, run_workers, write_client_policy
+
+    try:
+        origin, vkey, created = prepare(config)
+        rotation = check_rotation_key(config, origin, vkey) if config.role != "frontend" else ""
+    except (ConfigError, KeyFileError, DbError, ObjectStoreError, TlogError, OSError) as exc:
+        return _fail(str(exc))
+    setup_logging(config.log_format, "tlog")
+    say = announcer(config.log_format, "tlog")
+    data = Path(config.data_dir).resolve()
+    if created:
+        say(f"tlog: created a new Ed25519 log key at {data / KEY_FILE} (mode 0600)")
+    where = f"bucket {config.s3_bucket}/{config.s3_prefix} at {config.s3_endpoint}, PostgreSQL"
+    say(f"tlog: log {origin!r} in {where}; role {config.role}")
+    say(f"tlog: verifier key {vkey}")
+    vkeys = [vkey, *([rotation] if rotation else [])]
+    if config.role == "sequencer":
+        sys.stdout.flush()
+        from tlog.dist.sequencer import serve
+
+        try:
+            asyncio.run(serve(leader_config(config, origin, vkeys, config.listen)))
+        except ObjectStoreError as exc:
+            return _fail(str(exc))
+        return 0
+    try:
+        sock, url = listen(config.host, config.port, 2048)
+    except OSError as exc:
+        return _fail(f"cannot listen on {config.listen}: {exc}")
+    sock.set_inheritable(True)
+    sequencer = None
+    if config.role == "all":
+        sequencer = DistSequencerSupervisor(config, leader_config(config, origin, vkeys, config.sequencer_listen))
+        try:
+            sequencer.start()
+        except RuntimeError as exc:
+            return _fail(str(exc))
+    say(f"tlog: listening on {url}")
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    policy = write_client_policy(data, origin, vkeys, url, config)
+    say(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
+    if config.log_format == "text":
+        print_examples(url, policy, config.allow_raw)
+    sys.stdout.flush()
+    try:
+        run_workers(config, sock, vkey, vkeys[1:])
+    finally:
+        if sequencer is not None:
+            sequencer.stop()
+    return 0
+
+
+class DistSequencerSupervisor(SequencerSupervisor):
+    """The sequencer candidate beside the front end (role "all"), restarted if it dies; it
+    stops when `tlog serve` does (its stdin is the lifeline)."""
+
+    def __init__(self, config: ServeConfig, leader: LeaderConfig) -> None:
+        super().__init__(config)
+        self.leader = leader
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "tlog.dist.sequencer", "--lifeline", "--config-json",
+                config_json(self.leader)]
