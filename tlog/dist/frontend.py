@@ -39,7 +39,8 @@ from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailab
 
 log = logging.getLogger("tlog.dist.frontend")
 HEAD_POLL = 1.0  # seconds between tree head reads when no notification came
-STALE_AFTER = 5.0  # seconds without a successful tree head read: PostgreSQL is unreachable
+STALE_AFTER = 3.0  # seconds without a successful tree head read: PostgreSQL is unreachable
+POOL_WAIT = 5.0  # seconds a request waits for a database connection before a 503
 MAX_INSERT = 512  # submissions queued in one transaction
 
 
@@ -66,7 +67,8 @@ class DistBackend:
         from psycopg_pool import AsyncConnectionPool
 
         self._pool = AsyncConnectionPool(self.config.postgres_dsn, min_size=1, max_size=8, open=False,
-                                         timeout=self.config.submit_timeout, kwargs={"autocommit": True})
+                                         timeout=min(POOL_WAIT, self.config.submit_timeout),
+                                         kwargs={"autocommit": True, "connect_timeout": 5})
         try:
             await self._pool.open(wait=True, timeout=15)
         except Exception as exc:
@@ -171,6 +173,9 @@ class DistBackend:
 
     async def submit(self, data: bytes, blob: bytes | None) -> Receipt:
         head = self._current()
+        if time.monotonic() - self._head_ok > STALE_AFTER:
+            # Refuse at once rather than hold the submitter until the pool gives up.
+            raise SequencerUnavailable("PostgreSQL is not reachable; try again shortly")
         if head.frozen:
             raise SequencerRejected("log_frozen", "this log is frozen and takes no new entries")
         if self.pending() >= self.config.max_pending:
