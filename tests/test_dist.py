@@ -265,3 +265,42 @@ def test_serve_refuses_to_start_on_a_careless_store(tmp_path: Path, postgres: Po
         assert not any(k.endswith("/checkpoint") for k in careless.objects)
     finally:
         careless.close()
+
+
+def test_witnesses_cosign_a_scaled_out_log(dist: DistLog) -> None:
+    from client.keyfile import write_key
+    from client.note import CosignatureV1Signer, Ed25519Signer
+    from client.verify import verify_receipt
+    from tests.conftest import SEED
+    from tests.serverproc import WitnessProc
+    from tests.test_witness import write_config
+
+    log_key = Ed25519Signer(ORIGIN, SEED)
+    write_key(dist.root / "log.key", log_key)
+    names = [f"witness.test/d{i}" for i in range(3)]
+    seeds = [bytes([0x60 + i]) * 32 for i in range(3)]
+    witnesses = []
+    try:
+        for i in range(3):
+            wd = dist.root / f"w{i}"
+            wd.mkdir()
+            write_key(wd / "witness.key", Ed25519Signer(names[i], seeds[i]))
+            cfg = write_config(wd, [(ORIGIN, log_key.verifier().vkey())], rate_per_log=100.0, burst=100)
+            witnesses.append(WitnessProc(wd / "state", args=["--config", str(cfg)]).start())
+        wvkeys = [CosignatureV1Signer(names[i], seeds[i]).verifier().vkey() for i in range(3)]
+        srv = dist.start("a", "all", witnesses=[[w.url, v] for w, v in zip(witnesses, wvkeys, strict=True)],
+                         witness_quorum=2, witness_interval=0.1, witness_timeout=2.0)
+        policy = TrustPolicy(ORIGIN, (log_key.verifier(),), witnesses=tuple(parse_vkey(v) for v in wvkeys),
+                             witness_quorum=2, allow_raw_log=True)
+        for r in submit_many(srv.url, entries(5, 9), concurrency=5):
+            assert r.status_code == 201, r.text
+            assert r.json()["witnessed"] is True
+            verify_receipt(r.json(), policy)
+        # The bucket's checkpoint is the cosigned one: a reader of the bucket alone checks
+        # the witnesses' cosignatures too.
+        with LogClient(dist.bucket_url(), policy) as client:
+            assert client.checkpoint().size == 5
+        assert bucket_get(dist, "checkpoint").content.count("\u2014 witness.test/".encode()) >= 2
+    finally:
+        for w in witnesses:
+            w.stop()

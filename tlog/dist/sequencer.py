@@ -105,6 +105,7 @@ class Leader:
         reg.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
                       lambda: float(self.head.size) if self.head else 0.0))
         self.collector: Any = None
+        self.witness_registry: Registry | None = None  # the current collector's metrics
 
     # --- the standby loop ---------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class Leader:
             "frozen": head.frozen}), cache=NO_CACHE, ctype=JSON)
         await self._publish_object(self._published_note(head))
         if self.config.witnesses:
-            self._start_collector()
+            await self._start_collector()
             self.collector.offer(head.size, head.checkpoint)
 
     async def _partial_bundle(self, size: int) -> list[bytes]:
@@ -338,15 +339,17 @@ class Leader:
 
     # --- witnesses ----------------------------------------------------------------------
 
-    def _start_collector(self) -> None:
+    async def _start_collector(self) -> None:
         from tlog.witnessing import WitnessCollector
 
         loop = asyncio.get_running_loop()
         store = _CosignStore(self, loop)
-        self.collector = WitnessCollector(
-            store, [tuple(w) for w in self.config.witnesses],  # type: ignore[misc]
+        self.witness_registry = Registry(worker_label=False)
+        # Built on a thread: it reads the store, whose calls run on this loop.
+        self.collector = await asyncio.to_thread(
+            WitnessCollector, store, [tuple(w) for w in self.config.witnesses],
             self.config.witness_quorum or len(self.config.witnesses), timeout=self.config.witness_timeout,
-            interval=self.config.witness_interval, registry=Registry(worker_label=False),
+            interval=self.config.witness_interval, registry=self.witness_registry,
             on_publish=lambda size, note: None)
         self.collector.start()
 
@@ -410,7 +413,10 @@ def _health_app(leader: Leader) -> Any:
         return JSONResponse(doc)
 
     async def metrics(_request: Any) -> Response:
-        return Response(leader.registry.render(), media_type="text/plain; version=0.0.4")
+        text = leader.registry.render()
+        if leader.witness_registry is not None:
+            text += leader.witness_registry.render()
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
 
