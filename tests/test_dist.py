@@ -304,3 +304,41 @@ def test_witnesses_cosign_a_scaled_out_log(dist: DistLog) -> None:
     finally:
         for w in witnesses:
             w.stop()
+
+
+def test_a_tpm_anchored_scaled_out_log(dist: DistLog, tmp_path: Path) -> None:
+    """The sequencer signs in the TPM as well; front ends, which hold no key, publish the TPM
+    key and its attestation, and a client that requires TPM anchoring accepts the log read
+    through a front end and straight from the bucket."""
+    from client.keyfile import write_key
+    from client.note import Ed25519Signer
+    from client.verify import verify_receipt
+    from tests.conftest import SEED
+    from tests.swtpm import Swtpm, require_tpm_tools
+    from tests.test_tpm import _init
+
+    require_tpm_tools()
+    tpm = Swtpm(tmp_path / "tpm").start()
+    try:
+        write_key(dist.root / "log.key", Ed25519Signer(ORIGIN, SEED))
+        seq = dist.root / "s"
+        seq.mkdir()
+        (seq / "log.key").write_bytes((dist.root / "log.key").read_bytes())
+        (seq / "log.key").chmod(0o600)
+        ak_name = _init(seq, tpm.tcti)
+        s = dist.start("s", "all", tpm=tpm.tcti)
+        fe = dist.start("fe", "frontend")
+        info = HTTP.get(fe.url + "/v1/log").json()
+        assert len(info["verifier_keys"]) == 2 and info["verifier_keys"][0] == s.vkey
+        keys = tuple(parse_vkey(k) for k in info["verifier_keys"])
+        policy = TrustPolicy(ORIGIN, keys, "all", allow_raw_log=True, tpm_aks=(ak_name,))
+        r = HTTP.post(fe.url + "/v1/entries", json={"raw": base64.b64encode(b"anchored").decode()})
+        assert r.status_code == 201, r.text
+        attestation = HTTP.get(fe.url + "/v1/log/key-attestation").json()
+        verify_receipt(r.json(), policy, key_attestation=attestation)
+        assert bucket_get(dist, "v1/log/key-attestation").json() == attestation
+        for url in (fe.url, dist.bucket_url()):
+            with LogClient(url, policy) as client:
+                assert client.checkpoint().size == 1
+    finally:
+        tpm.stop()

@@ -148,10 +148,10 @@ class LogApp:
     async def key_attestation(self, _request: Request) -> Response:
         """GET /v1/log/key-attestation: the TPM2_Certify of the ECDSA checkpoint key by a
         restricted attestation key (client.tpmattest says what a client checks)."""
-        path = Path(self.config.data_dir) / "tpm-attestation.json"
-        if not self.config.tpm or not path.exists():
+        doc = await self.backend.key_attestation()
+        if doc is None:
             raise not_found("this log's checkpoint key is not anchored in a TPM")
-        return Response(path.read_bytes(), media_type=JSON, headers={"Cache-Control": NO_CACHE})
+        return Response(doc, media_type=JSON, headers={"Cache-Control": NO_CACHE})
 
     async def add_entry(self, request: Request) -> Response:
         """POST /v1/entries: check the submission, then wait until it is durable and signed."""

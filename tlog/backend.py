@@ -40,6 +40,9 @@ class Backend(Protocol):
 
     async def attestation(self, digest: bytes) -> bytes | None: ...
 
+    async def key_attestation(self) -> bytes | None:
+        """The TPM2_Certify document of the checkpoint key, or None if it is not in a TPM."""
+
     async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]: ...
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
@@ -125,6 +128,12 @@ class LmdbBackend:
 
     async def attestation(self, digest: bytes) -> bytes | None:
         return self._store.attestation(digest)
+
+    async def key_attestation(self) -> bytes | None:
+        path = Path(self.config.data_dir) / "tpm-attestation.json"
+        if not self.config.tpm or not path.exists():
+            return None
+        return path.read_bytes()
 
     async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
         return self._store.find(field, term, after, limit)

@@ -34,7 +34,7 @@ from tlog.dist.bucket import ObjectStore, ObjectStoreError
 from tlog.dist.db import HEAD_CHANNEL, Db, DbError, Head
 from tlog.dist.settings import bucket_settings
 from tlog.dist.tiles import BucketTiles
-from tlog.errors import bad_request, not_found
+from tlog.errors import APIError, bad_request, not_found
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
 log = logging.getLogger("tlog.dist.frontend")
@@ -347,6 +347,14 @@ class DistBackend:
 
     async def attestation(self, digest: bytes) -> bytes | None:
         return await self.bucket.get(f"v1/attestations/{digest.hex()}")
+
+    async def key_attestation(self) -> bytes | None:
+        try:
+            async with self._db() as db:
+                doc = await db.meta_text("tpm_attestation")
+        except DbError as exc:
+            raise APIError(503, "unavailable", "the log's database is not reachable") from exc
+        return doc.encode() if doc else None
 
     async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
         head = self._current()

@@ -55,6 +55,10 @@ from tlog.dist.tiles import BucketTiles
 log = logging.getLogger("tlog.dist.sequencer")
 
 
+class SignerError(Exception):
+    """A checkpoint key (the TPM) did not sign; the batch is retried."""
+
+
 @dataclass(frozen=True)
 class LeaderConfig:
     dsn: str
@@ -72,6 +76,9 @@ class LeaderConfig:
     witness_interval: float = 1.0
     log_format: str = "text"
     vkeys: tuple[str, ...] = field(default_factory=tuple)
+    tpm: str = ""  # TCTI of the TPM holding the ECDSA checkpoint key (`tlog tpm init`)
+    tpm_timeout: float = 10.0
+    data_dir: str = ""  # where `tlog tpm init` left tpm.json and tpm-attestation.json
 
 
 class Leader:
@@ -83,6 +90,15 @@ class Leader:
         self.signers: list[Any] = [read_key(Path(config.key_file))]
         if config.rotation_key_file:
             self.signers.append(read_key(Path(config.rotation_key_file)))
+        self.key_attestation: bytes | None = None
+        if config.tpm:  # `tlog serve` checked the TPM holds the recorded key before we start
+            from tlog.tpm import open_signer
+
+            data = Path(config.data_dir)
+            record = orjson.loads((data / "tpm.json").read_bytes())
+            self.signers.append(open_signer(config.origin, config.tpm, handle=int(record["handle"]),
+                                            timeout=config.tpm_timeout))
+            self.key_attestation = (data / "tpm-attestation.json").read_bytes()
         self.bucket = ObjectStore(S3Settings(**config.s3))
         self.tiles = BucketTiles(self.bucket)
         self.epoch: int | None = None
@@ -168,7 +184,7 @@ class Leader:
                         continue
                 except HeadMoved:
                     raise Deposed("the tree head moved under us: another sequencer published") from None
-                except (DbError, ObjectStoreError) as exc:
+                except (DbError, ObjectStoreError, SignerError) as exc:
                     if isinstance(exc, Deposed):
                         raise
                     self.m_failures.inc()
@@ -224,8 +240,7 @@ class Leader:
         self.partial = await self._partial_bundle(head.size)
         keys = {(s.name, s.key_id) for s in self.signers}
         if {(s.name, s.key_id) for s in parse_note(head.checkpoint).signatures} != keys:
-            note = await asyncio.to_thread(sign_note, Checkpoint(self.config.origin, head.size, head.root).text(),
-                                           self.signers)
+            note = await self._sign(Checkpoint(self.config.origin, head.size, head.root).text())
             await db.resign(self.holder, epoch, head, note, time.time())
             self.head = head = await db.head()  # type: ignore[assignment]
             log.info("checkpoint keys changed: re-signed the current checkpoint")
@@ -233,10 +248,22 @@ class Leader:
             "origin": self.config.origin, "verifier_keys": list(self.config.vkeys),
             "raw_entries_allowed": self.config.allow_raw, "max_entry_size": 0xFFFF,
             "frozen": head.frozen}), cache=NO_CACHE, ctype=JSON)
+        if self.key_attestation is not None:
+            await self.bucket.put("v1/log/key-attestation", self.key_attestation, cache=NO_CACHE, ctype=JSON)
         await self._publish_object(self._published_note(head))
         if self.config.witnesses:
             await self._start_collector()
             self.collector.offer(head.size, head.checkpoint)
+
+    async def _sign(self, text: str) -> bytes:
+        """The checkpoint signed by every key; a TPM that fails or hangs fails the batch
+        (retried: nothing is acknowledged before its checkpoint is signed)."""
+        try:
+            return await asyncio.to_thread(sign_note, text, self.signers)
+        except Exception as exc:
+            if type(exc).__name__ == "TpmError":
+                raise SignerError(f"the TPM did not sign: {exc}") from exc
+            raise
 
     async def _partial_bundle(self, size: int) -> list[bytes]:
         """The entries of the partial bundle at the tree head (written before it moved)."""
@@ -279,7 +306,7 @@ class Leader:
             await self.bucket.put_many(objects)
             root = tree.root()
             text = Checkpoint(self.config.origin, tree.size, root).text()
-            note = await asyncio.to_thread(sign_note, text, self.signers)
+            note = await self._sign(text)
             signed_at = time.time()
             edge = [e.tile_bytes() for e in tree.edges]
             await db.publish(self.holder, epoch, head, tree.size, root, note, signed_at, edge)

@@ -13,17 +13,23 @@ from tlog.config import ConfigError, ServeConfig
 from tlog.dist.bucket import ObjectStoreError
 from tlog.dist.db import DbError
 from tlog.dist.sequencer import LeaderConfig, config_json
-from tlog.dist.settings import KEY_FILE, leader_config, prepare
+from tlog.dist.settings import KEY_FILE, leader_config, prepare, record_keys, recorded_keys
 
 
 def serve_dist(config: ServeConfig) -> int:
     from client.http import listen
     from client.logs import announcer, setup_logging
-    from tlog.cli import _fail, check_rotation_key, print_examples, run_workers, write_client_policy
+    from tlog.cli import _fail, check_rotation_key, check_tpm, print_examples, run_workers, write_client_policy
 
     try:
         origin, vkey, created = prepare(config)
-        rotation = check_rotation_key(config, origin, vkey) if config.role != "frontend" else ""
+        if config.role == "frontend":
+            vkeys = recorded_keys(config, vkey)
+        else:
+            extra = [check_rotation_key(config, origin, vkey), check_tpm(config, origin)]
+            vkeys = [vkey, *(k for k in extra if k)]
+            attestation = Path(config.data_dir) / "tpm-attestation.json"
+            record_keys(config, vkeys, attestation.read_bytes() if config.tpm else None)
     except (ConfigError, KeyFileError, DbError, ObjectStoreError, TlogError, OSError) as exc:
         return _fail(str(exc))
     setup_logging(config.log_format, "tlog")
@@ -34,7 +40,6 @@ def serve_dist(config: ServeConfig) -> int:
     where = f"bucket {config.s3_bucket}/{config.s3_prefix} at {config.s3_endpoint}, PostgreSQL"
     say(f"tlog: log {origin!r} in {where}; role {config.role}")
     say(f"tlog: verifier key {vkey}")
-    vkeys = [vkey, *([rotation] if rotation else [])]
     if config.role == "sequencer":
         sys.stdout.flush()
         from tlog.dist.sequencer import serve

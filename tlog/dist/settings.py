@@ -10,6 +10,7 @@ sequencers recorded.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import time
@@ -49,7 +50,8 @@ def leader_config(config: ServeConfig, origin: str, vkeys: list[str], listen: st
         max_batch=config.max_batch, lease_seconds=config.lease_seconds, listen=listen,
         allow_raw=config.allow_raw, witnesses=config.witnesses, witness_quorum=config.quorum,
         witness_timeout=config.witness_timeout, witness_interval=config.witness_interval,
-        log_format=config.log_format, vkeys=tuple(vkeys))
+        log_format=config.log_format, vkeys=tuple(vkeys), tpm=config.tpm, tpm_timeout=config.tpm_timeout,
+        data_dir=str(Path(config.data_dir).resolve()))
 
 
 def prepare(config: ServeConfig) -> tuple[str, str, bool]:
@@ -63,6 +65,9 @@ async def _prepare(config: ServeConfig) -> tuple[str, str, bool]:
     db = await Db.open(config.postgres_dsn)
     try:
         await db.create_schema()
+        if await db.meta_text("migrating") is not None:
+            raise ConfigError("a `tlog migrate` into this database is not finished: run it again to "
+                              "complete it before serving the log (docs/scale-out.md)")
         stored = await db.origin()
         if config.role == "frontend":
             if stored is None:
@@ -105,3 +110,29 @@ async def _prepare(config: ServeConfig) -> tuple[str, str, bool]:
         return origin, vkey, created
     finally:
         await db.close()
+
+
+def record_keys(config: ServeConfig, vkeys: list[str], key_attestation: bytes | None) -> None:
+    """Record the verifier keys (the log's, a rotation key's, the TPM key's) and the TPM
+    key attestation where front ends, which hold no key, find them."""
+    async def record() -> None:
+        db = await Db.open(config.postgres_dsn)
+        try:
+            await db.set_meta("vkeys", json.dumps(vkeys))
+            await db.set_meta("tpm_attestation", key_attestation.decode() if key_attestation else "")
+        finally:
+            await db.close()
+    asyncio.run(record())
+
+
+def recorded_keys(config: ServeConfig, vkey: str) -> list[str]:
+    """The verifier keys a sequencer recorded (`vkey` alone if none did yet)."""
+    async def read() -> list[str]:
+        db = await Db.open(config.postgres_dsn)
+        try:
+            text = await db.meta_text("vkeys")
+        finally:
+            await db.close()
+        keys = json.loads(text) if text else []
+        return keys if keys and keys[0] == vkey else [vkey]
+    return asyncio.run(read())
