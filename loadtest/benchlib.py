@@ -1,4 +1,5 @@
-"""Shared pieces of the wrk benchmarks in this directory (bench_core.py, bench_attest.py).
+"""Shared pieces of the wrk benchmarks in this directory (bench_core.py, bench_attest.py,
+bench_dist.py).
 
 Not a test module and not part of the package: the scripts import it from their own directory.
 
@@ -328,34 +329,21 @@ def wrk_parser(description: str) -> argparse.ArgumentParser:
     return ap
 
 
-def run_wrk(label: str, scenario: str, url: str, script: str, script_args: list[str],
-            args: argparse.Namespace, pgid: int, *,
-            on_start: Callable[[], None] | None = None,
-            on_end: Callable[[], None] | None = None) -> RunResult:
-    """One wrk run (after waiting for a quiet machine), measured from /proc around it.
+def wrk_command(url: str, script: str, script_args: list[str], *, threads: int, connections: int,
+                duration: int, timeout: int) -> list[str]:
+    """`wrk --latency` with a Lua script from this directory (its arguments after `--`)."""
+    cmd = ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+           f"--timeout={timeout}s", "-s", str(HERE / script), url]
+    return [*cmd, "--", *script_args] if script_args else cmd
 
-    `on_start`/`on_end` run right before wrk starts and right after it exits, inside the CPU
-    sampling window (e.g. to snapshot per-thread CPU or start a profiler)."""
-    quiet = wait_quiet(pgid, args.quiet_bg, args.quiet_timeout) if args.quiet_timeout > 0 else {}
-    cmd = ["wrk", "--latency", f"-t{args.threads}", f"-c{args.connections}",
-           f"-d{args.duration}s", f"--timeout={args.timeout}s", "-s", str(HERE / script), url]
-    if script_args:
-        cmd += ["--", *script_args]
-    before = CpuSample.take(pgid)
-    if on_start is not None:
-        on_start()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if on_end is not None:
-        on_end()
-    after = CpuSample.take(pgid)
-    out = proc.stdout
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}\n{proc.stderr}")
-    r = RunResult(scenario=scenario, label=label, quiet=quiet, wrk_output=out)
-    r.cpu = cpu_between(before, after)
+
+def parse_wrk(label: str, scenario: str, out: str, stderr: str = "") -> RunResult:
+    """A RunResult from wrk's output: its BENCH_JSON line (wrk_common.lua), cross-checked with
+    wrk's text summary. CPU figures are the caller's."""
+    r = RunResult(scenario=scenario, label=label, wrk_output=out)
     m = re.search(r"^BENCH_JSON (.*)$", out, re.M)
     if m is None:
-        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{out}\n{proc.stderr}")
+        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{out}\n{stderr}")
     doc = json.loads(m.group(1))
     lat = doc["latency_us"]
     r.requests = doc["requests"]
@@ -380,6 +368,33 @@ def run_wrk(label: str, scenario: str, url: str, script: str, script_args: list[
     non2xx = _NON2XX.search(out)
     if non2xx and int(non2xx.group(1)) != r.non2xx:
         r.extra["non2xx_text"] = int(non2xx.group(1))
+    return r
+
+
+def run_wrk(label: str, scenario: str, url: str, script: str, script_args: list[str],
+            args: argparse.Namespace, pgid: int, *,
+            on_start: Callable[[], None] | None = None,
+            on_end: Callable[[], None] | None = None) -> RunResult:
+    """One wrk run (after waiting for a quiet machine), measured from /proc around it.
+
+    `on_start`/`on_end` run right before wrk starts and right after it exits, inside the CPU
+    sampling window (e.g. to snapshot per-thread CPU or start a profiler)."""
+    quiet = wait_quiet(pgid, args.quiet_bg, args.quiet_timeout) if args.quiet_timeout > 0 else {}
+    cmd = wrk_command(url, script, script_args, threads=args.threads, connections=args.connections,
+                      duration=args.duration, timeout=args.timeout)
+    before = CpuSample.take(pgid)
+    if on_start is not None:
+        on_start()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if on_end is not None:
+        on_end()
+    after = CpuSample.take(pgid)
+    out = proc.stdout
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}\n{proc.stderr}")
+    r = parse_wrk(label, scenario, out, proc.stderr)
+    r.quiet = quiet
+    r.cpu = cpu_between(before, after)
     if r.rps > 0:
         r.server_us_per_req = r.cpu["server_cores"] / r.rps * 1e6
     return r
