@@ -42,6 +42,8 @@ HEAD_POLL = 1.0  # seconds between tree head reads when no notification came
 STALE_AFTER = 3.0  # seconds without a successful tree head read: PostgreSQL is unreachable
 POOL_WAIT = 5.0  # seconds a request waits for a database connection before a 503
 MAX_INSERT = 512  # submissions queued in one transaction
+MAX_LOOKUP = 512  # leaf hashes looked up in one query
+LOOKUP_LOOPS = 2  # lookup queries in flight at once (each takes what arrived meanwhile)
 
 
 class DistBackend:
@@ -57,6 +59,7 @@ class DistBackend:
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting: dict[bytes, list[tuple[asyncio.Future[Receipt], bool, float]]] = {}
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
+        self._lookups: asyncio.Queue[tuple[bytes, asyncio.Future[int | None]]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._bundles: OrderedDict[int, list[bytes]] = OrderedDict()
         self._partial: tuple[int, int, list[bytes]] | None = None  # (index, width, entries)
@@ -83,7 +86,8 @@ class DistBackend:
                            lambda: float(self.head.size) if self.head else 0.0))
         registry.add(Gauge("tlog_pending_submissions", "Submissions this worker waits on",
                            lambda: float(self.pending())))
-        for coro in (self._listen(), self._poll(), self._insert_loop()):
+        loops = [self._listen(), self._poll(), self._insert_loop()]
+        for coro in (*loops, *(self._lookup_loop() for _ in range(LOOKUP_LOOPS))):
             self._tasks.append(asyncio.create_task(coro))
 
     async def stop(self) -> None:
@@ -181,17 +185,17 @@ class DistBackend:
         if self.pending() >= self.config.max_pending:
             raise Pushback("too many submissions waiting")
         lh = leaf_hash(data)
-        try:
-            async with self._db() as db:
-                known = (await db.lookup([lh])).get(lh)
-        except DbError as exc:
-            raise SequencerUnavailable(str(exc)) from exc
-        if blob is not None:  # in the bucket before the entry can be acknowledged
+        # The envelope goes to the bucket while the dedup index is asked (both are needed
+        # before the entry is queued; writing a known envelope again rewrites the same bytes).
+        lookup = asyncio.ensure_future(self._lookup(lh))
+        if blob is not None:
             try:
                 await self.bucket.put(f"v1/attestations/{hashlib.sha256(blob).hexdigest()}", blob,
                                       cache="public, max-age=31536000, immutable", ctype="application/json")
             except ObjectStoreError as exc:
+                lookup.cancel()
                 raise SequencerUnavailable(f"the bucket did not take the envelope: {exc}") from exc
+        known = await lookup
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(lh, []).append((fut, known is None, time.monotonic()))
         try:
@@ -213,6 +217,30 @@ class DistBackend:
             waiters[:] = [w for w in waiters if w[0] is not fut]
             if not waiters:
                 del self._waiting[lh]
+
+    async def _lookup(self, lh: bytes) -> int | None:
+        """The index of this leaf if the log holds it, from a query shared with the other
+        submissions that arrived meanwhile."""
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        await self._lookups.put((lh, fut))
+        return await fut
+
+    async def _lookup_loop(self) -> None:
+        while True:
+            items = [await self._lookups.get()]
+            while len(items) < MAX_LOOKUP and not self._lookups.empty():
+                items.append(self._lookups.get_nowait())
+            try:
+                async with self._db() as db:
+                    found = await db.lookup(list({lh for lh, _ in items}))
+            except DbError as exc:
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(SequencerUnavailable(str(exc)))
+                continue
+            for lh, fut in items:
+                if not fut.done():
+                    fut.set_result(found.get(lh))
 
     async def _insert_loop(self) -> None:
         """Queue accepted entries in PostgreSQL, many per transaction."""
