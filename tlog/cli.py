@@ -328,6 +328,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_fsck(args: argparse.Namespace) -> int:
     from tlog.fsck import fsck
 
+    if args.config:
+        try:
+            config = load_config(args.config, {"data_dir": args.data_dir})
+        except ConfigError as exc:
+            return _fail(str(exc))
+        if config.storage == "s3":
+            return _fsck_dist(config, args.vkey or [])
+        args.data_dir = config.data_dir
+    if not args.data_dir:
+        return _fail("give --data-dir (or --config)")
     data = Path(args.data_dir)
     if not (data / "data.mdb").exists():
         # No log yet (a scheduled fsck before the first start): nothing to check, no verdict.
@@ -347,6 +357,36 @@ def cmd_fsck(args: argparse.Namespace) -> int:
           f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")
     _record_fsck(data, report.ok, report.size, report.problems)
     return 0 if report.ok else 1
+
+
+def _fsck_dist(config: ServeConfig, vkeys: list[str]) -> int:
+    """fsck of a scaled-out log: the bucket and PostgreSQL (tlog/dist/fsck.py)."""
+    import asyncio
+
+    from tlog.dist.bucket import ObjectStoreError
+    from tlog.dist.db import DbError
+    from tlog.dist.fsck import NoLog, check
+
+    try:
+        report = asyncio.run(check(config, vkeys))
+    except (NoLog, DbError, ObjectStoreError, TlogError, OSError) as exc:
+        return _fail(str(exc), 1)
+    for p in report.problems:
+        print(f"fsck: {p}")
+    verdict = "ok" if report.ok else "FAILED"
+    print(f"fsck: {verdict}: size {report.size}, {report.entries_checked} entries, "
+          f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")
+    return 0 if report.ok else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Copy an LMDB log into an empty scaled-out target (tlog/dist/migrate.py)."""
+    from tlog.dist.migrate import MigrateError, run
+
+    try:
+        return run(Path(args.source), load_config(args.config, {}), args.stop_after)
+    except (ConfigError, MigrateError, TlogError, OSError) as exc:
+        return _fail(str(exc))
 
 
 def _record_fsck(data: Path, ok: bool, size: int, problems: list[str]) -> None:
@@ -409,9 +449,19 @@ def main(argv: list[str] | None = None) -> int:
     k.set_defaults(func=cmd_keygen)
 
     f = sub.add_parser("fsck", help="re-derive every tile and the root, and check the checkpoint")
-    f.add_argument("--data-dir", required=True)
+    f.add_argument("--data-dir", help="the log's data dir (or the configuration's)")
+    f.add_argument("--config", help="the log's TOML configuration; with storage = \"s3\", the bucket and "
+                                    "PostgreSQL are checked")
     f.add_argument("--vkey", action="append", help="verifier key (default: the data dir's key)")
     f.set_defaults(func=cmd_fsck)
+
+    m = sub.add_parser("migrate", help="copy an LMDB log into an empty bucket and PostgreSQL "
+                                       "(storage = \"s3\"), as the same log; resumes if interrupted")
+    m.add_argument("--from", dest="source", required=True, help="the LMDB log's data dir (read only)")
+    m.add_argument("--config", required=True, help="the target's configuration (storage = \"s3\")")
+    m.add_argument("--stop-after", type=int, metavar="ENTRIES",
+                   help="copy about this many entries, then stop before publishing (a later run goes on)")
+    m.set_defaults(func=cmd_migrate)
 
     r = sub.add_parser("reindex", help="rebuild the search index from the log's entries")
     r.add_argument("--data-dir", required=True)

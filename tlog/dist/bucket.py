@@ -125,6 +125,21 @@ class ObjectStore:
             raise ObjectStoreError(f"GET {path}: {_describe(exc)}") from exc
         return data, str(r.meta.get("e_tag") or "")
 
+    async def get_with_attributes(self, path: str) -> tuple[bytes, dict[str, str]] | None:
+        """The object's bytes and the attributes it was stored with (Cache-Control,
+        Content-Type: readers and CDNs go by them, so `tlog fsck` checks them)."""
+        import obstore
+        from obstore.exceptions import NotFoundError
+
+        try:
+            r = await obstore.get_async(self._store, self.settings.key(path))
+            data = bytes(await r.bytes_async())
+        except (NotFoundError, FileNotFoundError):
+            return None
+        except Exception as exc:
+            raise ObjectStoreError(f"GET {path}: {_describe(exc)}") from exc
+        return data, {str(k): str(v) for k, v in r.attributes.items()}
+
     async def delete(self, path: str) -> None:
         import obstore
 
