@@ -32,9 +32,9 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 _LISTEN = re.compile(r'listening on (http://[^\s"]+)')
 
 
-def compose_config(env: dict[str, str] | None = None) -> dict[str, Any]:
+def compose_config(env: dict[str, str] | None = None, directory: Path = COMPOSE_DIR) -> dict[str, Any]:
     """The file as Docker Compose resolves it (fails the test if it does not validate)."""
-    out = subprocess.run(["docker-compose", "-f", str(COMPOSE_DIR / "docker-compose.yml"), "config"],
+    out = subprocess.run(["docker-compose", "-f", str(directory / "docker-compose.yml"), "config"],
                          capture_output=True, text=True, timeout=60, check=False,
                          env={**os.environ, **(env or {})})
     if out.returncode != 0:

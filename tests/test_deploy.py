@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.attestkit import dsse_body, envelope, make_signer, statement
 from tests.composerun import DOCKERFILE, ROOT, ComposeRun, compose_config, image_env
+from tlog.config import ServeConfig, load_config
 
 DEPLOY = ROOT / "deploy"
 SLSA = "https://slsa.dev/provenance/v1"
@@ -268,6 +269,11 @@ def test_kubernetes_manifests_validate(tmp_path: Path) -> None:
     assert spec["replicas"] == 1 and spec["volumeClaimTemplates"]  # a single writer, on a PVC
     container = spec["template"]["spec"]["containers"][0]
     assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
+    # /healthz is 503 while the log is read-only (disk full, TPM down): readiness only. A
+    # liveness or start-up probe on it would restart a log that recovers by itself.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    for probe in ("livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["path"] == "/checkpoint", probe
     assert len([n for n in kinds["Deployment"] if n.startswith("witness-")]) == 3
     for dep in kinds["Deployment"].values():
         c = dep["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
@@ -286,6 +292,205 @@ def test_kubernetes_manifests_validate(tmp_path: Path) -> None:
     relabel = scrape["scrape_configs"][0]["relabel_configs"]
     assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
             "target_label": "job"} in relabel
+
+
+# --- the scaled-out shape (docs/scale-out.md): deploy/compose-scale, deploy/k8s-scale ------
+
+COMPOSE_SCALE = DEPLOY / "compose-scale"
+K8S_SCALE = DEPLOY / "k8s-scale"
+# The compose set's secrets have no defaults; these stand in for an .env file.
+SCALE_ENV = {"S3_SECRET_KEY": "compose-test-s3-secret", "POSTGRES_PASSWORD": "compose-test-pg-password"}
+# What a scaled-out log's sequencers export (tlog/dist/sequencer.py), beyond REQUIRED_METRICS.
+SEQUENCER_METRICS = {"tlog_leader", "tlog_leader_epoch", "tlog_leader_takeovers_total"}
+
+
+def _serve_settings(toml: Path, argv: list[str], env: dict[str, str]) -> ServeConfig:
+    """What `tlog serve` in that container would run with: the image's ENV and the
+    container's environment over the file, then --role (tlog's own loader, strictly)."""
+    assert argv[:2] == ["tlog", "serve"], argv
+    role = argv[argv.index("--role") + 1] if "--role" in argv else None
+    return load_config(toml, {"role": role}, env={**image_env(), **env})
+
+
+def _dsn_host(dsn: str) -> str:
+    return dict(part.split("=", 1) for part in dsn.split())["host"]
+
+
+def test_scale_compose_file_validates(tmp_path: Path) -> None:
+    """deploy/compose-scale: `docker-compose config` resolves it; PostgreSQL, a real S3
+    server, the one-shot bucket and key jobs, two sequencers and two front ends; every tlog
+    process's settings load as storage = "s3" with tlog's own loader and point at the
+    services of this file; sequencers mount the key read-only, front ends hold no key."""
+    from urllib.parse import urlsplit
+
+    require("docker-compose")
+    config = compose_config(SCALE_ENV, COMPOSE_SCALE)
+    services = config["services"]
+    assert set(services) == {"postgres", "s3", "bucket-init", "key-init", "sequencer-1", "sequencer-2",
+                             "frontend-1", "frontend-2"}
+    assert services["postgres"]["image"].split(":")[1].startswith("15")
+    assert services["s3"]["image"].startswith("quay.io/ceph/")  # a real S3 server: Ceph RGW
+    assert set(config["volumes"]) >= {"pg-data", "ceph-data", "log-key", "frontend-1", "frontend-2"}
+    image = services["key-init"]["image"]
+    tlog_services = {n: s for n, s in services.items() if s["image"] == image}
+    assert set(tlog_services) == {"key-init", "sequencer-1", "sequencer-2", "frontend-1", "frontend-2"}
+    for name in (*tlog_services, "bucket-init"):
+        svc = services[name]
+        assert svc.get("read_only") is True and svc.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in svc.get("security_opt", []), name
+    for name in ("bucket-init", "key-init"):
+        assert services[name]["restart"] == "no", name
+    bucket = services["bucket-init"]["environment"]["S3_BUCKET"]
+    assert urlsplit(services["bucket-init"]["environment"]["S3_ENDPOINT"]).hostname in services
+    roles: dict[str, str] = {}
+    for name, svc in tlog_services.items():
+        argv = svc["command"]
+        if argv[:2] != ["tlog", "serve"]:
+            continue
+        target = argv[argv.index("--config") + 1]
+        toml = next(Path(v.split(":")[0]) for v in svc["volumes"] if v.split(":")[1] == target)
+        assert toml.parent == COMPOSE_SCALE, toml
+        settings = _serve_settings(toml, argv, svc["environment"])
+        roles[name] = settings.role
+        assert settings.storage == "s3" and settings.s3_bucket == bucket, name
+        assert urlsplit(settings.s3_endpoint).hostname in services, settings.s3_endpoint
+        assert _dsn_host(settings.postgres_dsn) in services and "password" not in settings.postgres_dsn
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD"} <= set(svc["environment"]), name
+        assert settings.origin == services["key-init"]["environment"]["TLOG_ORIGIN"], name
+        assert f"127.0.0.1:{settings.port}/healthz" in svc["healthcheck"]["test"][-1], name
+        key_mounts = [v for v in svc["volumes"] if v.split(":")[0] == "log-key"]
+        if settings.role == "sequencer":
+            assert key_mounts and all(v.endswith(":ro") for v in key_mounts), name
+            assert settings.data_dir.startswith(key_mounts[0].split(":")[1] + "/"), name
+        else:
+            assert not key_mounts, name  # front ends need no key
+            assert "sequencer-1" in svc["depends_on"], name  # the first sequencer creates the log
+    assert sorted(roles.values()) == ["frontend", "frontend", "sequencer", "sequencer"]
+    # key-init puts the key where the sequencers look for it, mode 0600, and keeps it on a rerun.
+    script = COMPOSE_SCALE / "key-init.sh"
+    seq_dir = _serve_settings(COMPOSE_SCALE / "log.toml", services["sequencer-1"]["command"],
+                              services["sequencer-1"]["environment"]).data_dir
+    assert seq_dir == "/var/lib/tlog/data" and "DATA_DIR:-/var/lib/tlog/data" in script.read_text()
+    env = {**os.environ, "TLOG_ORIGIN": services["key-init"]["environment"]["TLOG_ORIGIN"],
+           "DATA_DIR": str(tmp_path / "data"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    keys = []
+    for _ in range(2):
+        out = run(["sh", str(script)], env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        keys.append((tmp_path / "data" / "log.key").read_bytes())
+    assert keys[0] == keys[1]
+    assert (tmp_path / "data" / "log.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "log.vkey").read_text().startswith(env["TLOG_ORIGIN"] + "+")
+    out = run(["sh", "-n", str(COMPOSE_SCALE / "bucket-init.sh")])
+    assert out.returncode == 0, out.stderr
+    # The secrets have no defaults: without them the file does not resolve.
+    if not set(SCALE_ENV) & set(os.environ):
+        with pytest.raises(AssertionError, match=r"S3_SECRET_KEY|POSTGRES_PASSWORD"):
+            compose_config({}, COMPOSE_SCALE)
+
+
+def test_scale_kubernetes_manifests_validate(tmp_path: Path) -> None:
+    """deploy/k8s-scale passes the same offline check as deploy/k8s; front ends are a
+    Deployment of 3 behind a Service with a PodDisruptionBudget, sequencers a Deployment of 2
+    (the lease makes that safe); the ConfigMap's settings load as storage = "s3" for each
+    role; the key comes from a read-only Secret (mode 0400) and reaches the sequencers only."""
+    tool = require("kubernetes-validate")
+    files = sorted(K8S_SCALE.glob("*.yaml"))
+    assert {f.name for f in files} >= {"namespace.yaml", "config.yaml", "frontend.yaml", "sequencer.yaml"}
+    out = run([tool, "--strict", *map(str, files)])
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The check can fail: a misspelt field in the front ends' Deployment is refused.
+    bad = tmp_path / "bad.yaml"
+    manifest = (K8S_SCALE / "frontend.yaml").read_text()
+    bad.write_text(manifest.replace("  replicas: 3", "  replica: 3"))
+    out = run([tool, "--strict", str(bad)])
+    assert out.returncode != 0, out.stdout + out.stderr
+    import yaml
+
+    def load(paths: list[Path]) -> dict[str, dict[str, dict]]:  # type: ignore[type-arg]
+        kinds: dict[str, dict[str, dict]] = {}  # type: ignore[type-arg]
+        for f in paths:
+            for doc in yaml.safe_load_all(f.read_text()):
+                if doc:
+                    kinds.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+        return kinds
+
+    kinds = load(files)
+    # Beside deploy/k8s in the same namespace: no object of the same kind and name.
+    single = load(sorted((DEPLOY / "k8s").glob("*.yaml")))
+    clashes = {(k, n) for k in kinds for n in kinds[k] if n in single.get(k, {})} - {("Namespace", "tlog")}
+    assert not clashes, clashes
+    fe, seq = kinds["Deployment"]["tlog-frontend"], kinds["Deployment"]["tlog-sequencer"]
+    assert fe["spec"]["replicas"] == 3 and seq["spec"]["replicas"] == 2
+
+    def matches(selector: dict[str, str], dep: dict) -> bool:  # type: ignore[type-arg]
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        return all(labels.get(k) == v for k, v in selector.items())
+
+    service = kinds["Service"]["tlog-frontend"]
+    assert matches(service["spec"]["selector"], fe) and not matches(service["spec"]["selector"], seq)
+    assert "tlog-sequencer" not in kinds["Service"]  # nothing connects to the sequencers
+    for single_service in single["Service"].values():  # nor does deploy/k8s's Service select them
+        assert not matches(single_service["spec"]["selector"], fe)
+        assert not matches(single_service["spec"]["selector"], seq)
+    pdb = kinds["PodDisruptionBudget"]["tlog-frontend"]
+    assert matches(pdb["spec"]["selector"]["matchLabels"], fe) and 0 < pdb["spec"]["minAvailable"] < 3
+    config_map = kinds["ConfigMap"]["tlog-scale-config"]
+    toml = tmp_path / "log.toml"
+    toml.write_text(config_map["data"]["log.toml"])
+    alert_rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    job_names = set(re.findall(r"\btlog-(?:frontend|sequencer)\b", alert_rules))
+    for dep, role in ((fe, "frontend"), (seq, "sequencer")):
+        assert matches(dep["spec"]["selector"]["matchLabels"], dep)
+        pod = dep["spec"]["template"]
+        spec = pod["spec"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        # The scrape job is named after this label: the names the alert rules expect.
+        assert pod["metadata"]["labels"]["app.kubernetes.io/name"] in job_names
+        assert spec["enableServiceLinks"] is False
+        ctx = spec["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] != 0
+        assert ctx["seccompProfile"]["type"] == "RuntimeDefault"
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, c["name"]
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], c["name"]
+            assert sc.get("runAsUser", ctx["runAsUser"]) != 0 and "resources" in c, c["name"]
+        c = spec["containers"][0]
+        assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        env = {e["name"]: e for e in c["env"]}
+        for secret_var in ("AWS_ACCESS_KEY_ID", "PGPASSWORD"):
+            assert "secretKeyRef" in env[secret_var]["valueFrom"], secret_var
+        settings = _serve_settings(toml, c["args"], {k: e["value"] for k, e in env.items() if "value" in e})
+        assert settings.storage == "s3" and settings.role == role
+        assert f":{settings.port}" in f":{c['ports'][0]['containerPort']}"
+        assert "password" not in settings.postgres_dsn
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        assert volumes[mounts["/etc/tlog/log.toml"]["name"]]["configMap"]["name"] == "tlog-scale-config"
+        secret_dir = str(Path(settings.s3_secret_access_key_file).parent)
+        s3 = volumes[mounts[secret_dir]["name"]]["secret"]
+        assert s3["secretName"] == "tlog-s3" and mounts[secret_dir]["readOnly"] is True
+        assert {i["path"] for i in s3["items"]} == {Path(settings.s3_secret_access_key_file).name}
+        key_volumes = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "tlog-log-key"]
+        if role == "frontend":
+            assert not key_volumes  # front ends hold no key
+            # Liveness must not follow /healthz: it is 503 while PostgreSQL or the leader is away.
+            assert c["livenessProbe"]["httpGet"]["path"] != "/healthz"
+            continue
+        (key,) = key_volumes
+        assert key["secret"]["defaultMode"] == 0o400
+        init = spec["initContainers"][0]
+        key_mount = next(m for m in init["volumeMounts"] if m["name"] == key["name"])
+        assert key_mount["readOnly"] is True
+        assert all(m["name"] != key["name"] for m in c["volumeMounts"])  # only the init container sees it
+        data = next(m for m in c["volumeMounts"] if settings.data_dir.startswith(m["mountPath"] + "/"))
+        assert data["readOnly"] is True and volumes[data["name"]]["emptyDir"]["medium"] == "Memory"
+        script_text = " ".join(init["args"])
+        assert f"{settings.data_dir}/log.key" in script_text and "-m 0600" in script_text
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"  # always 200 on a sequencer
+    assert kinds["PodDisruptionBudget"]["tlog-sequencer"]["spec"]["maxUnavailable"] == 1
 
 
 def test_systemd_units_verify(tmp_path: Path) -> None:
@@ -349,11 +554,12 @@ def test_alert_rules_check_and_fire() -> None:
     doc = yaml.safe_load(rules.read_text())
     alerts = {r["alert"] for g in doc["groups"] for r in g["rules"]}
     assert {"TlogCheckpointStale", "TlogWitnessPolicyUnmet", "TlogLMDBMapNearlyFull",
-            "TlogFsckFailed"} <= alerts
+            "TlogFsckFailed", "TlogNoSequencerLeader", "TlogSequencerFlapping"} <= alerts
     used = set(re.findall(r"\b((?:tlog|witness)_[a-z_]+)", rules.read_text()))
     exported = set(REQUIRED_METRICS) | {"tlog_fsck_ok", "tlog_fsck_last_run_timestamp_seconds",
                                         "tlog_monitor_split_views_total", "tlog_monitor_lag_entries",
-                                        "tlog_monitor_last_ok_seconds", "witness_add_checkpoint_total"}
+                                        "tlog_monitor_last_ok_seconds", "witness_add_checkpoint_total",
+                                        *SEQUENCER_METRICS}
     exported |= {m.removesuffix("_bucket") for m in exported}
     assert used <= exported, used - exported
     # Every runbook link points at a section that exists.
