@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,8 +289,16 @@ def test_witnesses_cosign_a_scaled_out_log(dist: DistLog) -> None:
             cfg = write_config(wd, [(ORIGIN, log_key.verifier().vkey())], rate_per_log=100.0, burst=100)
             witnesses.append(WitnessProc(wd / "state", args=["--config", str(cfg)]).start())
         wvkeys = [CosignatureV1Signer(names[i], seeds[i]).verifier().vkey() for i in range(3)]
-        srv = dist.start("a", "all", witnesses=[[w.url, v] for w, v in zip(witnesses, wvkeys, strict=True)],
-                         witness_quorum=2, witness_interval=0.1, witness_timeout=2.0)
+        with_witnesses = {"witnesses": [[w.url, v] for w, v in zip(witnesses, wvkeys, strict=True)],
+                          "witness_quorum": 2, "witness_interval": 0.1, "witness_timeout": 2.0}
+        # The log ran with witnesses, then a while without: its bucket holds a log-signed
+        # checkpoint newer than the newest cosigned one, and a sequencer configured with
+        # witnesses again must still lead.
+        for seed, (name, extra) in enumerate((("a0", with_witnesses), ("a1", {})), 20):
+            before = dist.start(name, "all", **extra)
+            assert all(r.status_code == 201 for r in submit_many(before.url, entries(3, seed)))
+            before.stop()
+        srv = dist.start("a", "all", **with_witnesses)
         policy = TrustPolicy(ORIGIN, (log_key.verifier(),), witnesses=tuple(parse_vkey(v) for v in wvkeys),
                              witness_quorum=2, allow_raw_log=True)
         for r in submit_many(srv.url, entries(5, 9), concurrency=5):
@@ -299,7 +308,7 @@ def test_witnesses_cosign_a_scaled_out_log(dist: DistLog) -> None:
         # The bucket's checkpoint is the cosigned one: a reader of the bucket alone checks
         # the witnesses' cosignatures too.
         with LogClient(dist.bucket_url(), policy) as client:
-            assert client.checkpoint().size == 5
+            assert client.checkpoint().size == 11
         assert bucket_get(dist, "checkpoint").content.count("\u2014 witness.test/".encode()) >= 2
     finally:
         for w in witnesses:
@@ -327,6 +336,11 @@ def test_a_tpm_anchored_scaled_out_log(dist: DistLog, tmp_path: Path) -> None:
         (seq / "log.key").chmod(0o600)
         ak_name = _init(seq, tpm.tcti)
         s = dist.start("s", "all", tpm=tpm.tcti)
+        # Front ends learn the keys the leader recorded when it took over.
+        deadline = time.monotonic() + 30
+        while bucket_get(dist, "v1/log/key-attestation").status_code != 200:
+            assert time.monotonic() < deadline, "the leader did not publish the key attestation"
+            time.sleep(0.1)
         fe = dist.start("fe", "frontend")
         info = HTTP.get(fe.url + "/v1/log").json()
         assert len(info["verifier_keys"]) == 2 and info["verifier_keys"][0] == s.vkey

@@ -11,6 +11,8 @@ import base64
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -127,7 +129,8 @@ def metric(proc: ServerProc, name: str) -> float:
 
 def check_log(d: DistLog, fe: ServerProc, load: Load, capsys: pytest.CaptureFixture[str]) -> int:
     """Every acknowledged entry is at its index (front end and bucket agree), no index was
-    given twice, and the bucket's log audits clean from entry 0. Returns the tree size."""
+    given twice, `tlog fsck` passes on the bucket and database, and the bucket's log audits
+    clean from entry 0 with `tlog-client`. Returns the tree size."""
     size = bucket_size(d)
     indexes = list(load.acked.values())
     assert len(set(indexes)) == len(indexes), "two acknowledged entries share an index"
@@ -139,6 +142,9 @@ def check_log(d: DistLog, fe: ServerProc, load: Load, capsys: pytest.CaptureFixt
             data = HTTP.get(f"{d.bucket_url()}/{entries_path(bundle, min(256, size - bundle * 256))}").content
             by_bundle[bundle] = parse_bundle(data)
         assert by_bundle[bundle][index % 256] == entry, f"entry acknowledged at {index} is not there"
+    cmd = [sys.executable, "-m", "tlog.cli", "fsck", "--config", str(d.config("fsck", "all"))]
+    fsck = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert fsck.returncode == 0 and "fsck: ok" in fsck.stdout, fsck.stdout + fsck.stderr
     policy = fe.data_dir / "client-policy.toml"
     capsys.readouterr()
     code = client_cli.main(["audit", "--full", "--quiet", "--no-state", "--policy", str(policy),

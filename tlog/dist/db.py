@@ -126,8 +126,16 @@ class Db:
         self.conn = conn
 
     @classmethod
-    async def open(cls, dsn: str) -> Db:
-        return cls(await connect(dsn))
+    async def open(cls, dsn: str, *, idle_in_transaction: float | None = None) -> Db:
+        """A connection; with `idle_in_transaction` (seconds), PostgreSQL aborts a transaction
+        of this connection left open that long: a leader stopped or cut off in the middle of
+        one (its row locks held) cannot hold up the takeover past its lease."""
+        db = cls(await connect(dsn))
+        if idle_in_transaction is not None:
+            async with _errors("setting the session"):
+                await db.conn.execute(
+                    f"SET idle_in_transaction_session_timeout = {max(100, int(idle_in_transaction * 1000))}")
+        return db
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

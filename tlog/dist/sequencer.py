@@ -130,7 +130,7 @@ class Leader:
         while not self.stopping.is_set():
             try:
                 if db is None or db.closed:
-                    db = await Db.open(self.config.dsn)
+                    db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds)
                 epoch = await db.try_lead(self.holder, self.config.lease_seconds)
                 if epoch is None:
                     await self._sleep(0.5)
@@ -163,7 +163,7 @@ class Leader:
     async def _lead(self, db: Db, epoch: int) -> None:
         lost = asyncio.Event()
         renewer = asyncio.create_task(self._renew(epoch, lost))
-        listen = await Db.open(self.config.dsn)
+        listen = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds)
         try:
             await listen.conn.execute("LISTEN tlog_pending")
             await self._take_over(db, epoch)
@@ -204,7 +204,7 @@ class Leader:
 
     async def _renew(self, epoch: int, lost: asyncio.Event) -> None:
         """Renew every quarter of the lease; on failure, mark it lost (the cycle stops)."""
-        db = await Db.open(self.config.dsn)
+        db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds)
         try:
             while True:
                 await asyncio.sleep(self.config.lease_seconds / 4)
@@ -244,6 +244,10 @@ class Leader:
             await db.resign(self.holder, epoch, head, note, time.time())
             self.head = head = await db.head()  # type: ignore[assignment]
             log.info("checkpoint keys changed: re-signed the current checkpoint")
+        # The keys front ends publish are the leader's: recorded when it takes over, so a
+        # standby started with other keys changes nothing until it leads (and re-signs).
+        await db.set_meta("vkeys", orjson.dumps(list(self.config.vkeys)).decode())
+        await db.set_meta("tpm_attestation", self.key_attestation.decode() if self.key_attestation else "")
         await self.bucket.put("v1/log", orjson.dumps({
             "origin": self.config.origin, "verifier_keys": list(self.config.vkeys),
             "raw_entries_allowed": self.config.allow_raw, "max_entry_size": 0xFFFF,
@@ -361,6 +365,11 @@ class Leader:
         if body == note:
             return True
         if stored.size > want.size:
+            if self.head is not None and stored.size <= self.head.size:
+                # Within the tree head we hold (a log-signed checkpoint newer than the newest
+                # cosigned one, from before witnesses were configured): keep it until a
+                # larger one is cosigned.
+                return True
             raise Deposed(f"the bucket holds a checkpoint of size {stored.size}, newer than ours ({want.size})")
         return False
 
@@ -399,7 +408,7 @@ class _CosignStore:
 
     async def _conn(self) -> Db:
         if self._db is None or self._db.closed:
-            self._db = await Db.open(self.leader.config.dsn)
+            self._db = await Db.open(self.leader.config.dsn, idle_in_transaction=self.leader.config.lease_seconds)
         return self._db
 
     def cosigned(self) -> tuple[int, bytes] | None:

@@ -13,7 +13,7 @@ from tlog.config import ConfigError, ServeConfig
 from tlog.dist.bucket import ObjectStoreError
 from tlog.dist.db import DbError
 from tlog.dist.sequencer import LeaderConfig, config_json
-from tlog.dist.settings import KEY_FILE, leader_config, prepare, record_keys, recorded_keys
+from tlog.dist.settings import KEY_FILE, leader_config, prepare, recorded_keys
 
 
 def serve_dist(config: ServeConfig) -> int:
@@ -28,8 +28,6 @@ def serve_dist(config: ServeConfig) -> int:
         else:
             extra = [check_rotation_key(config, origin, vkey), check_tpm(config, origin)]
             vkeys = [vkey, *(k for k in extra if k)]
-            attestation = Path(config.data_dir) / "tpm-attestation.json"
-            record_keys(config, vkeys, attestation.read_bytes() if config.tpm else None)
     except (ConfigError, KeyFileError, DbError, ObjectStoreError, TlogError, OSError) as exc:
         return _fail(str(exc))
     setup_logging(config.log_format, "tlog")

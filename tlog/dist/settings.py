@@ -112,19 +112,6 @@ async def _prepare(config: ServeConfig) -> tuple[str, str, bool]:
         await db.close()
 
 
-def record_keys(config: ServeConfig, vkeys: list[str], key_attestation: bytes | None) -> None:
-    """Record the verifier keys (the log's, a rotation key's, the TPM key's) and the TPM
-    key attestation where front ends, which hold no key, find them."""
-    async def record() -> None:
-        db = await Db.open(config.postgres_dsn)
-        try:
-            await db.set_meta("vkeys", json.dumps(vkeys))
-            await db.set_meta("tpm_attestation", key_attestation.decode() if key_attestation else "")
-        finally:
-            await db.close()
-    asyncio.run(record())
-
-
 def recorded_keys(config: ServeConfig, vkey: str) -> list[str]:
     """The verifier keys a sequencer recorded (`vkey` alone if none did yet)."""
     async def read() -> list[str]:
