@@ -356,3 +356,35 @@ def test_a_tpm_anchored_scaled_out_log(dist: DistLog, tmp_path: Path) -> None:
                 assert client.checkpoint().size == 1
     finally:
         tpm.stop()
+
+
+@pytest.mark.parametrize("where", ["front end", "bucket"])
+def test_a_monitor_follows_a_scaled_out_log(dist: DistLog, tmp_path: Path, where: str) -> None:
+    from client.keyfile import write_key
+    from client.note import Ed25519Signer
+    from tests.conftest import SEED
+    from tests.test_monitor import MonitorProc
+
+    log_key = Ed25519Signer(ORIGIN, SEED)
+    write_key(dist.root / "log.key", log_key)
+    srv = dist.start("a", "all", allow_raw=False)  # a monitor trusts no log that takes raw entries
+    watched, other = make_signer("ed25519"), make_signer("ecdsa-p256")
+    hits = []
+    for i in range(6):
+        s = watched if i % 2 == 0 else other
+        env = envelope(statement([sha256_hex(b"monitored %d" % i)]), [s])
+        r = HTTP.post(srv.url + "/v1/entries", content=orjson.dumps(dsse_body(env, [s])),
+                      headers={"content-type": "application/json"})
+        assert r.status_code == 201, r.text
+        if s is watched:
+            hits.append(r.json()["index"])
+    url = srv.url if where == "front end" else dist.bucket_url()
+    mon = MonitorProc(tmp_path / "m", TrustPolicy(ORIGIN, (log_key.verifier(),)), url,
+                      watch={"signers": [watched.signer_id]})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(mon.reports()) < len(hits):
+            time.sleep(0.1)
+    finally:
+        mon.stop()
+    assert sorted(r["index"] for r in mon.reports()) == hits

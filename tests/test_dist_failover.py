@@ -224,6 +224,44 @@ def test_a_partitioned_leader_publishes_nothing_after_the_takeover(
     assert "stepped down" in log_text or "lease" in log_text
 
 
+def test_a_lease_held_inside_a_stalled_transaction_is_taken_over(postgres: Postgres) -> None:
+    """A leader stopped in the middle of a pipelined statement keeps its transaction open with
+    no server timeout to end it (no Sync, so idle_in_transaction_session_timeout is never
+    armed) and its row locks block the takeover; the standby ends that holder's sessions once
+    the lease has expired. Here the stalled leader is a session holding the lease row lock in
+    an open transaction, with no timeout set."""
+    from tlog.dist.db import Db
+
+    dsn = postgres.new_database()
+
+    async def go() -> None:
+        setup = await Db.open(dsn)
+        await setup.create_schema()
+        old = await Db.open(dsn, holder="old")
+        new = await Db.open(dsn, holder="new")
+        try:
+            assert await old.try_lead("old", 1.0) == 1
+            await old.conn.execute("BEGIN")
+            await old.conn.execute("SELECT 1 FROM tlog_lease WHERE id = 1 FOR SHARE")
+            assert await new.try_lead("new", 1.0) is None  # not expired yet
+            await asyncio.sleep(1.2)
+            t0 = time.monotonic()
+            epoch = None
+            while epoch is None and time.monotonic() - t0 < 10:
+                epoch = await new.try_lead("new", 1.0)
+            assert epoch == 2
+            assert time.monotonic() - t0 < 3
+            holder, current, _ = await new.leader()
+            assert (holder, current) == ("new", 2)
+            with pytest.raises(Exception):  # noqa: B017 - the old session was ended, any error
+                await old.conn.execute("SELECT 1")
+        finally:
+            for db in (setup, old, new):
+                await db.close()
+
+    asyncio.run(go())
+
+
 def test_postgres_restart_under_load_loses_nothing_and_recovers(
         dist: DistLog, postgres: Postgres, capsys: pytest.CaptureFixture[str]) -> None:
     srv = dist.start("a", "all")

@@ -28,6 +28,8 @@ Expiry uses the database's clock only, so sequencers' clocks never matter.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,7 @@ SCHEMA = [
 ]
 TABLES = ("tlog_meta", "tlog_head", "tlog_pending", "tlog_sequenced", "tlog_leaves", "tlog_search")
 PENDING_CHANNEL = "tlog_pending"
+log = logging.getLogger("tlog.dist.db")
 HEAD_CHANNEL = "tlog_head"
 
 
@@ -103,6 +106,11 @@ async def connect(dsn: str, *, autocommit: bool = True, timeout: float = 10.0) -
         raise DbError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
 
 
+def holder_tag(holder: str) -> str:
+    """The application_name of a sequencer's sessions (at most 63 bytes)."""
+    return "tlog-sequencer " + hashlib.sha256(holder.encode()).hexdigest()[:32]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -126,15 +134,19 @@ class Db:
         self.conn = conn
 
     @classmethod
-    async def open(cls, dsn: str, *, idle_in_transaction: float | None = None) -> Db:
-        """A connection; with `idle_in_transaction` (seconds), PostgreSQL aborts a transaction
-        of this connection left open that long: a leader stopped or cut off in the middle of
-        one (its row locks held) cannot hold up the takeover past its lease."""
+    async def open(cls, dsn: str, *, idle_in_transaction: float | None = None, holder: str = "") -> Db:
+        """A connection. With `idle_in_transaction` (seconds), PostgreSQL aborts a transaction
+        this connection leaves open that long (a leader stopped between two statements);
+        with `holder`, the connection is tagged as that sequencer's, so that a standby can end
+        the transactions of a holder whose lease expired (a leader stopped or cut off in the
+        middle of a pipeline, which no server timeout ends)."""
         db = cls(await connect(dsn))
-        if idle_in_transaction is not None:
-            async with _errors("setting the session"):
+        async with _errors("setting up the session"):
+            if idle_in_transaction is not None:
                 await db.conn.execute(
                     f"SET idle_in_transaction_session_timeout = {max(100, int(idle_in_transaction * 1000))}")
+            if holder:
+                await db.conn.execute("SELECT set_config('application_name', %s, false)", [holder_tag(holder)])
         return db
 
     async def close(self) -> None:
@@ -255,14 +267,42 @@ class Db:
     # --- leadership ---------------------------------------------------------------------
 
     async def try_lead(self, holder: str, ttl: float) -> int | None:
-        """Take the lease if it is free or expired; the new epoch (fencing token), or None."""
-        async with _errors("taking the lease"):
-            cur = await self.conn.execute(
-                "UPDATE tlog_lease SET holder = %s, epoch = epoch + 1, "
-                "expires = clock_timestamp() + make_interval(secs => %s) "
-                "WHERE id = 1 AND expires < clock_timestamp() RETURNING epoch", [holder, ttl])
-            row = await cur.fetchone()
+        """Take the lease if it is free or expired; the new epoch (fencing token), or None.
+
+        If the lease has expired but its row is still locked by the old holder's transaction,
+        that holder is stopped or cut off: its sessions are ended (their transactions abort,
+        nothing of them commits) and the next try takes the lease."""
+        import psycopg
+
+        try:
+            async with self.conn.transaction():
+                await self.conn.execute("SET LOCAL lock_timeout = '500ms'")
+                cur = await self.conn.execute(
+                    "UPDATE tlog_lease SET holder = %s, epoch = epoch + 1, "
+                    "expires = clock_timestamp() + make_interval(secs => %s) "
+                    "WHERE id = 1 AND expires < clock_timestamp() RETURNING epoch", [holder, ttl])
+                row = await cur.fetchone()
+        except psycopg.errors.LockNotAvailable:
+            await self._end_expired_holder()
+            return None
+        except psycopg.Error as exc:
+            raise DbError(f"taking the lease: {_first_line(exc)}") from exc
         return int(row[0]) if row else None
+
+    async def _end_expired_holder(self) -> None:
+        async with _errors("ending an expired leader's sessions"):
+            cur = await self.conn.execute(
+                "SELECT holder FROM tlog_lease WHERE id = 1 AND expires < clock_timestamp()")
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                return
+            cur = await self.conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid()", [holder_tag(str(row[0]))])
+            ended = await cur.fetchone()
+            if ended and ended[0]:
+                log.warning("ended %d session(s) of %s, whose lease expired inside a transaction",
+                            ended[0], row[0])
 
     async def renew(self, holder: str, epoch: int, ttl: float) -> bool:
         async with _errors("renewing the lease"):

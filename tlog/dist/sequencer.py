@@ -130,7 +130,8 @@ class Leader:
         while not self.stopping.is_set():
             try:
                 if db is None or db.closed:
-                    db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds)
+                    db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
+                                  holder=self.holder)
                 epoch = await db.try_lead(self.holder, self.config.lease_seconds)
                 if epoch is None:
                     await self._sleep(0.5)
@@ -163,7 +164,8 @@ class Leader:
     async def _lead(self, db: Db, epoch: int) -> None:
         lost = asyncio.Event()
         renewer = asyncio.create_task(self._renew(epoch, lost))
-        listen = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds)
+        listen = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
+                                  holder=self.holder)
         try:
             await listen.conn.execute("LISTEN tlog_pending")
             await self._take_over(db, epoch)
@@ -204,7 +206,8 @@ class Leader:
 
     async def _renew(self, epoch: int, lost: asyncio.Event) -> None:
         """Renew every quarter of the lease; on failure, mark it lost (the cycle stops)."""
-        db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds)
+        db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
+                                  holder=self.holder)
         try:
             while True:
                 await asyncio.sleep(self.config.lease_seconds / 4)
@@ -408,7 +411,8 @@ class _CosignStore:
 
     async def _conn(self) -> Db:
         if self._db is None or self._db.closed:
-            self._db = await Db.open(self.leader.config.dsn, idle_in_transaction=self.leader.config.lease_seconds)
+            self._db = await Db.open(self.leader.config.dsn, idle_in_transaction=self.leader.config.lease_seconds,
+                                     holder=self.leader.holder)
         return self._db
 
     def cosigned(self) -> tuple[int, bytes] | None:
