@@ -53,3 +53,14 @@ def ceph() -> Iterator[object]:
     c = Ceph()
     yield c
     c.close()
+
+
+@pytest.fixture
+def dist(tmp_path: Path, ceph: object, postgres: object) -> Iterator[object]:
+    """A scaled-out log's place on the real engines: a fresh bucket and database (tests start
+    its processes with `dist.start(name, role)`; tests/distlog.py)."""
+    from tests.distlog import DistLog
+
+    d = DistLog(tmp_path, ceph.endpoint, ceph.new_bucket(), postgres.new_database())  # type: ignore[attr-defined]
+    yield d
+    d.stop()

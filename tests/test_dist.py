@@ -42,13 +42,6 @@ def _close_http() -> Iterator[None]:
     HTTP.close()
 
 
-@pytest.fixture
-def dist(tmp_path: Path, ceph: Ceph, postgres: Postgres) -> Iterator[DistLog]:
-    d = DistLog(tmp_path, ceph.endpoint, ceph.new_bucket(), postgres.new_database())
-    yield d
-    d.stop()
-
-
 def submit_many(url: str, entries: list[bytes], concurrency: int = 32) -> list[httpx.Response]:
     """POST raw entries concurrently (the sequencer batches what arrives together)."""
     async def go() -> list[httpx.Response]:

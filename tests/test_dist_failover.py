@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +25,7 @@ from client import cli as client_cli
 from client.tiles import entries_path, parse_bundle
 from client.verify import verify_receipt_doc
 from tests.distlog import DistLog
-from tests.engines import Ceph, Postgres
+from tests.engines import Postgres
 from tests.serverproc import ServerProc
 
 HTTP = httpx.Client(timeout=30)
@@ -36,13 +35,6 @@ HTTP = httpx.Client(timeout=30)
 def _close_http() -> Iterator[None]:
     yield
     HTTP.close()
-
-
-@pytest.fixture
-def dist(tmp_path: Path, ceph: Ceph, postgres: Postgres) -> Iterator[DistLog]:
-    d = DistLog(tmp_path, ceph.endpoint, ceph.new_bucket(), postgres.new_database())
-    yield d
-    d.stop()
 
 
 @dataclass

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import secrets
 import select
 import shutil
 import subprocess
@@ -14,15 +13,17 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from client.errors import TlogError
 from client.files import write_atomically
-from client.keyfile import KeyFileError, load_or_create, read_key
+from client.keyfile import KeyFileError, read_key
 from client.note import parse_vkey, sign_note
 from client.policy import TrustPolicy, policy_toml
 from tlog.config import ConfigError, ServeConfig, load_config
+from tlog.logkey import open_log_key
 from tlog.sequencer import SequencerConfig
 from tlog.storage import LogStore, StorageError
 
@@ -45,18 +46,8 @@ def prepare(config: ServeConfig) -> tuple[str, str, bool]:
             stored = store.origin()
         except StorageError:
             stored = None
-        existing_key = read_key(key_path) if key_path.exists() else None
-        origin = (config.origin or stored or (existing_key.name if existing_key else "")
-                  or f"localhost/tlog-{secrets.token_hex(4)}")
-        if stored is not None and stored != origin:
-            raise ConfigError(f"{data} holds log {stored!r}; refusing to serve it as {origin!r}")
-        if stored is not None and existing_key is None:
-            # A new key would sign checkpoints nobody trusts: never make one for an old log.
-            raise KeyFileError(f"{key_path} is missing but {data} already holds log {stored!r}; "
-                               "restore the log's key file")
-        signer, created = load_or_create(key_path, origin)
-        if signer.name != origin:
-            raise ConfigError(f"{key_path} is a key for {signer.name!r}, not {origin!r}")
+        signer, created = open_log_key(key_path, config.origin, stored, str(data))
+        origin = signer.name
         store.initialize(origin, lambda text: sign_note(text, [signer]))
         if config.frozen:
             store.freeze()  # for good: no configuration change reopens a retired shard
@@ -350,13 +341,17 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     except (StorageError, KeyFileError, TlogError, OSError) as exc:
         _record_fsck(data, False, 0, [str(exc)])
         return _fail(str(exc), 1)
+    _print_fsck(report)
+    _record_fsck(data, report.ok, report.size, report.problems)
+    return 0 if report.ok else 1
+
+
+def _print_fsck(report: Any) -> None:
     for p in report.problems:
         print(f"fsck: {p}")
     verdict = "ok" if report.ok else "FAILED"
     print(f"fsck: {verdict}: size {report.size}, {report.entries_checked} entries, "
           f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")
-    _record_fsck(data, report.ok, report.size, report.problems)
-    return 0 if report.ok else 1
 
 
 def _fsck_dist(config: ServeConfig, vkeys: list[str]) -> int:
@@ -371,11 +366,7 @@ def _fsck_dist(config: ServeConfig, vkeys: list[str]) -> int:
         report = asyncio.run(check(config, vkeys))
     except (NoLog, DbError, ObjectStoreError, TlogError, OSError) as exc:
         return _fail(str(exc), 1)
-    for p in report.problems:
-        print(f"fsck: {p}")
-    verdict = "ok" if report.ok else "FAILED"
-    print(f"fsck: {verdict}: size {report.size}, {report.entries_checked} entries, "
-          f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")
+    _print_fsck(report)
     return 0 if report.ok else 1
 
 

@@ -112,32 +112,33 @@ class ObjectStore:
         got = await self.get_with_etag(path)
         return None if got is None else got[0]
 
-    async def get_with_etag(self, path: str) -> tuple[bytes, str] | None:
+    async def _get(self, path: str) -> Any:
+        """obstore's answer with the bytes read (None if there is no such object)."""
         import obstore
         from obstore.exceptions import NotFoundError
 
         try:
             r = await obstore.get_async(self._store, self.settings.key(path))
-            data = bytes(await r.bytes_async())
+            return r, bytes(await r.bytes_async())
         except (NotFoundError, FileNotFoundError):
             return None
         except Exception as exc:
             raise ObjectStoreError(f"GET {path}: {_describe(exc)}") from exc
+
+    async def get_with_etag(self, path: str) -> tuple[bytes, str] | None:
+        got = await self._get(path)
+        if got is None:
+            return None
+        r, data = got
         return data, str(r.meta.get("e_tag") or "")
 
     async def get_with_attributes(self, path: str) -> tuple[bytes, dict[str, str]] | None:
         """The object's bytes and the attributes it was stored with (Cache-Control,
         Content-Type: readers and CDNs go by them, so `tlog fsck` checks them)."""
-        import obstore
-        from obstore.exceptions import NotFoundError
-
-        try:
-            r = await obstore.get_async(self._store, self.settings.key(path))
-            data = bytes(await r.bytes_async())
-        except (NotFoundError, FileNotFoundError):
+        got = await self._get(path)
+        if got is None:
             return None
-        except Exception as exc:
-            raise ObjectStoreError(f"GET {path}: {_describe(exc)}") from exc
+        r, data = got
         return data, {str(k): str(v) for k, v in r.attributes.items()}
 
     async def delete(self, path: str) -> None:
@@ -239,6 +240,15 @@ def object_attributes(path: str) -> tuple[str, str]:
     if path.startswith("v1/attestations/"):
         return IMMUTABLE, JSON
     return (NO_CACHE if ".p/" in path else IMMUTABLE), OCTETS
+
+
+def log_description(origin: str, vkeys: list[str], allow_raw: bool, frozen: bool) -> bytes:
+    """`v1/log`: what a reader of the bucket alone needs to know about the log (the same
+    fields as the API's GET /v1/log, without the tree size, which the checkpoint gives)."""
+    import orjson
+
+    return orjson.dumps({"origin": origin, "verifier_keys": vkeys, "raw_entries_allowed": allow_raw,
+                         "max_entry_size": 0xFFFF, "frozen": frozen})
 
 
 def describe_settings(settings: S3Settings) -> dict[str, Any]:

@@ -40,7 +40,8 @@ from client.note import parse_note
 from client.tiles import TILE_HEIGHT, TILE_WIDTH, encode_bundle, entries_path, parse_bundle, tile_path
 from client.tiletree import TileTree
 from tlog.config import ServeConfig
-from tlog.dist.bucket import JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, object_attributes
+from tlog.dist.bucket import (
+    JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, log_description, object_attributes)
 from tlog.dist.db import Db, DbError, Head
 from tlog.dist.settings import KEY_FILE, bucket_settings
 from tlog.storage import SEARCH_FIELDS, LogStore, StorageError, search_key, tile_key
@@ -213,12 +214,6 @@ class Chunk:
 
 def obj(path: str, data: bytes) -> Object:
     return (path, data, *object_attributes(path))
-
-
-def log_description(origin: str, vkeys: list[str], allow_raw: bool, frozen: bool) -> bytes:
-    """`v1/log`, as a sequencer writes it when it takes the lead."""
-    return orjson.dumps({"origin": origin, "verifier_keys": vkeys, "raw_entries_allowed": allow_raw,
-                         "max_entry_size": 0xFFFF, "frozen": frozen})
 
 
 class Migration:

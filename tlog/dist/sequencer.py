@@ -48,7 +48,8 @@ from client.metrics import Counter, Gauge, Histogram, Registry
 from client.note import parse_note, sign_note
 from client.tiles import TILE_WIDTH, encode_bundle, entries_path, parse_bundle, tile_path
 from client.tiletree import TileTree
-from tlog.dist.bucket import JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, S3Settings, object_attributes
+from tlog.dist.bucket import (
+    JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, S3Settings, log_description, object_attributes)
 from tlog.dist.db import Db, DbError, Deposed, Head, HeadMoved
 from tlog.dist.tiles import BucketTiles
 
@@ -251,10 +252,9 @@ class Leader:
         # standby started with other keys changes nothing until it leads (and re-signs).
         await db.set_meta("vkeys", orjson.dumps(list(self.config.vkeys)).decode())
         await db.set_meta("tpm_attestation", self.key_attestation.decode() if self.key_attestation else "")
-        await self.bucket.put("v1/log", orjson.dumps({
-            "origin": self.config.origin, "verifier_keys": list(self.config.vkeys),
-            "raw_entries_allowed": self.config.allow_raw, "max_entry_size": 0xFFFF,
-            "frozen": head.frozen}), cache=NO_CACHE, ctype=JSON)
+        description = log_description(self.config.origin, list(self.config.vkeys), self.config.allow_raw,
+                                      head.frozen)
+        await self.bucket.put("v1/log", description, cache=NO_CACHE, ctype=JSON)
         if self.key_attestation is not None:
             await self.bucket.put("v1/log/key-attestation", self.key_attestation, cache=NO_CACHE, ctype=JSON)
         await self._publish_object(self._published_note(head))

@@ -24,6 +24,7 @@ from tlog.config import ConfigError, ServeConfig
 from tlog.dist.bucket import NO_CACHE, TEXT, ObjectStore, S3Settings, normalise_prefix
 from tlog.dist.db import Db, Head
 from tlog.dist.sequencer import LeaderConfig
+from tlog.logkey import open_log_key
 
 KEY_FILE = "log.key"
 
@@ -82,17 +83,8 @@ async def _prepare(config: ServeConfig) -> tuple[str, str, bool]:
         data = Path(config.data_dir)
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         key_path = data / KEY_FILE
-        existing = read_key(key_path) if key_path.exists() else None
-        origin = (config.origin or stored or (existing.name if existing else "")
-                  or f"localhost/tlog-{secrets.token_hex(4)}")
-        if stored is not None and stored != origin:
-            raise ConfigError(f"the database holds log {stored!r}; refusing to serve it as {origin!r}")
-        if stored is not None and existing is None:
-            raise KeyFileError(f"{key_path} is missing but the database already holds log {stored!r}; "
-                               "give this sequencer the log's key file")
-        signer, created = load_or_create(key_path, origin)
-        if signer.name != origin:
-            raise ConfigError(f"{key_path} is a key for {signer.name!r}, not {origin!r}")
+        signer, created = open_log_key(key_path, config.origin, stored, "the database")
+        origin = signer.name
         vkey = signer.verifier().vkey()
         if stored is None:
             if not await bucket.is_empty():
