@@ -135,7 +135,10 @@ class Leader:
                                   holder=self.holder)
                 epoch = await db.try_lead(self.holder, self.config.lease_seconds)
                 if epoch is None:
-                    await self._sleep(0.5)
+                    # Wake when the lease would run out (the holder renews it well before),
+                    # checking at least twice a second.
+                    _, _, left = await db.leader()
+                    await self._sleep(min(0.5, max(0.02, left + 0.01)))
                     continue
                 self.epoch = epoch
                 self.m_takeovers.inc()
