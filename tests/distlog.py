@@ -63,3 +63,21 @@ class DistLog:
     def bucket_url(self) -> str:
         """The log read straight from the bucket, anonymously (as a CDN or client would)."""
         return f"{self.endpoint}/{self.bucket}"
+
+
+def wait_bucket_size(d: DistLog, size: int, timeout: float = 30.0) -> int:
+    """Wait until the bucket's checkpoint covers `size` entries (it follows the receipts a
+    moment later: the leader replaces it after the tree head moved); returns its size."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        body = httpx.get(f"{d.bucket_url()}/checkpoint", timeout=10).content
+        got = int(body.split(b"\n")[1])
+        if got >= size:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the bucket's checkpoint stayed at size {got}, below {size}")
+        time.sleep(0.05)

@@ -29,7 +29,7 @@ from client.note import parse_vkey
 from client.policy import TrustPolicy
 from client.verify import verify_receipt_doc
 from tests.attestkit import dsse_body, envelope, make_signer, sha256_hex, statement
-from tests.distlog import ORIGIN, DistLog
+from tests.distlog import ORIGIN, DistLog, wait_bucket_size
 from tests.engines import S3_KEY, S3_SECRET, Ceph, Postgres, s3_admin
 from tests.gobuild import build_go
 
@@ -86,6 +86,7 @@ def test_submit_verify_and_read_through_front_ends_and_the_bucket(dist: DistLog)
         assert HTTP.get(f"{fe.url}/v1/entries/{i}").status_code == 200
 
     # Everything a reader needs is in the bucket, with the caching rules of tlog-tiles.
+    wait_bucket_size(dist, 320)
     cp = bucket_get(dist, "checkpoint")
     assert cp.status_code == 200 and cp.headers["cache-control"] == "no-cache"
     assert cp.content.startswith(f"{ORIGIN}\n320\n".encode())
@@ -146,9 +147,11 @@ def test_go_recomputes_the_root_from_bucket_tiles(dist: DistLog,
                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
     binary = build_go("tlogcheck", tmp_path_factory)
     srv = dist.start("a", "all")
+    size = 0
     for n, seed in ((1, 3), (254, 4), (300, 5)):  # across the first tile boundary, in batches
         assert all(r.status_code == 201 for r in submit_many(srv.url, entries(n, seed)))
-        size = int(bucket_get(dist, "checkpoint").content.split(b"\n")[1])
+        size += n
+        wait_bucket_size(dist, size)
         args = [str(binary), "-tiles-only", "-origin", ORIGIN, "-vkey", srv.vkey, "-size", str(size),
                 dist.bucket_url()]
         out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
@@ -161,6 +164,7 @@ def test_go_recomputes_the_root_from_bucket_tiles(dist: DistLog,
 def test_tlog_client_audit_full_against_the_bucket(dist: DistLog, capsys: pytest.CaptureFixture[str]) -> None:
     srv = dist.start("a", "all")
     assert all(r.status_code == 201 for r in submit_many(srv.url, entries(600, 6)))
+    wait_bucket_size(dist, 600)
     policy = srv.data_dir / "client-policy.toml"
     code = client_cli.main(["audit", "--full", "--quiet", "--no-state", "--policy", str(policy),
                             "--log", dist.bucket_url()])
@@ -300,6 +304,7 @@ def test_witnesses_cosign_a_scaled_out_log(dist: DistLog) -> None:
             verify_receipt(r.json(), policy)
         # The bucket's checkpoint is the cosigned one: a reader of the bucket alone checks
         # the witnesses' cosignatures too.
+        wait_bucket_size(dist, 11)
         with LogClient(dist.bucket_url(), policy) as client:
             assert client.checkpoint().size == 11
         assert bucket_get(dist, "checkpoint").content.count("\u2014 witness.test/".encode()) >= 2
@@ -344,6 +349,7 @@ def test_a_tpm_anchored_scaled_out_log(dist: DistLog, tmp_path: Path) -> None:
         attestation = HTTP.get(fe.url + "/v1/log/key-attestation").json()
         verify_receipt(r.json(), policy, key_attestation=attestation)
         assert bucket_get(dist, "v1/log/key-attestation").json() == attestation
+        wait_bucket_size(dist, 1)
         for url in (fe.url, dist.bucket_url()):
             with LogClient(url, policy) as client:
                 assert client.checkpoint().size == 1

@@ -24,7 +24,7 @@ import pytest
 from client import cli as client_cli
 from client.tiles import entries_path, parse_bundle
 from client.verify import verify_receipt_doc
-from tests.distlog import DistLog
+from tests.distlog import DistLog, wait_bucket_size
 from tests.engines import Postgres
 from tests.serverproc import ServerProc
 
@@ -123,8 +123,8 @@ def check_log(d: DistLog, fe: ServerProc, load: Load, capsys: pytest.CaptureFixt
     """Every acknowledged entry is at its index (front end and bucket agree), no index was
     given twice, `tlog fsck` passes on the bucket and database, and the bucket's log audits
     clean from entry 0 with `tlog-client`. Returns the tree size."""
-    size = bucket_size(d)
     indexes = list(load.acked.values())
+    size = wait_bucket_size(d, max(indexes) + 1)
     assert len(set(indexes)) == len(indexes), "two acknowledged entries share an index"
     assert max(indexes) < size
     by_bundle: dict[int, list[bytes]] = {}

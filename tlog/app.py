@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -385,10 +386,21 @@ class LogApp:
 def create_app(config: ServeConfig, vkey: str) -> Starlette:
     """The app for one worker; `vkey` is the log's verifier key (the public half only)."""
     backend: Backend | None = None
+    handlers: dict[Any, Any] = {}
     if config.storage == "s3":
+        from tlog.dist.bucket import ObjectStoreError
+        from tlog.dist.db import DbError
         from tlog.dist.frontend import DistBackend
 
         backend = DistBackend(config)
+
+        async def unavailable(_request: Request, exc: Exception) -> Response:
+            """A read that needed the database or the bucket while it was out of reach."""
+            logging.getLogger("tlog.app").warning("%s: %s", type(exc).__name__, exc)
+            return _error(503, "unavailable", "the log's storage is not reachable; try again shortly",
+                          {"Retry-After": "1"})
+
+        handlers = {DbError: unavailable, ObjectStoreError: unavailable}
     h = LogApp(config, vkey, backend)
     routes = [
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
@@ -412,6 +424,7 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
         exception_handlers={
             APIError: h.on_api_error,
             HTTPException: h.on_http_exception,
+            **handlers,
         },
     )
     app.state.log = h

@@ -122,7 +122,7 @@ class DistBackend:
         self._head_ok = now
         if holder and left > 0:
             self._leader_seen = now
-        if self.head is None or head.size >= self.head.size:
+        if self.head is None or _newer(head, self.head):
             self.head = head
         await self._answer()
 
@@ -176,6 +176,15 @@ class DistBackend:
     # --- submissions --------------------------------------------------------------------
 
     async def submit(self, data: bytes, blob: bytes | None) -> Receipt:
+        """Every step within `submit_timeout` (a hung database or bucket cannot hold the
+        submitter for longer; a 503 does not say the entry is lost: a retry is deduplicated)."""
+        try:
+            async with asyncio.timeout(self.config.submit_timeout):
+                return await self._submit(data, blob)
+        except TimeoutError:
+            raise SequencerUnavailable("timed out waiting for the entry to be published") from None
+
+    async def _submit(self, data: bytes, blob: bytes | None) -> Receipt:
         head = self._current()
         if time.monotonic() - self._head_ok > STALE_AFTER:
             # Refuse at once rather than hold the submitter until the pool gives up.
@@ -431,6 +440,12 @@ class DistBackend:
             size, note, flag = head.cosigned_size, head.cosigned, True
         proof = await self.tiles.prove(head, lambda read: merkle.inclusion_proof(index, size, read))
         return Receipt(index, leaf_hash(leaf), size, proof, note, False, flag), leaf
+
+
+def _newer(a: Head, b: Head) -> bool:
+    """`a` is at least as new as `b`: two reads of the head row may finish out of order."""
+    return (a.size, a.cosigned_size if a.cosigned_size is not None else -1) >= \
+        (b.size, b.cosigned_size if b.cosigned_size is not None else -1)
 
 
 def _proofs(read: Any, size: int, group: list[tuple[Any, bytes, int, bool]]) -> list[list[bytes]]:

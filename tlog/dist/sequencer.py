@@ -54,6 +54,19 @@ from tlog.dist.db import Db, DbError, Deposed, Head, HeadMoved
 from tlog.dist.tiles import BucketTiles
 
 log = logging.getLogger("tlog.dist.sequencer")
+LEADER_CONFIG_ENV = "TLOG_LEADER_CONFIG"  # how `tlog serve` hands a sequencer its settings
+
+
+@contextlib.asynccontextmanager
+async def _db_errors(what: str) -> Any:
+    """psycopg's own errors on a raw connection (LISTEN, notifications) as DbError."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DbError(f"{what}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") \
+            from exc
 
 
 class SignerError(Exception):
@@ -146,8 +159,15 @@ class Leader:
                 await self._lead(db, epoch)
             except Deposed as exc:
                 log.warning("stepped down: %s", exc)
-            except (DbError, ObjectStoreError) as exc:
+            except (DbError, ObjectStoreError, SignerError) as exc:
                 log.error("sequencer: %s", exc)
+                if db is not None:
+                    await db.close()
+                    db = None
+                await self._sleep(1.0)
+            except Exception:
+                # Whatever else went wrong: step down (the lease lapses), start afresh.
+                log.exception("sequencer: unexpected error; stepping down")
                 if db is not None:
                     await db.close()
                     db = None
@@ -168,10 +188,12 @@ class Leader:
     async def _lead(self, db: Db, epoch: int) -> None:
         lost = asyncio.Event()
         renewer = asyncio.create_task(self._renew(epoch, lost))
-        listen = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
-                                  holder=self.holder)
+        listen: Db | None = None
         try:
-            await listen.conn.execute("LISTEN tlog_pending")
+            listen = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
+                                   holder=self.holder)
+            async with _db_errors("listening for submissions"):
+                await listen.conn.execute("LISTEN tlog_pending")
             await self._take_over(db, epoch)
             while not self.stopping.is_set():
                 if lost.is_set():
@@ -196,22 +218,33 @@ class Leader:
                     self.m_failures.inc()
                     log.error("batch failed (retried): %s", exc)
                     await self._sleep(0.5)
-                    self.head = await db.head()
+                    self.head = fresh = await db.head()
+                    if fresh is not None and fresh.size != self.tree.size:
+                        # The head moved although we saw an error (a commit whose answer
+                        # was lost): follow it, or every later batch would be refused.
+                        self.tree = TileTree(fresh.size, fresh.edge_hashes())
+                        self.partial = await self._partial_bundle(fresh.size)
                     continue
                 await self._wait_pending(listen, lost)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewer
-            await listen.close()
+            if listen is not None:
+                await listen.close()
             if self.stopping.is_set() and not lost.is_set():
                 with contextlib.suppress(DbError):
                     await db.release(self.holder, epoch)
 
     async def _renew(self, epoch: int, lost: asyncio.Event) -> None:
         """Renew every quarter of the lease; on failure, mark it lost (the cycle stops)."""
-        db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
-                                  holder=self.holder)
+        try:
+            db = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
+                               holder=self.holder)
+        except DbError as exc:
+            log.error("cannot renew the lease: %s", exc)
+            lost.set()
+            return
         try:
             while True:
                 await asyncio.sleep(self.config.lease_seconds / 4)
@@ -231,9 +264,10 @@ class Leader:
         """Until a front end queues an entry (NOTIFY), or a short while (a missed wake-up,
         the lease check)."""
         gen = listen.conn.notifies(timeout=0.25, stop_after=1)
-        with contextlib.suppress(TimeoutError):
-            async for _ in gen:
-                break
+        async with _db_errors("waiting for submissions"):
+            with contextlib.suppress(TimeoutError):
+                async for _ in gen:
+                    break
 
     async def _take_over(self, db: Db, epoch: int) -> None:
         """Load the right edge, bring the bucket's checkpoint up to the tree head, publish the
@@ -398,6 +432,9 @@ class Leader:
     def _stop_collector(self) -> None:
         if self.collector is not None:
             self.collector.stop()
+            db = self.collector.store._db
+            if db is not None:  # the collector's own connection
+                asyncio.get_running_loop().create_task(db.close())
             self.collector = None
 
 
@@ -505,10 +542,18 @@ async def serve(config: LeaderConfig, *, lifeline: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tlog-dist-sequencer")
-    p.add_argument("--config-json", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--config-json", help="the LeaderConfig as JSON")
+    g.add_argument("--config-env", help="the environment variable holding the LeaderConfig as JSON")
     p.add_argument("--lifeline", action="store_true", help="stop when stdin closes")
     args = p.parse_args(argv)
-    doc = orjson.loads(args.config_json)
+    if args.config_env:
+        text = os.environ.pop(args.config_env, "")
+        if not text:
+            p.error(f"{args.config_env} is not set")
+        doc = orjson.loads(text)
+    else:
+        doc = orjson.loads(args.config_json)
     doc["witnesses"] = tuple(tuple(w) for w in doc.get("witnesses", ()))
     doc["vkeys"] = tuple(doc.get("vkeys", ()))
     config = LeaderConfig(**doc)

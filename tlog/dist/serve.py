@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from tlog.cli import SequencerSupervisor
 from tlog.config import ConfigError, ServeConfig
 from tlog.dist.bucket import ObjectStoreError
 from tlog.dist.db import DbError
-from tlog.dist.sequencer import LeaderConfig, config_json
+from tlog.dist.sequencer import LEADER_CONFIG_ENV, LeaderConfig, config_json
 from tlog.dist.settings import KEY_FILE, leader_config, prepare, recorded_keys
 
 
@@ -81,7 +82,9 @@ class DistSequencerSupervisor(SequencerSupervisor):
     def __init__(self, config: ServeConfig, leader: LeaderConfig) -> None:
         super().__init__(config)
         self.leader = leader
+        # Through the environment, not the command line: the settings hold the S3 secret and
+        # the DSN, and any user may read another's command line, not its environment.
+        os.environ[LEADER_CONFIG_ENV] = config_json(self.leader)
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "tlog.dist.sequencer", "--lifeline", "--config-json",
-                config_json(self.leader)]
+        return [sys.executable, "-m", "tlog.dist.sequencer", "--lifeline", "--config-env", LEADER_CONFIG_ENV]
