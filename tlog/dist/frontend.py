@@ -42,6 +42,7 @@ HEAD_POLL = 1.0  # seconds between tree head reads when no notification came
 STALE_AFTER = 3.0  # seconds without a successful tree head read: PostgreSQL is unreachable
 POOL_WAIT = 5.0  # seconds a request waits for a database connection before a 503
 MAX_INSERT = 512  # submissions queued in one transaction
+BUNDLE_CACHE_BYTES = 64 << 20  # full entry bundles kept per worker (they never change)
 MAX_LOOKUP = 512  # leaf hashes looked up in one query
 LOOKUP_LOOPS = 2  # lookup queries in flight at once (each takes what arrived meanwhile)
 
@@ -62,6 +63,7 @@ class DistBackend:
         self._lookups: asyncio.Queue[tuple[bytes, asyncio.Future[int | None]]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._bundles: OrderedDict[int, list[bytes]] = OrderedDict()
+        self._bundle_bytes = 0  # encoded size of the cached full bundles
         self._partial: tuple[int, int, list[bytes]] | None = None  # (index, width, entries)
 
     # --- life cycle ---------------------------------------------------------------------
@@ -362,8 +364,11 @@ class DistBackend:
             if data is None:
                 raise ObjectStoreError(f"{entries_path(index)} is missing from the bucket")
             hit = self._bundles[index] = _parse(data, TILE_WIDTH)
-            if len(self._bundles) > 256:
-                self._bundles.popitem(last=False)
+            self._bundle_bytes += len(data)
+            # Bounded by bytes, not count: a bundle of large entries is up to 16 MiB.
+            while self._bundle_bytes > BUNDLE_CACHE_BYTES and len(self._bundles) > 1:
+                _, old = self._bundles.popitem(last=False)
+                self._bundle_bytes -= sum(len(e) + 2 for e in old)
         else:
             self._bundles.move_to_end(index)
         return hit
