@@ -117,7 +117,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _errors(what: str) -> AsyncIterator[None]:
+async def db_errors(what: str) -> AsyncIterator[None]:
     """psycopg errors as DbError (the message's first line: never the DSN's password)."""
     import psycopg
 
@@ -141,7 +141,7 @@ class Db:
         the transactions of a holder whose lease expired (a leader stopped or cut off in the
         middle of a pipeline, which no server timeout ends)."""
         db = cls(await connect(dsn))
-        async with _errors("setting up the session"):
+        async with db_errors("setting up the session"):
             if idle_in_transaction is not None:
                 await db.conn.execute(
                     f"SET idle_in_transaction_session_timeout = {max(100, int(idle_in_transaction * 1000))}")
@@ -160,14 +160,14 @@ class Db:
     # --- set-up -------------------------------------------------------------------------
 
     async def create_schema(self) -> None:
-        async with _errors("creating the schema"), self.conn.transaction():
+        async with db_errors("creating the schema"), self.conn.transaction():
             await self.conn.execute("SELECT pg_advisory_xact_lock(7213)")  # concurrent starts
             for stmt in SCHEMA:
                 await self.conn.execute(stmt)
 
     async def is_empty(self) -> bool:
         """True if no log state is held (a target a log may be migrated into)."""
-        async with _errors("reading the log state"):
+        async with db_errors("reading the log state"):
             for table in TABLES:
                 cur = await self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608 - fixed names
                 if await cur.fetchone() is not None:
@@ -178,20 +178,20 @@ class Db:
         return await self.meta_text("origin")
 
     async def meta_text(self, name: str) -> str | None:
-        async with _errors(f"reading {name}"):
+        async with db_errors(f"reading {name}"):
             cur = await self.conn.execute("SELECT value FROM tlog_meta WHERE name = %s", [name])
             row = await cur.fetchone()
         return bytes(row[0]).decode() if row else None
 
     async def set_meta(self, name: str, value: str) -> None:
-        async with _errors(f"recording {name}"):
+        async with db_errors(f"recording {name}"):
             await self.conn.execute(
                 "INSERT INTO tlog_meta (name, value) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
                 "SET value = excluded.value", [name, value.encode()])
 
     async def initialize(self, origin: str, head: Head) -> None:
         """Record the origin and the first tree head, once (later calls check the origin)."""
-        async with _errors("initialising the log"), self.conn.transaction():
+        async with db_errors("initialising the log"), self.conn.transaction():
             cur = await self.conn.execute("SELECT value FROM tlog_meta WHERE name = 'origin' FOR UPDATE")
             row = await cur.fetchone()
             if row is not None:
@@ -207,13 +207,13 @@ class Db:
                  head.sequenced, head.cosigned_size, head.cosigned, head.frozen])
 
     async def freeze(self) -> None:
-        async with _errors("freezing the log"):
+        async with db_errors("freezing the log"):
             await self.conn.execute("UPDATE tlog_head SET frozen = true WHERE id = 1")
 
     # --- reads --------------------------------------------------------------------------
 
     async def head(self) -> Head | None:
-        async with _errors("reading the tree head"):
+        async with db_errors("reading the tree head"):
             cur = await self.conn.execute(
                 "SELECT size, root, checkpoint, signed_at, edge, sequenced, cosigned_size, cosigned, "
                 "frozen FROM tlog_head WHERE id = 1")
@@ -227,7 +227,7 @@ class Db:
         """Index of each leaf hash already sequenced (a sequenced index is fixed for good)."""
         if not hashes:
             return {}
-        async with _errors("looking up entries"):
+        async with db_errors("looking up entries"):
             cur = await self.conn.execute(
                 "SELECT leaf_hash, idx FROM tlog_leaves WHERE leaf_hash = ANY(%s)", [hashes])
             return {bytes(h): i for h, i in await cur.fetchall()}
@@ -235,7 +235,7 @@ class Db:
     async def find(self, field: str, term: str, after: int | None, below: int, limit: int) -> list[int]:
         """Indexes under (field, term), ascending, after `after` and below `below`."""
         term_hash = search_key(field, term, 0)[1:33]
-        async with _errors("searching"):
+        async with db_errors("searching"):
             cur = await self.conn.execute(
                 "SELECT idx FROM tlog_search WHERE field = %s AND term = %s AND idx > %s AND idx < %s "
                 "ORDER BY idx LIMIT %s", [SEARCH_FIELDS[field], term_hash, -1 if after is None else after,
@@ -243,13 +243,13 @@ class Db:
             return [r[0] for r in await cur.fetchall()]
 
     async def sequenced(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        async with _errors("reading sequenced entries"):
+        async with db_errors("reading sequenced entries"):
             cur = await self.conn.execute(
                 "SELECT idx, leaf FROM tlog_sequenced WHERE idx >= %s AND idx < %s ORDER BY idx", [start, end])
             return [(i, bytes(leaf)) for i, leaf in await cur.fetchall()]
 
     async def pending_count(self) -> int:
-        async with _errors("counting pending entries"):
+        async with db_errors("counting pending entries"):
             cur = await self.conn.execute("SELECT count(*) FROM tlog_pending")
             row = await cur.fetchone()
         return int(row[0]) if row else 0
@@ -258,7 +258,7 @@ class Db:
 
     async def add_pending(self, leaves: list[bytes]) -> None:
         """Queue accepted entries for the sequencer (durable once this returns) and wake it."""
-        async with _errors("queueing entries"), self.conn.transaction():
+        async with db_errors("queueing entries"), self.conn.transaction():
             async with self.conn.cursor() as cur:
                 await cur.executemany("INSERT INTO tlog_pending (leaf, leaf_hash) VALUES (%s, %s)",
                                       [(leaf, leaf_hash(leaf)) for leaf in leaves])
@@ -290,7 +290,7 @@ class Db:
         return int(row[0]) if row else None
 
     async def _end_expired_holder(self) -> None:
-        async with _errors("ending an expired leader's sessions"):
+        async with db_errors("ending an expired leader's sessions"):
             cur = await self.conn.execute(
                 "SELECT holder FROM tlog_lease WHERE id = 1 AND expires < clock_timestamp()")
             row = await cur.fetchone()
@@ -305,7 +305,7 @@ class Db:
                             ended[0], row[0])
 
     async def renew(self, holder: str, epoch: int, ttl: float) -> bool:
-        async with _errors("renewing the lease"):
+        async with db_errors("renewing the lease"):
             cur = await self.conn.execute(
                 "UPDATE tlog_lease SET expires = clock_timestamp() + make_interval(secs => %s) "
                 "WHERE id = 1 AND holder = %s AND epoch = %s AND expires > clock_timestamp() RETURNING 1",
@@ -314,14 +314,14 @@ class Db:
 
     async def release(self, holder: str, epoch: int) -> None:
         """Give the lease up at once (a clean stop), so a standby need not wait it out."""
-        async with _errors("releasing the lease"):
+        async with db_errors("releasing the lease"):
             await self.conn.execute(
                 "UPDATE tlog_lease SET expires = to_timestamp(0) WHERE id = 1 AND holder = %s AND epoch = %s",
                 [holder, epoch])
 
     async def leader(self) -> tuple[str, int, float]:
         """(holder, epoch, seconds until the lease expires; negative: expired)."""
-        async with _errors("reading the lease"):
+        async with db_errors("reading the lease"):
             cur = await self.conn.execute(
                 "SELECT holder, epoch, extract(epoch FROM expires - clock_timestamp()) FROM tlog_lease WHERE id = 1")
             row = await cur.fetchone()
@@ -343,7 +343,7 @@ class Db:
         """Give the oldest pending entries their indexes, once and for good. Returns (the
         next index after them, the new (index, leaf) pairs); pending duplicates of entries
         already sequenced are dropped (their submitters find the index in tlog_leaves)."""
-        async with _errors("sequencing"), self.conn.transaction():
+        async with db_errors("sequencing"), self.conn.transaction():
             await self._fence(holder, epoch)
             cur = await self.conn.execute("SELECT sequenced, frozen FROM tlog_head WHERE id = 1 FOR UPDATE")
             row = await cur.fetchone()
@@ -385,7 +385,7 @@ class Db:
                       checkpoint: bytes, signed_at: float, edge: list[bytes]) -> None:
         """Move the tree head from `old` to the new one (compare-and-swap, fenced), forget the
         sequenced entries it now holds, and wake the front ends."""
-        async with _errors("publishing the tree head"), self.conn.transaction():
+        async with db_errors("publishing the tree head"), self.conn.transaction():
             await self._fence(holder, epoch)
             cur = await self.conn.execute(
                 "UPDATE tlog_head SET size = %s, root = %s, checkpoint = %s, signed_at = %s, edge = %s "
@@ -398,7 +398,7 @@ class Db:
 
     async def resign(self, holder: str, epoch: int, head: Head, checkpoint: bytes, signed_at: float) -> None:
         """Replace the checkpoint of an unchanged tree head (the set of keys changed)."""
-        async with _errors("re-signing the checkpoint"), self.conn.transaction():
+        async with db_errors("re-signing the checkpoint"), self.conn.transaction():
             await self._fence(holder, epoch)
             cur = await self.conn.execute(
                 "UPDATE tlog_head SET checkpoint = %s, signed_at = %s WHERE id = 1 AND size = %s "
@@ -409,7 +409,7 @@ class Db:
 
     async def publish_cosigned(self, size: int, note: bytes) -> bool:
         """Record a cosigned checkpoint unless a newer one is recorded (only forward)."""
-        async with _errors("recording a cosigned checkpoint"), self.conn.transaction():
+        async with db_errors("recording a cosigned checkpoint"), self.conn.transaction():
             cur = await self.conn.execute(
                 "UPDATE tlog_head SET cosigned_size = %s, cosigned = %s WHERE id = 1 AND size >= %s "
                 "AND (cosigned_size IS NULL OR cosigned_size <= %s) RETURNING 1", [size, note, size, size])

@@ -30,7 +30,7 @@ from client.metrics import Gauge, Registry
 from client.tiles import TILE_WIDTH, encode_bundle, entries_path, parse_bundle, tile_width_at
 from tlog.backend import size_in_range
 from tlog.config import ServeConfig
-from tlog.dist.bucket import ObjectStore, ObjectStoreError
+from tlog.dist.bucket import ObjectStore, ObjectStoreError, object_attributes
 from tlog.dist.db import HEAD_CHANNEL, Db, DbError, Head
 from tlog.dist.settings import bucket_settings
 from tlog.dist.tiles import BucketTiles
@@ -201,8 +201,9 @@ class DistBackend:
         lookup = asyncio.ensure_future(self._lookup(lh))
         if blob is not None:
             try:
-                await self.bucket.put(f"v1/attestations/{hashlib.sha256(blob).hexdigest()}", blob,
-                                      cache="public, max-age=31536000, immutable", ctype="application/json")
+                path = f"v1/attestations/{hashlib.sha256(blob).hexdigest()}"
+                cache, ctype = object_attributes(path)
+                await self.bucket.put(path, blob, cache=cache, ctype=ctype)
             except ObjectStoreError as exc:
                 lookup.cancel()
                 raise SequencerUnavailable(f"the bucket did not take the envelope: {exc}") from exc
@@ -238,9 +239,7 @@ class DistBackend:
 
     async def _lookup_loop(self) -> None:
         while True:
-            items = [await self._lookups.get()]
-            while len(items) < MAX_LOOKUP and not self._lookups.empty():
-                items.append(self._lookups.get_nowait())
+            items = await _take(self._lookups, MAX_LOOKUP)
             try:
                 async with self._db() as db:
                     found = await db.lookup(list({lh for lh, _ in items}))
@@ -256,9 +255,7 @@ class DistBackend:
     async def _insert_loop(self) -> None:
         """Queue accepted entries in PostgreSQL, many per transaction."""
         while True:
-            items = [await self._queue.get()]
-            while len(items) < MAX_INSERT and not self._queue.empty():
-                items.append(self._queue.get_nowait())
+            items = await _take(self._queue, MAX_INSERT)
             try:
                 async with self._db() as db:
                     await db.add_pending([d for d, _ in items])
@@ -445,6 +442,14 @@ class DistBackend:
             size, note, flag = head.cosigned_size, head.cosigned, True
         proof = await self.tiles.prove(head, lambda read: merkle.inclusion_proof(index, size, read))
         return Receipt(index, leaf_hash(leaf), size, proof, note, False, flag), leaf
+
+
+async def _take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
+    """The next item, waiting for it, and up to `limit` in all of those already queued."""
+    items = [await queue.get()]
+    while len(items) < limit and not queue.empty():
+        items.append(queue.get_nowait())
+    return items
 
 
 def _newer(a: Head, b: Head) -> bool:

@@ -26,8 +26,8 @@ from client.tiles import TILE_HEIGHT, TILE_WIDTH, entries_path, parse_bundle, ti
 from client.tiletree import TileTree
 from tlog.config import ServeConfig
 from tlog.dist.bucket import NO_CACHE, ObjectStore, object_attributes
-from tlog.dist.db import Db, Head
-from tlog.dist.migrate import MARKER, sql_errors
+from tlog.dist.db import Db, Head, db_errors
+from tlog.dist.migrate import MARKER
 from tlog.dist.settings import bucket_settings
 from tlog.fsck import FsckReport
 from tlog.storage import SEARCH_FIELDS, search_key
@@ -249,7 +249,7 @@ class DistFsck:
         self.search_rows += len(wanted)
         if not wanted:
             return
-        async with sql_errors("reading the search index"):
+        async with db_errors("reading the search index"):
             cur = await self.db.conn.execute(
                 "SELECT k.field, k.idx FROM unnest(%s::smallint[], %s::bytea[], %s::bigint[]) "
                 "AS k(field, term, idx) WHERE NOT EXISTS (SELECT 1 FROM tlog_search s "
@@ -277,7 +277,7 @@ class DistFsck:
     async def check_tables(self) -> None:
         """Row counts: nothing indexed that is not in the tree or sequenced, nothing lost."""
         head = self.head
-        async with sql_errors("reading the indexes"):
+        async with db_errors("reading the indexes"):
             cur = await self.db.conn.execute(
                 "SELECT (SELECT count(*) FROM tlog_leaves WHERE idx < %(size)s), "
                 "(SELECT count(*) FROM tlog_leaves WHERE idx >= %(seq)s), "
@@ -316,7 +316,7 @@ async def check(config: ServeConfig, vkeys: list[str], say: Callable[[str], None
     db = await Db.open(config.postgres_dsn)
     try:
         published = await bucket.get_with_attributes("checkpoint")  # before the snapshot (see above)
-        async with sql_errors("reading the log"), db.conn.transaction():
+        async with db_errors("reading the log"), db.conn.transaction():
             await db.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur = await db.conn.execute("SELECT to_regclass('tlog_meta') IS NOT NULL")
             row = await cur.fetchone()

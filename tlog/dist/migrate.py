@@ -42,7 +42,7 @@ from client.tiletree import TileTree
 from tlog.config import ServeConfig
 from tlog.dist.bucket import (
     JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, log_description, object_attributes)
-from tlog.dist.db import Db, DbError, Head
+from tlog.dist.db import Db, DbError, Head, db_errors
 from tlog.dist.settings import KEY_FILE, bucket_settings
 from tlog.storage import SEARCH_FIELDS, LogStore, StorageError, search_key, tile_key
 
@@ -60,18 +60,6 @@ Object = tuple[str, bytes, str, str]  # path, data, Cache-Control, Content-Type
 
 class MigrateError(Exception):
     """The source or the target is refused, or the copy failed (a later run resumes it)."""
-
-
-@contextlib.asynccontextmanager
-async def sql_errors(what: str) -> AsyncIterator[None]:
-    """psycopg errors as DbError with their first line (never the DSN)."""
-    import psycopg
-
-    try:
-        yield
-    except psycopg.Error as exc:
-        text = str(exc).strip().splitlines()
-        raise DbError(f"{what}: {text[0] if text else type(exc).__name__}") from exc
 
 
 @dataclass
@@ -226,14 +214,14 @@ class Migration:
     # --- the target ---------------------------------------------------------------------
 
     async def lock(self) -> None:
-        async with sql_errors("locking the database"):
+        async with db_errors("locking the database"):
             cur = await self.db.conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
             row = await cur.fetchone()
         if not (row and row[0]):
             raise MigrateError("another `tlog migrate` is running against this database")
 
     async def _has_schema(self) -> bool:
-        async with sql_errors("reading the schema"):
+        async with db_errors("reading the schema"):
             cur = await self.db.conn.execute("SELECT to_regclass('tlog_meta') IS NOT NULL")
             row = await cur.fetchone()
         return bool(row and row[0])
@@ -265,7 +253,7 @@ class Migration:
         await self.bucket.self_test()
         await self.db.create_schema()
         marker = Marker(src.origin, self.size, src.head.root, 0)
-        async with sql_errors("recording the migration"), self.db.conn.transaction():
+        async with db_errors("recording the migration"), self.db.conn.transaction():
             cur = await self.db.conn.execute(
                 "SELECT name FROM tlog_meta WHERE name IN ('origin', %s) FOR UPDATE", [MARKER])
             if await cur.fetchone() is not None:
@@ -389,7 +377,7 @@ class Migration:
     async def commit(self, chunk: Chunk, old: Marker, new: Marker) -> None:
         """The chunk's dedup and search rows and the marker's progress, all or nothing."""
         conn = self.db.conn
-        async with sql_errors("recording copied entries"), conn.transaction():
+        async with db_errors("recording copied entries"), conn.transaction():
             await self._set_marker(old, new)
             async with conn.cursor() as cur:
                 if chunk.leaves:
@@ -446,7 +434,7 @@ class Migration:
         head = Head(self.size, src.head.root, src.checkpoint, src.signed_at,
                     tuple(e.tile_bytes() for e in tree.edges), self.size, cos_size, cos_note, src.frozen)
         conn = self.db.conn
-        async with sql_errors("writing the tree head"), conn.transaction():
+        async with db_errors("writing the tree head"), conn.transaction():
             cur = await conn.execute("SELECT value FROM tlog_meta WHERE name = %s FOR UPDATE", [MARKER])
             row = await cur.fetchone()
             if row is None or bytes(row[0]).decode() != marker.text():

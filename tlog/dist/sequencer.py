@@ -50,23 +50,11 @@ from client.tiles import TILE_WIDTH, encode_bundle, entries_path, parse_bundle, 
 from client.tiletree import TileTree
 from tlog.dist.bucket import (
     JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, S3Settings, log_description, object_attributes)
-from tlog.dist.db import Db, DbError, Deposed, Head, HeadMoved
+from tlog.dist.db import Db, DbError, Deposed, Head, HeadMoved, db_errors
 from tlog.dist.tiles import BucketTiles
 
 log = logging.getLogger("tlog.dist.sequencer")
 LEADER_CONFIG_ENV = "TLOG_LEADER_CONFIG"  # how `tlog serve` hands a sequencer its settings
-
-
-@contextlib.asynccontextmanager
-async def _db_errors(what: str) -> Any:
-    """psycopg's own errors on a raw connection (LISTEN, notifications) as DbError."""
-    import psycopg
-
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise DbError(f"{what}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") \
-            from exc
 
 
 class SignerError(Exception):
@@ -192,7 +180,7 @@ class Leader:
         try:
             listen = await Db.open(self.config.dsn, idle_in_transaction=self.config.lease_seconds,
                                    holder=self.holder)
-            async with _db_errors("listening for submissions"):
+            async with db_errors("listening for submissions"):
                 await listen.conn.execute("LISTEN tlog_pending")
             await self._take_over(db, epoch)
             while not self.stopping.is_set():
@@ -264,7 +252,7 @@ class Leader:
         """Until a front end queues an entry (NOTIFY), or a short while (a missed wake-up,
         the lease check)."""
         gen = listen.conn.notifies(timeout=0.25, stop_after=1)
-        async with _db_errors("waiting for submissions"):
+        async with db_errors("waiting for submissions"):
             with contextlib.suppress(TimeoutError):
                 async for _ in gen:
                     break
@@ -432,9 +420,7 @@ class Leader:
     def _stop_collector(self) -> None:
         if self.collector is not None:
             self.collector.stop()
-            db = self.collector.store._db
-            if db is not None:  # the collector's own connection
-                asyncio.get_running_loop().create_task(db.close())
+            asyncio.get_running_loop().create_task(self.collector.store.close())
             self.collector = None
 
 
@@ -448,6 +434,12 @@ class _CosignStore:
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    async def close(self) -> None:
+        """Close the collector's connection (on the leader's loop, once the collector stopped)."""
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
 
     async def _conn(self) -> Db:
         if self._db is None or self._db.closed:
