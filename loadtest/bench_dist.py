@@ -64,6 +64,7 @@ from benchlib import (
     parse_wrk,
     self_ticks,
     system_ticks,
+    wait_until_quiet,
     wrk_command,
 )
 
@@ -167,22 +168,11 @@ def cpu_between(comps: Components, a: Sample, b: Sample) -> dict[str, Any]:
 def wait_quiet(comps: Components, limit: float, timeout: float, window: float = 1.5) -> dict[str, Any]:
     """Wait until the machine's busy CPU (everything but this script: the engines idle too) stays
     below `limit` cores for `window` s, at most `timeout` s."""
-    t0 = time.monotonic()
-    quiet_since: float | None = None
-    prev = Sample.take(comps)
-    load = 0.0
-    while time.monotonic() - t0 < timeout:
-        time.sleep(0.5)
-        cur = Sample.take(comps)
+    def load(prev: Sample, cur: Sample) -> float:
         c = cpu_between(comps, prev, cur)
-        load, prev = c["busy_cores"] - c["self_cores"], cur
-        if load < limit:
-            quiet_since = quiet_since if quiet_since is not None else cur.wall - 0.5
-            if cur.wall - quiet_since >= window:
-                return {"waited_s": time.monotonic() - t0, "quiet": True, "bg_before": load}
-        else:
-            quiet_since = None
-    return {"waited_s": time.monotonic() - t0, "quiet": False, "bg_before": load}
+        return c["busy_cores"] - c["self_cores"]
+
+    return wait_until_quiet(lambda: Sample.take(comps), load, limit, timeout, window)
 
 
 def engine_pids(pg: Postgres, ceph: Ceph) -> tuple[int, dict[str, int]]:

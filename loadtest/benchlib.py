@@ -201,24 +201,33 @@ def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
 
 def wait_quiet(pgid: int, limit: float, timeout: float, window: float = 1.5) -> dict[str, float]:
     """Wait until bg load < `limit` cores for `window` s (0.5 s samples), at most `timeout` s."""
-    t0 = time.monotonic()
-    quiet_since: float | None = None
-    prev = CpuSample.take(pgid)
-    last_bg = 0.0
-    while time.monotonic() - t0 < timeout:
-        time.sleep(0.5)
-        cur = CpuSample.take(pgid)
+    def load(prev: CpuSample, cur: CpuSample) -> float:
         # The server idles here, so count its CPU as load too (e.g. a late batch commit).
         c = cpu_between(prev, cur)
-        last_bg = c["bg_cores"] + c["server_cores"]
-        prev = cur
-        if last_bg < limit:
+        return c["bg_cores"] + c["server_cores"]
+
+    return wait_until_quiet(lambda: CpuSample.take(pgid), load, limit, timeout, window)
+
+
+def wait_until_quiet(sample: Callable[[], Any], load: Callable[[Any, Any], float], limit: float,
+                     timeout: float, window: float = 1.5) -> dict[str, Any]:
+    """Take `sample()` every 0.5 s until `load(previous, current)` stays below `limit` cores
+    for `window` s, at most `timeout` s. Samples carry `wall` (their monotonic time)."""
+    t0 = time.monotonic()
+    quiet_since: float | None = None
+    prev = sample()
+    last = 0.0
+    while time.monotonic() - t0 < timeout:
+        time.sleep(0.5)
+        cur = sample()
+        last, prev = load(prev, cur), cur
+        if last < limit:
             quiet_since = quiet_since if quiet_since is not None else cur.wall - 0.5
             if cur.wall - quiet_since >= window:
-                return {"waited_s": time.monotonic() - t0, "quiet": True, "bg_before": last_bg}
+                return {"waited_s": time.monotonic() - t0, "quiet": True, "bg_before": last}
         else:
             quiet_since = None
-    return {"waited_s": time.monotonic() - t0, "quiet": False, "bg_before": last_bg}
+    return {"waited_s": time.monotonic() - t0, "quiet": False, "bg_before": last}
 
 
 # --- data: preload, warm ---------------------------------------------------------------------
