@@ -287,6 +287,9 @@ class SequencerSupervisor:
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping.set()
+        if self._thread is not None:
+            # A restart in flight finishes first, so the process it starts is stopped too.
+            self._thread.join(timeout=60)
         if self.proc is None or self.proc.poll() is not None:
             return
         assert self.proc.stdin is not None

@@ -563,4 +563,10 @@ def config_json(config: LeaderConfig) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is committed or released by now; do not wait at exit for witness requests
+    # still in flight on pool threads (their answers are no longer wanted).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
