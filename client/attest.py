@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from client.encoding import b64decode_any, b64decode_std, b64encode
 from client.errors import MalformedError, SignatureError
-from client.jcs import canonicalize
+from client.jcs import canonicalize_record
 
 LEAF_VERSION = 0x01
 KIND_DSSE = 0x01
@@ -49,6 +49,7 @@ RSA_EXPONENTS = (3, 65537)
 PREDICATE_TYPE = re.compile(r"[^\x00-\x20\x7f]{1,1024}\Z")  # a URI: no spaces or controls
 
 _HEX = re.compile(r"[0-9a-f]+\Z")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _ALG = re.compile(r"[A-Za-z0-9_+-]{1,32}\Z")
 
 
@@ -89,10 +90,16 @@ class PublicKey:
     key: Any
     kind: str  # "ed25519" | "ecdsa-p256" | "ecdsa-p384" | "rsa"
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """`sha256:<hex of the DER SubjectPublicKeyInfo>`, the signer identity in leaves."""
+        """`sha256:<hex of the DER SubjectPublicKeyInfo>`, the signer identity in leaves.
+        Computed once: loaded keys are memoised and every leaf names its signers."""
         return "sha256:" + hashlib.sha256(self.der).hexdigest()
+
+    @functools.cached_property
+    def der_b64(self) -> str:
+        """The DER in standard base64, as leaves carry it (once per key, as `digest`)."""
+        return b64encode(self.der)
 
 
 def load_public_key(pem: str) -> PublicKey:
@@ -212,7 +219,7 @@ class Envelope:
 
     def canonical(self) -> bytes:
         """The envelope in canonical form (RFC 8785, standard base64): what the log stores."""
-        rest = canonicalize({
+        rest = canonicalize_record({
             "payloadType": self.payload_type,
             "signatures": [{"keyid": kid, "sig": b64encode(sig)} for kid, sig in self.signatures],
         })
@@ -235,7 +242,7 @@ def parse_envelope(doc: Any) -> Envelope:
     if not isinstance(payload, str) or not isinstance(ptype, str) or not isinstance(sigs, list):
         raise EntryError("a DSSE envelope needs string payload and payloadType and a "
                          "signatures list", "malformed_envelope")
-    if not ptype or len(ptype) > 256 or any(c < " " for c in ptype):
+    if not ptype or len(ptype) > 256 or _CONTROL.search(ptype):
         raise EntryError("payloadType must be 1-256 printable characters", "malformed_envelope")
     if not sigs or len(sigs) > MAX_ENVELOPE_SIGNATURES:
         raise EntryError(f"an envelope needs 1-{MAX_ENVELOPE_SIGNATURES} signatures",
@@ -339,14 +346,14 @@ def parse_statement(payload: bytes) -> Statement:
 # --- leaves ---------------------------------------------------------------------------------
 
 def _leaf(kind: int, record: dict[str, Any]) -> bytes:
-    leaf = bytes([LEAF_VERSION, kind]) + canonicalize(record)
+    leaf = bytes([LEAF_VERSION, kind]) + canonicalize_record(record)
     if len(leaf) > MAX_LEAF:
         raise EntryError("the leaf record would exceed 65,535 bytes", "entry_too_large")
     return leaf
 
 
 def _sig_record(key: PublicKey, sig: bytes) -> dict[str, str]:
-    return {"key": b64encode(key.der), "sig": b64encode(sig), "signer": key.digest}
+    return {"key": key.der_b64, "sig": b64encode(sig), "signer": key.digest}
 
 
 def dsse_leaf(env: Envelope, verified: list[tuple[PublicKey, bytes]],
@@ -365,7 +372,7 @@ def dsse_leaf(env: Envelope, verified: list[tuple[PublicKey, bytes]],
         used = 0
         for _, d in statement.subjects[:MAX_LEAF_SUBJECTS]:
             subject = {"digest": dict(sorted(d.items())[:MAX_DIGESTS_PER_SUBJECT])}
-            used += len(canonicalize(subject)) + 1
+            used += len(canonicalize_record(subject)) + 1
             if used > SUBJECTS_BUDGET:
                 break
             subjects.append(subject)
@@ -437,14 +444,14 @@ def parse_leaf(leaf: bytes) -> LeafInfo | None:
         record = orjson.loads(leaf[2:])
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(record, dict):
+    # The schema first: it admits strings, lists, dicts and one int, never a float, so the
+    # canonical form can then be computed without looking for floats.
+    if not isinstance(record, dict) or not _valid_record(leaf[1], record):
         return None
     try:
-        if canonicalize(record) != leaf[2:]:
+        if canonicalize_record(record) != leaf[2:]:
             return None
     except (TypeError, ValueError):
-        return None
-    if not _valid_record(leaf[1], record):
         return None
     return LeafInfo(leaf[1], record)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Iterable
 
 from client.errors import MalformedError
 
@@ -80,3 +81,9 @@ def b64decode_any(text: str | bytes, *, what: str = "value") -> bytes:
 def b64encode(data: bytes) -> str:
     """Standard base64 with padding, as text."""
     return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def b64encode_each(items: Iterable[bytes]) -> list[str]:
+    """`b64encode` of each item, without a Python call per item (proofs hold dozens)."""
+    b2a = binascii.b2a_base64
+    return [b2a(x, newline=False).decode("ascii") for x in items]

@@ -78,13 +78,20 @@ def canonicalize(value: Any) -> bytes:
     float (refused here) or unsafe integer (refused by OPT_STRICT_INTEGER). Anything else
     takes the reference encoder below; tests compare the two.
     """
+    if _has_float(value):
+        return canonicalize_reference(value)  # which refuses it
+    return canonicalize_record(value)
+
+
+def canonicalize_record(value: Any) -> bytes:
+    """JCS of a record the caller built from strings, ints, lists and dicts only (a leaf
+    record, an envelope's fields): no float can be in it, so `canonicalize`'s walk looking
+    for one is skipped. Output with non-ASCII still takes the reference encoder."""
     try:
         out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
     except (TypeError, orjson.JSONEncodeError):
-        out = b""
-    if out and out.isascii() and not _has_float(value):
-        return out
-    return canonicalize_reference(value)
+        return canonicalize_reference(value)
+    return out if out.isascii() else canonicalize_reference(value)
 
 
 def _has_float(v: Any) -> bool:

@@ -104,7 +104,7 @@ def group_ticks_by_pid(pgid: int) -> dict[int, int]:
 
 
 def process_role(pid: int, pgid: int) -> str:
-    """`sequencer`, `supervisor` (the `tlog serve` process; with 1 worker it is also the only
+    """`sequencer`, `indexer`, `supervisor` (the `tlog serve` process; with 1 worker it is also the only
     HTTP worker, see server_roles), `other` (multiprocessing's resource tracker) or `worker`,
     from the command line."""
     try:
@@ -113,6 +113,8 @@ def process_role(pid: int, pgid: int) -> str:
         return "gone"
     if b"tlog.sequencer" in cmdline:
         return "sequencer"
+    if b"tlog.indexer" in cmdline:
+        return "indexer"  # the sequencer's child that derives the search index
     if b"resource_tracker" in cmdline:
         return "other"  # multiprocessing's helper process (uvicorn --workers > 1)
     return "supervisor" if pid == pgid else "worker"

@@ -18,6 +18,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,7 @@ from tests.attestkit import (
 from tests.conftest import ORIGIN
 from tests.gobuild import build_go
 from tests.serverproc import ServerProc
+from tlog.index import SearchIndex
 from tlog.storage import LogStore, search_key
 
 HTTP = httpx.Client(timeout=60)
@@ -155,7 +157,8 @@ def test_dsse_round_trip(log: ServerProc, signers: dict[str, Signer], kind: str)
     assert rec.status_code == 200
     assert _check_receipt(rec.json(), log.vkey, expected.leaf) == index
     hits = HTTP.get(url + "/v1/search", params={"subject": f"sha256:{subject}"}).json()
-    assert hits == {"hits": [{"index": index, "leaf": b64(expected.leaf)}], "next_cursor": None}
+    assert hits == {"hits": [{"index": index, "leaf": b64(expected.leaf)}], "next_cursor": None,
+                    "indexed_size": index + 1}
 
 
 @pytest.mark.parametrize("kind", DIGEST_KEY_TYPES)
@@ -348,7 +351,8 @@ def test_search_without_hits_and_bad_reads(log: ServerProc) -> None:
                   {"predicate_type": "https://example.com/none"},
                   {"subject": "gitCommit:abc", "limit": "1000", "cursor": "0"}):
         r = HTTP.get(log.url + "/v1/search", params=query)
-        assert r.status_code == 200 and r.json() == {"hits": [], "next_cursor": None}
+        assert r.status_code == 200 and r.json() == {"hits": [], "next_cursor": None,
+                                                     "indexed_size": _size(log.url)}
     for path, status, code in (("/v1/attestations/" + "0" * 64, 404, "not_found"),
                                ("/v1/attestations/" + "A" * 64, 400, "bad_parameter"),
                                ("/v1/attestations/abc", 400, "bad_parameter"),
@@ -524,12 +528,24 @@ def _search_all(url: str, field: str, term: str, limit: int | None,
 
 
 def _search_db(data: Path) -> list[tuple[bytes, bytes]]:
-    store = LogStore(data)
+    index = SearchIndex(data)
     try:
-        with store.env.begin() as txn:
-            return [(bytes(k), bytes(v)) for k, v in txn.cursor(db=store.search)]
+        with index.env.begin() as txn:
+            return [(bytes(k), bytes(v)) for k, v in txn.cursor(db=index.search)]
     finally:
-        store.close()
+        index.close()
+
+
+def _wait_indexed(data: Path, size: int, timeout: float = 30.0) -> None:
+    """The indexer follows the log just after each commit: wait until it covers `size`."""
+    index = SearchIndex(data)
+    try:
+        deadline = time.monotonic() + timeout
+        while index.watermark() < size:
+            assert time.monotonic() < deadline, f"the index covers {index.watermark()} of {size}"
+            time.sleep(0.05)
+    finally:
+        index.close()
 
 
 def test_search_10k_entries_pagination_and_reindex(tmp_path: Path) -> None:
@@ -579,6 +595,7 @@ def test_search_10k_entries_pagination_and_reindex(tmp_path: Path) -> None:
         assert max(leaves) == total - 1
 
         # Every search key in the database is one we expect, and every expected one is there.
+        _wait_indexed(data, total)
         want_keys = sorted(search_key(f, t, i) for (f, t), idx in expected.items() for i in idx)
         db = _search_db(data)
         assert [k for k, _ in db] == want_keys and all(v == b"" for _, v in db)
@@ -601,15 +618,15 @@ def test_search_10k_entries_pagination_and_reindex(tmp_path: Path) -> None:
         srv.stop()
 
         # 4. `tlog reindex` rebuilds the same index byte for byte, even from a damaged one.
-        store = LogStore(data)
+        index = SearchIndex(data)
         try:
-            with store.env.begin(write=True) as txn:
-                cur = txn.cursor(db=store.search)
+            with index.env.begin(write=True) as txn:
+                cur = txn.cursor(db=index.search)
                 for k, _ in db[::97]:
                     assert cur.set_key(k) and cur.delete()
-                txn.put(search_key("subject", "sha256:" + "f" * 64, 3), b"", db=store.search)
+                txn.put(search_key("subject", "sha256:" + "f" * 64, 3), b"", db=index.search)
         finally:
-            store.close()
+            index.close()
         assert _search_db(data) != db
         proc = subprocess.run([sys.executable, "-m", "tlog.cli", "reindex", "--data-dir", str(data)],
                               capture_output=True, text=True, timeout=120, check=False)

@@ -40,6 +40,7 @@ from tlog import cli
 from tlog.dist.bucket import object_attributes
 from tlog.dist.db import encode_edge
 from tlog.dist.migrate import CHUNK_BUNDLES
+from tlog.index import SearchIndex
 from tlog.storage import LogStore
 
 SIZE = 100_000
@@ -133,7 +134,9 @@ def expected_objects(src: Path) -> dict[str, bytes]:
             w = tile_width_at(0, b, size)
             out[entries_path(b, w)] = store.bundle(b, w)  # type: ignore[assignment]
         with store.read_txn() as txn:
-            for digest, blob in txn.cursor(db=store.attest):
+            for blob in txn.cursor(db=store.envelopes).iternext(keys=False):
+                out[f"v1/attestations/{sha256_hex(bytes(blob))}"] = bytes(blob)
+            for digest, blob in txn.cursor(db=store.attest):  # content-addressed (older logs)
                 out[f"v1/attestations/{bytes(digest).hex()}"] = bytes(blob)
     finally:
         store.close()
@@ -143,12 +146,16 @@ def expected_objects(src: Path) -> dict[str, bytes]:
 def expected_rows(src: Path) -> tuple[set[tuple[bytes, int]], set[tuple[int, bytes, int]]]:
     """The dedup and search rows, from the LMDB log's own indexes."""
     store = LogStore(src, readonly=True)
+    index = SearchIndex(src)
     try:
+        index.rebuild(store)  # what the LMDB log's indexer derives
         with store.read_txn() as txn:
             leaves = {(bytes(k), _U64.unpack(v)[0]) for k, v in txn.cursor(db=store.leafidx)}
+        with index.env.begin() as txn:
             search = {(k[0], bytes(k[1:33]), _U64.unpack(k[33:41])[0])
-                      for k in txn.cursor(db=store.search).iternext(values=False)}
+                      for k in txn.cursor(db=index.search).iternext(values=False)}
     finally:
+        index.close()
         store.close()
     return leaves, search
 

@@ -109,6 +109,25 @@ def test_every_inclusion_proof_up_to_300() -> None:
             merkle.verify_inclusion(m, n, REF.hashes[m], proof, root)
 
 
+def test_edge_prover_gives_every_inclusion_proof_up_to_300() -> None:
+    """The server's one-node-per-level prover equals the reference, sizes interleaved so its
+    right-edge memo is dropped and rebuilt between them."""
+    read = REF.reader()
+    prover = merkle.EdgeProver()
+
+    def node(level: int, index: int) -> bytes:
+        return read([(level, index)])[0]
+
+    for n in range(1, 301):
+        for m in range(n):
+            assert prover.inclusion_proof(m, n, node) == REF.inclusion(m, n), (m, n)
+            if n > 1:
+                assert prover.inclusion_proof(m % (n - 1), n - 1, node) == \
+                    REF.inclusion(m % (n - 1), n - 1)
+    with pytest.raises(ValueError):
+        prover.inclusion_proof(3, 3, node)
+
+
 def test_every_consistency_proof_up_to_300() -> None:
     read = REF.reader()
     for n in range(1, 301):
@@ -210,6 +229,7 @@ def test_large_random_trees(size: int, data: st.DataObject) -> None:
 
     root = merkle.tree_root(size, read)
     proof = merkle.inclusion_proof(index, size, read)
+    assert merkle.EdgeProver().inclusion_proof(index, size, perfect) == proof
     merkle.verify_inclusion(index, size, special, proof, root)
     with pytest.raises(ProofError):
         merkle.verify_inclusion(index, size, uniform[0], proof, root)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from client.metrics import Counter, Gauge, Histogram, Registry
 from tests.serverproc import ServerProc
@@ -148,6 +149,47 @@ def test_a_crashing_handler_answers_500_with_the_request_id() -> None:
     line = orjson.loads(out.getvalue().splitlines()[0])
     assert line["request_id"] == "req-500" and "RuntimeError" in line["message"]
     assert 't_http_responses_total{route="/boom",code="500"} 1' in reg.render().decode()
+
+
+def test_entries_fast_path_answers_as_starlette_routes_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /v1/entries skips Starlette's routing and exception handlers: the storage errors of
+    the scaled-out shape and a crash still answer as on a Starlette route (JSON, never cached,
+    with the request id), and the metrics still name the route."""
+    import tlog.dist.frontend
+    from tlog.app import create_app
+    from tlog.config import ServeConfig
+    from tlog.dist.db import DbError
+
+    class Backend:
+        fail: Exception | None = None
+
+        async def submit(self, _data: bytes, _blob: bytes | None) -> None:
+            raise self.fail  # type: ignore[misc]
+
+        async def tree_size(self) -> int:
+            raise self.fail  # type: ignore[misc]
+
+        def problem(self) -> None:
+            return None
+
+    backend = Backend()
+    monkeypatch.setattr(tlog.dist.frontend, "DistBackend", lambda _config: backend)
+    app = create_app(ServeConfig(storage="s3", s3_endpoint="http://s3.invalid", s3_bucket="b",
+                                 postgres_dsn="postgresql://db.invalid", allow_raw=True), "o+1+AQ==")
+
+    async def both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return [await c.post("/v1/entries", json={"raw": "aGVsbG8="}, headers={"X-Request-Id": "r1"}),
+                    await c.get("/healthz", headers={"X-Request-Id": "r2"})]
+
+    for fail, status, code in ((DbError("down"), 503, "unavailable"), (RuntimeError("x"), 500, "internal")):
+        backend.fail = fail
+        for r, rid in zip(asyncio.run(both()), ("r1", "r2"), strict=True):
+            assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+            assert r.headers["cache-control"] == "no-store" and r.headers["x-request-id"] == rid
+    metrics = app.state.log.registry.render().decode()
+    assert 'tlog_http_responses_total{route="/v1/entries",code="503"' in metrics
+    assert 'tlog_http_responses_total{route="/v1/entries",code="500"' in metrics
 
 
 def test_text_logs_cannot_be_forged() -> None:

@@ -2,6 +2,8 @@
 
 Handlers are thin: parse strictly, call storage or the sequencer, format. Every error leaves
 as JSON `{"error": {"code", "message"}}` with a stable code; no stack trace reaches a client.
+`POST /v1/entries`, the hot path, is a plain ASGI endpoint answered in front of Starlette's
+routing and middleware (`LogServer`), with the same answers.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from client import attest
-from client.encoding import b64decode_std, b64encode, parse_decimal
+from client.encoding import b64decode_std, b64encode, b64encode_each, parse_decimal
 from client.errors import MalformedError
 from client.logs import setup_logging
 from client.metrics import HTTPInstrument, Registry
@@ -33,12 +36,13 @@ from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
 from tlog.backend import Backend, LmdbBackend
-from tlog.bodies import is_large, request_body
+from tlog.bodies import declared_length, is_large, small_body, spooled_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
 JSON = "application/json"
+ENTRIES = "/v1/entries"
 ENTRY_KINDS = {"raw": {"raw"}, "dsse": {"dsse", "verifiers"}, "hashedrekord": {"hashedrekord"}}
 SEARCH_FIELDS = {
     "subject": re.compile(r"[A-Za-z0-9_+-]{1,32}:[0-9a-f]{1,256}\Z"),
@@ -50,6 +54,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
 NO_CACHE = "no-cache"
 DISK_FULL_RETRY = "30"  # seconds: freeing space takes an operator; appends resume by themselves
+_JSON_TYPE = (b"content-type", JSON.encode())  # as Starlette's Response(media_type=JSON) sends it
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -61,11 +66,33 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return _json({"error": {"code": code, "message": message}}, status, h)
 
 
+def _api_error(exc: APIError) -> Response:
+    return _error(exc.status, exc.code, exc.message, exc.headers)
+
+
+def _internal_error() -> Response:
+    return _error(500, "internal", "internal server error")
+
+
+def _unreachable(exc: Exception) -> Response:
+    """A request that needed the database or the bucket while it was out of reach."""
+    logging.getLogger("tlog.app").warning("%s: %s", type(exc).__name__, exc)
+    return _error(503, "unavailable", "the log's storage is not reachable; try again shortly",
+                  {"Retry-After": "1"})
+
+
 def _cheap_to_check(doc: dict[str, Any]) -> bool:
     """One key and at most two signatures: few enough verifications to run on the loop."""
     env, keys = doc.get("dsse"), doc.get("verifiers")
     return (isinstance(env, dict) and isinstance(keys, list) and len(keys) == 1
             and isinstance(env.get("signatures"), list) and len(env["signatures"]) <= 2)
+
+
+def _parse_json(body: bytes | memoryview) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request("malformed_json", "request body is not valid JSON") from exc
 
 
 def _param(request: Request, name: str, *, required: bool = True) -> int | None:
@@ -154,14 +181,16 @@ class LogApp:
             raise not_found("this log's checkpoint key is not anchored in a TPM")
         return Response(doc, media_type=JSON, headers={"Cache-Control": NO_CACHE})
 
-    async def add_entry(self, request: Request) -> Response:
-        """POST /v1/entries: check the submission, then wait until it is durable and signed."""
+    async def add_entry(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        """POST /v1/entries: check the submission, then wait until it is durable and signed.
+        Returns the status and the receipt JSON; refusals raise APIError."""
         if self.config.frozen:
             where = f"; submit to {self.config.successor}" if self.config.successor else ""
             raise APIError(403, "log_frozen", f"this log is frozen and takes no new entries{where}")
         limit = self.config.max_body_bytes
-        if not is_large(request, limit):
-            return await self._add(await self._parse_body(request), small=True)
+        if not is_large(declared_length(scope, limit)):
+            body = await small_body(receive, timeout=self.config.body_timeout)
+            return await self._add(_parse_json(body), small=True)
         # A large body holds one of a few slots from reading until its entry is answered,
         # so the slots bound the memory held by large submissions, not just their reading.
         try:
@@ -171,28 +200,25 @@ class LogApp:
             raise APIError(503, "overloaded", "too many large submissions in progress",
                            {"Retry-After": "5"}) from None
         try:
-            return await self._add(await self._parse_body(request), small=False)
+            return await self._add(await self._parse_spooled(receive), small=False)
         finally:
             self._large_bodies.release()
 
-    async def _parse_body(self, request: Request) -> Any:
-        """The JSON body. Large bodies are spooled to the data dir, whose disk may be full:
-        that is the documented 507 `disk_full`, not a 500."""
+    async def _parse_spooled(self, receive: Receive) -> Any:
+        """A large JSON body, spooled to the data dir, whose disk may be full: that is the
+        documented 507 `disk_full`, not a 500."""
         try:
-            async with request_body(request, limit=self.config.max_body_bytes,
+            async with spooled_body(receive, limit=self.config.max_body_bytes,
                                     timeout=self.config.body_timeout,
                                     spool_dir=self._spool_dir) as body:
-                try:
-                    return orjson.loads(body)
-                except orjson.JSONDecodeError as exc:
-                    raise bad_request("malformed_json", "request body is not valid JSON") from exc
+                return _parse_json(body)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             raise APIError(507, "disk_full", "the data dir's filesystem is full: no room to "
                            "receive this body", {"Retry-After": DISK_FULL_RETRY}) from None
 
-    async def _add(self, doc: Any, *, small: bool) -> Response:
+    async def _add(self, doc: Any, *, small: bool) -> tuple[int, bytes]:
         if not isinstance(doc, dict):
             raise bad_request("malformed_json", "request body must be a JSON object")
         kinds = [k for k in ENTRY_KINDS if k in doc]
@@ -203,7 +229,6 @@ class LogApp:
         extra = set(doc) - ENTRY_KINDS[kind]
         if extra:
             raise bad_request("unknown_field", f"unknown field {sorted(extra)[0]!r}")
-        loop = asyncio.get_running_loop()
         blob: bytes | None = None
         try:
             if kind == "raw":
@@ -215,8 +240,8 @@ class LogApp:
                 if small and _cheap_to_check(doc):
                     sub = attest.check_dsse(doc["dsse"], doc.get("verifiers"))
                 else:
-                    sub = await loop.run_in_executor(self._crypto, attest.check_dsse,
-                                                     doc["dsse"], doc.get("verifiers"))
+                    sub = await asyncio.get_running_loop().run_in_executor(
+                        self._crypto, attest.check_dsse, doc["dsse"], doc.get("verifiers"))
                 del doc
                 data, blob = sub.leaf, sub.canonical
             else:
@@ -227,7 +252,7 @@ class LogApp:
         except attest.EntrySignatureError as exc:
             raise APIError(400, exc.code, str(exc)) from exc
         receipt = await self._submit(data, blob)
-        return _json(self._receipt_json(receipt, data), 201 if receipt.created else 200)
+        return 201 if receipt.created else 200, orjson.dumps(self._receipt_json(receipt, data))
 
     def _raw_entry(self, raw: Any) -> bytes:
         if not self.config.allow_raw:
@@ -268,7 +293,7 @@ class LogApp:
             "leaf": b64encode(leaf),
             "leaf_hash": b64encode(r.leaf_hash),
             "inclusion_proof": {"tree_size": r.tree_size,
-                                "hashes": [b64encode(h) for h in r.proof]},
+                                "hashes": b64encode_each(r.proof)},
             "checkpoint": r.checkpoint.decode(),
         } | ({} if r.witnessed is None else {"witnessed": r.witnessed})
 
@@ -307,12 +332,13 @@ class LogApp:
         after = _param(request, "cursor", required=False)
         if after is not None and after >= 1 << 63:
             raise bad_request("bad_parameter", "cursor is out of range")
-        hits = await self.backend.find(field, term, after, limit + 1)
+        hits, complete = await self.backend.find(field, term, after, limit + 1)
         more = len(hits) > limit
         hits = hits[:limit]
         return _json({
             "hits": [{"index": i, "leaf": b64encode(leaf)} for i, leaf in hits],
             "next_cursor": hits[-1][0] if more else None,
+            "indexed_size": complete,
         })
 
     @staticmethod
@@ -343,13 +369,13 @@ class LogApp:
             except MalformedError as exc:
                 raise bad_request("bad_base64", str(exc)) from exc
         index, size, hashes = await self.backend.inclusion(index, leaf, size)
-        return _json({"index": index, "tree_size": size, "hashes": [b64encode(h) for h in hashes]})
+        return _json({"index": index, "tree_size": size, "hashes": b64encode_each(hashes)})
 
     async def consistency(self, request: Request) -> Response:
         old = _param(request, "old")
         assert old is not None
         old, new, hashes = await self.backend.consistency(old, _param(request, "new", required=False))
-        return _json({"old_size": old, "new_size": new, "hashes": [b64encode(h) for h in hashes]})
+        return _json({"old_size": old, "new_size": new, "hashes": b64encode_each(hashes)})
 
     async def openapi(self, _request: Request) -> Response:
         return Response(self._openapi, media_type=JSON)
@@ -375,39 +401,87 @@ class LogApp:
 
     async def on_api_error(self, _request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
-        return _error(exc.status, exc.code, exc.message, exc.headers)
+        return _api_error(exc)
 
     async def on_http_exception(self, _request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
+    async def on_unreachable(self, _request: Request, exc: Exception) -> Response:
+        return _unreachable(exc)
 
-def create_app(config: ServeConfig, vkey: str) -> Starlette:
+    async def on_internal_error(self, _request: Request, _exc: Exception) -> Response:
+        """Starlette's last resort (ServerErrorMiddleware, which re-raises for the
+        instrumentation to log): the same JSON 500 as the instrumentation's own."""
+        return _internal_error()
+
+
+class EntriesEndpoint:
+    """POST /v1/entries as a plain ASGI app. It is a log's hot path, so it answers without
+    Starlette's Request, Response and middleware, which cost more CPU than checking a signed
+    submission; refusals are answered exactly as Starlette's exception handlers answer them."""
+
+    def __init__(self, log: LogApp, storage_errors: tuple[type[Exception], ...]) -> None:
+        self.log = log
+        self.storage_errors = storage_errors  # the s3 shape's: 503 `unavailable`
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            status, body = await self.log.add_entry(scope, receive)
+        except APIError as exc:
+            await _api_error(exc)(scope, receive, send)
+            return
+        except self.storage_errors as exc:
+            await _unreachable(exc)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", b"%d" % len(body)), _JSON_TYPE]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class LogServer(Starlette):
+    """A worker's ASGI app: the request instrumentation (request ids, metrics, the JSON 500)
+    around everything; inside it, `POST /v1/entries` goes straight to its endpoint, and every
+    other request through Starlette (routing, error handlers, Request and Response)."""
+
+    def __init__(self, log: LogApp, entries: Route, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state.log = log
+        self._entries = entries
+        self._front = HTTPInstrument(self._dispatch, registry=log.registry, prefix="tlog",
+                                     access=log.config.access_log, on_error=_internal_error)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._front(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == ENTRIES and scope["method"] == "POST":
+            scope["route"] = self._entries  # the metrics' route label, as Starlette's routing sets it
+            await self._entries.app(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(config: ServeConfig, vkey: str) -> LogServer:
     """The app for one worker; `vkey` is the log's verifier key (the public half only)."""
     backend: Backend | None = None
-    handlers: dict[Any, Any] = {}
+    storage_errors: tuple[type[Exception], ...] = ()
     if config.storage == "s3":
         from tlog.dist.bucket import ObjectStoreError
         from tlog.dist.db import DbError
         from tlog.dist.frontend import DistBackend
 
         backend = DistBackend(config)
-
-        async def unavailable(_request: Request, exc: Exception) -> Response:
-            """A read that needed the database or the bucket while it was out of reach."""
-            logging.getLogger("tlog.app").warning("%s: %s", type(exc).__name__, exc)
-            return _error(503, "unavailable", "the log's storage is not reachable; try again shortly",
-                          {"Retry-After": "1"})
-
-        handlers = {DbError: unavailable, ObjectStoreError: unavailable}
+        storage_errors = (DbError, ObjectStoreError)
     h = LogApp(config, vkey, backend)
+    entries = Route(ENTRIES, EntriesEndpoint(h, storage_errors), methods=["POST"])
     routes = [
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", h.tile, methods=["GET"]),
         Route("/v1/log", h.log_info, methods=["GET"]),
         Route("/v1/log/key-attestation", h.key_attestation, methods=["GET"]),
-        Route("/v1/entries", h.add_entry, methods=["POST"]),
+        entries,
         Route("/v1/entries/{index}", h.get_entry, methods=["GET"]),
         Route("/v1/entries/{index}/receipt", h.entry_receipt, methods=["GET"]),
         Route("/v1/attestations/{digest}", h.attestation, methods=["GET"]),
@@ -418,22 +492,20 @@ def create_app(config: ServeConfig, vkey: str) -> Starlette:
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/metrics", h.metrics, methods=["GET"]),
     ]
-    app = Starlette(
+    return LogServer(
+        h, entries,
         routes=routes,
         lifespan=h.lifespan,
         exception_handlers={
             APIError: h.on_api_error,
             HTTPException: h.on_http_exception,
-            **handlers,
+            Exception: h.on_internal_error,
+            **dict.fromkeys(storage_errors, h.on_unreachable),
         },
     )
-    app.state.log = h
-    app.add_middleware(HTTPInstrument, registry=h.registry, prefix="tlog", access=config.access_log,
-                       on_error=lambda: _error(500, "internal", "internal server error"))
-    return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> LogServer:
     """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
     config = ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"]))
     setup_logging(config.log_format, "tlog-worker")

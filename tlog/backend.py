@@ -16,6 +16,7 @@ from client.metrics import Gauge, Registry
 from tlog.config import ServeConfig
 from tlog.errors import bad_request, not_found
 from tlog.gauges import add_store_gauges
+from tlog.index import SearchIndex
 from tlog.storage import LogStore
 from tlog.submit import Receipt, SequencerUnavailable, Submitter, latest_receipt
 
@@ -43,7 +44,10 @@ class Backend(Protocol):
     async def key_attestation(self) -> bytes | None:
         """The TPM2_Certify document of the checkpoint key, or None if it is not in a TPM."""
 
-    async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]: ...
+    async def find(self, field: str, term: str, after: int | None,
+                   limit: int) -> tuple[list[tuple[int, bytes]], int]:
+        """Hits (index, leaf) ascending after `after`, and the tree size below which the
+        answer is complete (the derived index may lag the log)."""
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:
@@ -77,12 +81,15 @@ class LmdbBackend:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.store: LogStore | None = None
+        self.index: SearchIndex | None = None
         self.sequencer: Submitter | None = None
+        self._prover = merkle.EdgeProver()  # most proofs are at the current size: its edge memo
         self.origin = ""
 
     async def start(self, registry: Registry) -> None:
         self.store = LogStore(Path(self.config.data_dir), map_size=self.config.map_size)
         self.origin = self.store.origin()
+        self.index = SearchIndex(self.config.data_dir, map_size=self.config.map_size)
         self.sequencer = Submitter(self.store, self.config.socket_path(),
                                    max_pending=self.config.max_pending,
                                    timeout=self.config.submit_timeout,
@@ -90,7 +97,11 @@ class LmdbBackend:
                                    wait=self.config.witness_wait,
                                    wait_timeout=self.config.witness_wait_timeout)
         add_store_gauges(registry, self.store, self.config)
-        submitter = self.sequencer
+        submitter, store, index = self.sequencer, self.store, self.index
+        registry.add(Gauge("tlog_search_index_behind_entries",
+                           "Entries committed but not yet in the derived search index (its "
+                           "watermark); readers scan up to 4096 of them themselves",
+                           lambda: float(store.head().size - index.watermark())))
         registry.add(Gauge("tlog_pending_submissions",
                            "Submissions this worker holds until their batch is durable or cosigned",
                            lambda: float(submitter.pending())))
@@ -99,6 +110,8 @@ class LmdbBackend:
     async def stop(self) -> None:
         if self.sequencer is not None:
             await self.sequencer.stop()
+        if self.index is not None:
+            self.index.close()
         if self.store is not None:
             self.store.close()
 
@@ -127,7 +140,8 @@ class LmdbBackend:
         return self._store.entry(index)
 
     async def attestation(self, digest: bytes) -> bytes | None:
-        return self._store.attestation(digest)
+        assert self.index is not None
+        return self.index.attestation(self._store, digest)
 
     async def key_attestation(self) -> bytes | None:
         path = Path(self.config.data_dir) / "tpm-attestation.json"
@@ -135,8 +149,10 @@ class LmdbBackend:
             return None
         return path.read_bytes()
 
-    async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
-        return self._store.find(field, term, after, limit)
+    async def find(self, field: str, term: str, after: int | None,
+                   limit: int) -> tuple[list[tuple[int, bytes]], int]:
+        assert self.index is not None
+        return self.index.find(self._store, field, term, after, limit)
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:
@@ -150,7 +166,7 @@ class LmdbBackend:
             assert index is not None
             if index >= tree:
                 raise bad_request("index_out_of_range", f"index {index} is not below size {tree}")
-            return index, tree, merkle.inclusion_proof(index, tree, store.node_reader(txn))
+            return index, tree, self._prover.inclusion_proof(index, tree, store.node_getter(txn))
 
     async def consistency(self, old: int, new: int | None) -> tuple[int, int, list[bytes]]:
         store = self._store

@@ -1,4 +1,5 @@
-"""Request bodies with limits: small ones in memory, large ones spooled to a temp file.
+"""Request bodies with limits, read from ASGI `receive()`: small ones in memory, large ones
+spooled to a temp file.
 
 A body is refused with 413 as soon as it is known to exceed the limit (on Content-Length,
 else on the running count), and with 408 if it does not arrive in time. Bodies above the
@@ -15,8 +16,10 @@ import mmap
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from typing import IO
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Message, Receive, Scope
 
 from client.encoding import parse_decimal
 from client.errors import MalformedError
@@ -29,51 +32,69 @@ def _too_large(limit: int) -> APIError:
     return APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
 
 
-def declared_length(request: Request, limit: int) -> int | None:
+def _too_slow(timeout: float) -> APIError:
+    return APIError(408, "request_timeout", f"request body not received within {timeout:g} s")
+
+
+def declared_length(scope: Scope, limit: int) -> int | None:
     """Content-Length, if given: 400 if malformed, 413 if over `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is None:
-        return None
-    try:
-        n = parse_decimal(declared, what="Content-Length")
-    except MalformedError as exc:
-        raise bad_request("bad_request", "invalid Content-Length") from exc
-    if n > limit:
-        raise _too_large(limit)
-    return n
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                n = parse_decimal(value, what="Content-Length")
+            except MalformedError as exc:
+                raise bad_request("bad_request", "invalid Content-Length") from exc
+            if n > limit:
+                raise _too_large(limit)
+            return n
+    return None
 
 
-def is_large(request: Request, limit: int) -> bool:
+def is_large(declared: int | None) -> bool:
     """Whether the body will be spooled (over the threshold, or of unknown length)."""
-    n = declared_length(request, limit)
-    return n is None or n > SPOOL_THRESHOLD
+    return declared is None or declared > SPOOL_THRESHOLD
+
+
+def _chunk(message: Message) -> bytes:
+    """One message's body bytes; the client leaving mid-body ends the request."""
+    if message["type"] != "http.request":
+        raise ClientDisconnect
+    body: bytes = message.get("body", b"")
+    return body
+
+
+async def small_body(receive: Receive, *, timeout: float) -> bytes:
+    """A body whose Content-Length is within the spool threshold, in memory. It usually
+    comes in one message: that one is returned as is, not copied."""
+    try:
+        async with asyncio.timeout(timeout):
+            # The HTTP parser never delivers more than Content-Length bytes.
+            message = await receive()
+            body = _chunk(message)
+            if not message.get("more_body", False):
+                return body
+            chunks = [body]
+            while message.get("more_body", False):
+                message = await receive()
+                chunks.append(_chunk(message))
+            return b"".join(chunks)
+    except TimeoutError:
+        raise _too_slow(timeout) from None
 
 
 @contextlib.asynccontextmanager
-async def request_body(request: Request, *, limit: int, timeout: float,
+async def spooled_body(receive: Receive, *, limit: int, timeout: float,
                        spool_dir: str | None = None) -> AsyncIterator[bytes | memoryview]:
-    """The body as bytes (small) or a read-only memoryview over a spooled file (large).
+    """A large body (see `is_large`) as a read-only memoryview over a spooled file.
 
-    The caller bounds how many large bodies are in flight (see `is_large`).
+    The caller bounds how many large bodies are in flight.
     """
-    size_hint = declared_length(request, limit)
-    if size_hint is not None and size_hint <= SPOOL_THRESHOLD:
-        try:
-            async with asyncio.timeout(timeout):
-                # The HTTP parser never delivers more than Content-Length bytes.
-                body = await request.body()
-        except TimeoutError:
-            raise APIError(408, "request_timeout",
-                           f"request body not received within {timeout:g} s") from None
-        yield body
-        return
     with tempfile.TemporaryFile(dir=spool_dir) as f:
         try:
             async with asyncio.timeout(timeout):
-                total = await _spool(request, f, limit)
+                total = await _spool(receive, f, limit)
         except TimeoutError:
-            raise APIError(408, "request_timeout",
-                           f"request body not received within {timeout:g} s") from None
+            raise _too_slow(timeout) from None
         if total == 0:
             yield b""
             return
@@ -85,12 +106,17 @@ async def request_body(request: Request, *, limit: int, timeout: float,
                 view.release()
 
 
-async def _spool(request: Request, f: object, limit: int) -> int:
+async def _spool(receive: Receive, f: IO[bytes], limit: int) -> int:
     total = 0
-    fd = f.fileno()  # type: ignore[attr-defined]
-    async for chunk in request.stream():
+    fd = f.fileno()
+    more = True
+    while more:
+        message = await receive()
+        chunk = _chunk(message)
+        more = message.get("more_body", False)
         total += len(chunk)
         if total > limit:
             raise _too_large(limit)
-        os.write(fd, chunk)
+        if chunk:
+            os.write(fd, chunk)
     return total

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import orjson
 
 from client.errors import TlogError
@@ -23,6 +24,7 @@ from client.keyfile import KeyFileError, read_key
 from client.note import parse_vkey, sign_note
 from client.policy import TrustPolicy, policy_toml
 from tlog.config import ConfigError, ServeConfig, load_config
+from tlog.index import SearchIndex
 from tlog.logkey import open_log_key
 from tlog.sequencer import SequencerConfig
 from tlog.storage import LogStore, StorageError
@@ -403,16 +405,21 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     data = Path(args.data_dir)
     try:
         store = LogStore(data)
+        index = SearchIndex(data, map_size=store.stat()["map_size"])
         size = store.head().size
 
         def progress(done: int) -> None:
             print(f"reindex: {done}/{size} entries", file=sys.stderr, flush=True)
 
-        written = store.reindex(progress)
-        store.close()
-    except (StorageError, OSError) as exc:
+        try:
+            done = index.rebuild(store, progress)
+            written = index.count_keys()
+        finally:
+            index.close()
+            store.close()
+    except (StorageError, OSError, lmdb.Error) as exc:
         return _fail(str(exc), 1)
-    print(f"reindex: ok: {size} entries, {written} search keys")
+    print(f"reindex: ok: {done} entries, {written} search keys")
     return 0
 
 

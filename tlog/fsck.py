@@ -11,14 +11,16 @@ import hashlib
 import re
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
-from client.attest import KIND_DSSE, parse_leaf
+from client.attest import KIND_DSSE, parse_leaf, search_keys
 from client.checkpoint import open_checkpoint
 from client.errors import TlogError
 from client.merkle import HASH_SIZE, leaf_hash
 from client.note import Verifier
 from client.tiles import TILE_WIDTH, parse_bundle, tile_interior, tiles_for_size
 from client.tiletree import TileTree
+from tlog.index import INDEX_DIR, SearchIndex
 from tlog.storage import LogStore, tile_key
 
 _U64 = struct.Struct(">Q")
@@ -41,9 +43,22 @@ class FsckReport:
             self.problems.append(text)
 
 
-def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
+def fsck(store: LogStore, verifiers: list[Verifier], index: SearchIndex | None = None) -> FsckReport:
+    """Check the log; and its derived index (`index`, or the one in its data dir, if any)."""
+    opened = index is None and (store.path / INDEX_DIR).exists()
+    derived = SearchIndex(store.path) if opened else index
+    try:
+        return _fsck(store, verifiers, derived)
+    finally:
+        if opened and derived is not None:
+            derived.close()
+
+
+def _fsck(store: LogStore, verifiers: list[Verifier], derived: SearchIndex | None) -> FsckReport:
     report = FsckReport()
     origin = store.origin()
+    mark = derived.watermark() if derived is not None else 0
+    derived_keys = 0
     with store.read_txn() as txn:
         head = store.head_in(txn)
         report.size = head.size
@@ -108,11 +123,13 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
                 info = parse_leaf(data)
                 if info is not None and info.kind == KIND_DSSE:
                     digest = str(info.record.get("attestation", ""))
-                    blob = txn.get(bytes.fromhex(digest), db=store.attest) \
+                    blob = store.envelope_for(txn, index, bytes.fromhex(digest)) \
                         if _HEX64.match(digest) else None
-                    if blob is None or hashlib.sha256(blob).hexdigest() != digest:
+                    if blob is None:
                         report.problem(f"entry {index}: its envelope {digest} is missing or "
                                        "does not match its digest")
+                if index < mark:
+                    derived_keys += len(search_keys(data))
                 tree.append(lh)
                 report.entries_checked += 1
             check_tiles()
@@ -137,5 +154,29 @@ def fsck(store: LogStore, verifiers: list[Verifier]) -> FsckReport:
         n_idx = txn.stat(store.leafidx)["entries"]
         if n_idx != head.size - duplicates:
             report.problem(f"leaf index has {n_idx} entries, expected {head.size - duplicates}")
+        if derived is not None:
+            _check_index(store, txn, derived, head.size, derived_keys=derived_keys, report=report)
     return report
+
+
+def _check_index(store: LogStore, txn: Any, index: SearchIndex, size: int, *, derived_keys: int,
+                 report: FsckReport) -> None:
+    """The derived index: no further than the log, as many search keys as the entries below
+    its watermark imply, and every envelope digest pointing at an entry that holds it."""
+    with index.env.begin() as itxn:
+        mark = index._watermark(itxn)
+        if mark > size:
+            report.problem(f"the search index covers {mark} entries, the log has {size} "
+                           "(run `tlog reindex`)")
+            return
+        stored = itxn.stat(index.search)["entries"]
+        if stored != derived_keys:
+            report.problem(f"the search index holds {stored} keys, the {mark} entries it covers "
+                           f"imply {derived_keys} (run `tlog reindex`)")
+        for digest, raw in itxn.cursor(db=index.attest):
+            at = _U64.unpack(raw)[0]
+            blob = store.envelope_at(txn, at) if at < mark else None
+            if blob is None or hashlib.sha256(blob).digest() != digest:
+                report.problem(f"the envelope index points {bytes(digest).hex()} at entry {at}, "
+                               "which does not hold it (run `tlog reindex`)")
 

@@ -167,7 +167,9 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
             "SearchPage": {"type": "object", "properties": {
                 "hits": {"type": "array", "items": {"type": "object", "properties": {
                     "index": {"type": "integer"}, "leaf": _B64}}},
-                "next_cursor": {"type": ["integer", "null"]}}},
+                "next_cursor": {"type": ["integer", "null"]},
+                "indexed_size": {"type": "integer", "description":
+                                 "the answer is complete for entries below this index"}}},
             "Receipt": {"type": "object", "required": [
                 "origin", "index", "leaf", "leaf_hash", "inclusion_proof", "checkpoint"],
                 "properties": {

@@ -38,6 +38,7 @@ from client.keyfile import read_key
 from client.logs import setup_logging
 from client.metrics import Counter, Gauge, Histogram, Registry
 from client.note import parse_note, sign_note
+from tlog.indexer import IndexerChild
 from tlog.storage import LogFrozenError, LogStore
 from tlog.wire import FrameError, FrameReader, encode
 from tlog.witnessing import WitnessCollector
@@ -79,6 +80,10 @@ class SequencerProcess:
         except BlockingIOError:
             raise SystemExit(f"tlog: another sequencer already runs on {data}") from None
         self.store = LogStore(data, map_size=config.map_size)
+        if self.store.drop_legacy_search():
+            log.info("dropped the search index kept inside the log by older versions; "
+                     "the indexer derives it again in %s", data / "index")
+        self.indexer = IndexerChild(str(data), config.map_size, config.log_format)
         signer = read_key(data / "log.key")
         signers: list[Any] = [signer]
         if config.rotation_key_file:  # checked by `tlog serve`: same origin, another key
@@ -198,6 +203,7 @@ class SequencerProcess:
             self.collector.start()
             head, note = self.store.head_and_checkpoint()
             self.collector.offer(head.size, note)
+        self.indexer.start()
         print("tlog-sequencer: ready", flush=True)
         try:
             while self.running or self.pending:
@@ -220,6 +226,7 @@ class SequencerProcess:
                         if mask & selectors.EVENT_WRITE and conn.sock.fileno() in self.conns:
                             self._flush(conn)
                 self._probe()
+                self.indexer.check()
                 if self.pending and (len(self.pending) >= self.config.max_batch
                                      or time.monotonic() >= self.first_at + self.config.max_delay
                                      or not self.running):
@@ -230,6 +237,7 @@ class SequencerProcess:
                 os.unlink(path)
             if self.collector is not None:
                 self.collector.stop()
+            self.indexer.stop()
             self.store.close()
 
     def _stop(self, *_: Any) -> None:
@@ -323,6 +331,8 @@ class SequencerProcess:
             per_conn.setdefault(id(conn), (conn, []))[1].append([req_id, index, new])
         for conn, answers in per_conn.values():
             self._send(conn, encode(["b", result.head.size, result.checkpoint, answers]))
+        if created:
+            self.indexer.notify()
         if self.collector is not None and created:
             self.collector.offer(result.head.size, result.checkpoint)
 

@@ -1,6 +1,6 @@
 """LMDB storage for the log: tiles, entry bundles, the leaf index and the signed tree head.
 
-One environment, five named databases:
+One environment, these named databases:
 
     meta      b"origin" -> UTF-8 origin; b"state" -> msgpack [size, root];
               b"checkpoint" -> the signed note for `state`
@@ -11,11 +11,16 @@ One environment, five named databases:
     interior  u8 level || u64be index -> levels 1..7 of the tile (fixed layout, 254 hashes = 8128 bytes)
     bundles   u64be index -> full entry bundle (u16be length || entry, 256 times)
     edge      u64be leaf index -> entry, for the entries of the partial bundle only
-    leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence
-    attest    SHA-256 (32 bytes) -> canonical DSSE envelope, content-addressed; written in
-              the same transaction as its leaf, so a leaf is never there without it
-    search    u8 field || SHA-256(term) || u64be index -> empty: attestations by subject,
-              signer and predicate type (derived from the leaves; `tlog reindex` rebuilds it)
+    leafidx   leaf hash (32 bytes) -> u64be index of its first occurrence (exact dedup)
+    envelopes u64be leaf index -> canonical DSSE envelope of that entry, written in the same
+              transaction as its leaf, so a leaf is never there without it
+    attest    SHA-256 (32 bytes) -> canonical DSSE envelope, content-addressed: envelopes of
+              logs written before `envelopes` existed, and an envelope brought later for an
+              entry already logged without one
+    search    unused since the search index moved to tlog/index.py (dropped when found)
+
+Search terms and envelope digests are derived data: `tlog.index` builds them after the
+commit, in an environment of its own, so the durable commit writes mostly sequential pages.
 
 A partial tile is stored once, at its newest width; every narrower `.p/<W>` is a prefix of
 it. Entries of the partial bundle are kept one per key and folded into one bundle value when
@@ -39,7 +44,6 @@ from pathlib import Path
 import lmdb
 import msgpack
 
-from client.attest import search_keys
 from client.checkpoint import Checkpoint
 from client.merkle import EMPTY_ROOT, HASH_SIZE, consistency_proof, leaf_hash
 from client.tiles import (
@@ -48,7 +52,7 @@ from client.tiles import (
     TILE_WIDTH,
     encode_bundle,
     interior_slot,
-    locate_node,
+    parse_bundle,
     tile_width_at,
 )
 from client.tiletree import TileTree
@@ -57,6 +61,7 @@ DEFAULT_MAP_SIZE = 64 << 30  # sparse: only used pages take disk space
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
 _TILE_KEY = struct.Struct(">BQ")
+_ZERO_HASH = bytes(HASH_SIZE)
 
 SignFn = Callable[[str], bytes]
 """Signs checkpoint text and returns the complete signed note."""
@@ -106,7 +111,7 @@ class LogStore:
         if not (self.path / "data.mdb").exists() and not create:
             raise StorageError(f"no log database in {self.path}")
         self.env = lmdb.open(
-            str(self.path), map_size=map_size, max_dbs=8, readonly=readonly,
+            str(self.path), map_size=map_size, max_dbs=16, readonly=readonly,
             subdir=True, sync=True, metasync=True, writemap=False, max_readers=512,
             lock=True, mode=0o600,
         )
@@ -118,8 +123,17 @@ class LogStore:
         self.leafidx = self.env.open_db(b"leafidx", create=not readonly)
         self.search = self.env.open_db(b"search", create=not readonly)
         self.attest = self.env.open_db(b"attest", create=not readonly)
+        self.envelopes = self._open_new_db(b"envelopes", readonly)
         self._tree: TileTree | None = None  # cached right edge, valid while size matches
         self._origin: str | None = None
+
+    def _open_new_db(self, name: bytes, readonly: bool) -> lmdb._Database | None:
+        """A database newer versions added: absent (None) from an older log opened read-only
+        (`tlog backup`, `tlog migrate`); created when opened to write."""
+        try:
+            return self.env.open_db(name, create=not readonly)
+        except lmdb.NotFoundError:
+            return None
 
     def close(self) -> None:
         self.env.close()
@@ -304,30 +318,35 @@ class LogStore:
         n = (raw[start] << 8) | raw[start + 1]
         return bytes(raw[start + 2 : start + 2 + n])
 
+    def node_getter(self, txn: lmdb.Transaction) -> Callable[[int, int], bytes]:
+        """`node(level, index)`: a complete node's hash from the stored tiles, each tile read
+        once per getter (a proof touches two or three)."""
+        cache: dict[tuple[int, int, int], bytes] = {}
+        tiles, interior = self.tiles, self.interior
+
+        def node(level: int, index: int) -> bytes:
+            tl, sub = divmod(level, TILE_HEIGHT)
+            ti = index >> (TILE_HEIGHT - sub)
+            off = index & ((TILE_WIDTH >> sub) - 1)
+            key = (sub and 1, tl, ti)
+            raw = cache.get(key)
+            if raw is None:
+                got = txn.get(tile_key(tl, ti), db=interior if sub else tiles)
+                if got is None:
+                    raise StorageError(f"tile {tl}/{ti} is missing")
+                raw = cache[key] = got
+            pos = interior_slot(sub, off) * HASH_SIZE if sub else off * HASH_SIZE
+            h = raw[pos : pos + HASH_SIZE]
+            if len(h) != HASH_SIZE or (sub and h == _ZERO_HASH):
+                raise StorageError(f"node {level}/{index} is not stored")
+            return h
+
+        return node
+
     def node_reader(self, txn: lmdb.Transaction) -> Callable[[Sequence[tuple[int, int]]], list[bytes]]:
         """A `client.merkle.NodeReader` over stored tiles, memoising tile reads."""
-        cache: dict[tuple[bool, int, int], bytes] = {}
-
-        def read(nodes: Sequence[tuple[int, int]]) -> list[bytes]:
-            out = []
-            for level, index in nodes:
-                tl, ti, sub, off = locate_node(level, index)
-                key = (sub == 0, tl, ti)
-                raw = cache.get(key)
-                if raw is None:
-                    db = self.tiles if sub == 0 else self.interior
-                    got = txn.get(tile_key(tl, ti), db=db)
-                    if got is None:
-                        raise StorageError(f"tile {tl}/{ti} is missing")
-                    raw = cache[key] = got
-                pos = off if sub == 0 else interior_slot(sub, off)
-                h = raw[pos * HASH_SIZE : (pos + 1) * HASH_SIZE]
-                if len(h) != HASH_SIZE or (sub and h == bytes(HASH_SIZE)):
-                    raise StorageError(f"node {level}/{index} is not stored")
-                out.append(h)
-            return out
-
-        return read
+        node = self.node_getter(txn)
+        return lambda nodes: [node(level, index) for level, index in nodes]
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         with self.env.begin() as txn:
@@ -392,15 +411,16 @@ class LogStore:
                 seen: dict[bytes, int] = {}
                 for pos, data in enumerate(entries):
                     blob = blobs[pos] if blobs is not None else None
-                    if blob is not None:  # content-addressed: storing it again is a no-op
-                        txn.put(hashlib.sha256(blob).digest(), blob, db=self.attest,
-                                overwrite=False)
                     lh = leaf_hash(data)
                     idx = seen.get(lh)
                     if idx is None:
                         raw = txn.get(lh, db=self.leafidx)
                         idx = _U64.unpack(raw)[0] if raw is not None else None
                     if idx is not None:
+                        if blob is not None:  # a logged entry gets the envelope it lacked
+                            digest = hashlib.sha256(blob).digest()
+                            if not self.has_envelope(txn, idx, digest):
+                                txn.put(digest, blob, db=self.attest)
                         indexes.append(idx)
                         created.append(False)
                         continue
@@ -408,7 +428,8 @@ class LogStore:
                     tree.append(lh)
                     seen[lh] = idx
                     txn.put(lh, _U64.pack(idx), db=self.leafidx)
-                    self._put_search(txn, idx, data)
+                    if blob is not None:  # by index: appended pages, not random ones
+                        txn.put(_U64.pack(idx), blob, db=self.envelopes, append=True)
                     new_entries.append(data)
                     indexes.append(idx)
                     created.append(True)
@@ -466,64 +487,57 @@ class LogStore:
             start = size - size % TILE_WIDTH
             yield size >> TILE_HEIGHT, encode_bundle(self._edge_entries(txn, start, size - start))
 
-    def attestation(self, digest: bytes) -> bytes | None:
-        """The canonical envelope with this SHA-256, if stored."""
-        with self.env.begin() as txn:
-            return txn.get(digest, db=self.attest)
+    def envelope_at(self, txn: lmdb.Transaction, index: int) -> bytes | None:
+        """The envelope stored with entry `index`, if it was stored by index."""
+        if self.envelopes is None:
+            return None
+        return txn.get(_U64.pack(index), db=self.envelopes)
 
-    # --- search index (derived data) ----------------------------------------------------
+    def legacy_envelope(self, txn: lmdb.Transaction, digest: bytes) -> bytes | None:
+        """An envelope stored content-addressed (older logs; envelopes brought later)."""
+        return txn.get(digest, db=self.attest)
 
-    def _put_search(self, txn: lmdb.Transaction, index: int, leaf: bytes) -> None:
-        for field, term in search_keys(leaf):
-            txn.put(search_key(field, term, index), b"", db=self.search)
+    def has_envelope(self, txn: lmdb.Transaction, index: int, digest: bytes) -> bool:
+        """Whether the log holds this envelope for entry `index` (by index or by digest)."""
+        blob = self.envelope_at(txn, index)
+        if blob is not None and hashlib.sha256(blob).digest() == digest:
+            return True
+        return txn.get(digest, db=self.attest) is not None
 
-    def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
-        """Up to `limit` (index, leaf) pairs indexed under (field, term), indexes ascending,
-        starting after index `after`."""
-        prefix = search_key(field, term, 0)[:-8]
-        start = search_key(field, term, 0 if after is None else after + 1)
-        out: list[tuple[int, bytes]] = []
-        with self.env.begin() as txn:
-            size = self._head(txn, self.meta).size
-            cur = txn.cursor(db=self.search)
-            if not cur.set_range(start):
-                return out
-            for key in cur.iternext(keys=True, values=False):
-                if not key.startswith(prefix) or len(out) >= limit:
-                    break
-                index = _U64.unpack(key[-8:])[0]
-                if index >= size:
-                    break
-                out.append((index, self.entry_in(txn, index)))
-        return out
+    def envelope_for(self, txn: lmdb.Transaction, index: int, digest: bytes) -> bytes | None:
+        """Entry `index`'s envelope with this SHA-256, from either place; None if absent."""
+        blob = self.envelope_at(txn, index)
+        if blob is not None and hashlib.sha256(blob).digest() == digest:
+            return blob
+        return self.legacy_envelope(txn, digest)
 
-    def reindex(self, progress: Callable[[int], None] | None = None,
-                chunk: int = 20_000) -> int:
-        """Rebuild the search index from the leaves; returns the number of keys written.
+    def iter_entries(self, txn: lmdb.Transaction, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(index, entry) for start <= index < end (end at most the tree size), each full
+        bundle read and split once."""
+        size = self._head(txn, self.meta).size
+        end = min(end, size)
+        index = start
+        while index < end:
+            bundle_index, pos = divmod(index, TILE_WIDTH)
+            if (bundle_index + 1) * TILE_WIDTH > size:
+                for data in self._edge_entries(txn, index, end - index):
+                    yield index, data
+                    index += 1
+                return
+            raw = txn.get(_U64.pack(bundle_index), db=self.bundles)
+            if raw is None:
+                raise StorageError(f"entry bundle {bundle_index} is missing")
+            for data in parse_bundle(raw)[pos : min(TILE_WIDTH, end - bundle_index * TILE_WIDTH)]:
+                yield index, data
+                index += 1
 
-        Runs in several write transactions (LMDB bounds the pages one may dirty), so it can
-        run beside a serving log: entries appended meanwhile are indexed by the sequencer,
-        and re-putting a key is harmless. Searches are incomplete until it finishes.
-        """
+    def drop_legacy_search(self) -> bool:
+        """Free the pages of the search index older logs kept in this environment."""
         with self.env.begin(write=True) as txn:
+            if not txn.stat(self.search)["entries"]:
+                return False
             txn.drop(self.search, delete=False)
-            size = self._head(txn, self.meta).size
-        written = 0
-        index = 0
-        while index < size:
-            keys: list[bytes] = []
-            end = min(size, index + chunk)
-            with self.env.begin() as txn:
-                for i in range(index, end):
-                    keys.extend(search_key(f, t, i) for f, t in search_keys(self.entry_in(txn, i)))
-            with self.env.begin(write=True) as txn:
-                for key in sorted(keys):
-                    txn.put(key, b"", db=self.search)
-            written += len(keys)
-            index = end
-            if progress is not None:
-                progress(index)
-        return written
+        return True
 
     def stat(self) -> dict[str, int]:
         info = self.env.info()

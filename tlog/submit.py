@@ -64,6 +64,7 @@ class Submitter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._outbox: list[bytes] = []
+        self._prover = merkle.EdgeProver()  # a batch's receipts share their right-edge ranges
         # Witnessing: receipts wait (if `wait`) until a cosigned checkpoint covers them.
         self.witnessed, self.wait, self.wait_timeout = witnessed, wait and witnessed, wait_timeout
         self._parked: dict[int, tuple[asyncio.Future[Any], bytes, int, bool, int, bytes]] = {}
@@ -109,8 +110,7 @@ class Submitter:
         # An entry already logged is answered here, unless it brings an envelope the log
         # does not hold yet: then the sequencer stores it (an acknowledged attestation
         # always has its envelope).
-        if existing is not None and (
-                blob is None or self.store.attestation(hashlib.sha256(blob).digest()) is not None):
+        if existing is not None and (blob is None or self._has_envelope(existing, blob)):
             receipt = self._receipt_for_existing(existing, lh)
             if self.wait and not receipt.witnessed:
                 return await self._wait_witnessed(existing, lh, receipt)
@@ -136,6 +136,10 @@ class Submitter:
             return await fut
         finally:
             timer.cancel()
+
+    def _has_envelope(self, index: int, blob: bytes) -> bool:
+        with self.store.read_txn() as txn:
+            return self.store.has_envelope(txn, index, hashlib.sha256(blob).digest())
 
     async def _wait_witnessed(self, index: int, lh: bytes, receipt: Receipt) -> Receipt:
         """A resubmitted entry (the advised retry) waits for a cosigned checkpoint like a new
@@ -258,11 +262,12 @@ class Submitter:
                  checkpoint: bytes, witnessed: bool | None) -> None:
         if self.witnessed and witnessed is None:
             witnessed = False
+        prover = self._prover
         with self.store.read_txn() as txn:
-            prover = merkle.RangeHashCache(self.store.node_reader(txn))
+            node = self.store.node_getter(txn)
             for fut, lh, index, created in items:
                 if not fut.done():
-                    fut.set_result(Receipt(index, lh, size, prover.inclusion_proof(index, size),
+                    fut.set_result(Receipt(index, lh, size, prover.inclusion_proof(index, size, node),
                                            checkpoint, created, witnessed))
 
     def _cosigned_published(self, size: int) -> None:
@@ -314,6 +319,6 @@ def latest_receipt(store: LogStore, index: int,
         if cosigned is not None and cosigned[0] > index:
             size, note = cosigned
         leaf = store.entry_in(txn, index)
-        proof = merkle.inclusion_proof(index, size, store.node_reader(txn))
+        proof = merkle.EdgeProver().inclusion_proof(index, size, store.node_getter(txn))
     return Receipt(index, merkle.leaf_hash(leaf), size, proof, note, created=False,
                    witnessed=(cosigned is not None and size == cosigned[0]) if witnessed else None), leaf

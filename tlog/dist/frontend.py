@@ -395,7 +395,9 @@ class DistBackend:
             raise APIError(503, "unavailable", "the log's database is not reachable") from exc
         return doc.encode() if doc else None
 
-    async def find(self, field: str, term: str, after: int | None, limit: int) -> list[tuple[int, bytes]]:
+    async def find(self, field: str, term: str, after: int | None,
+                   limit: int) -> tuple[list[tuple[int, bytes]], int]:
+        """Search terms are committed with their entries here: complete to the tree size."""
         head = self._current()
         async with self._db() as db:
             found = await db.find(field, term, after, head.size, limit)
@@ -404,7 +406,7 @@ class DistBackend:
             leaf = await self.entry(idx)
             if leaf is not None:
                 out.append((idx, leaf))
-        return out
+        return out, head.size
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:

@@ -158,9 +158,9 @@ class Source:
     def first_index(self, lh: bytes) -> int | None:
         return self.store.lookup_in(self.txn, lh)
 
-    def envelope(self, digest_hex: str) -> bytes:
-        blob = self.txn.get(bytes.fromhex(digest_hex), db=self.store.attest)
-        if blob is None or hashlib.sha256(blob).hexdigest() != digest_hex:
+    def envelope(self, index: int, digest_hex: str) -> bytes:
+        blob = self.store.envelope_for(self.txn, index, bytes.fromhex(digest_hex))
+        if blob is None:
             raise self.damaged(f"the envelope {digest_hex} is missing or does not match its digest")
         return bytes(blob)
 
@@ -195,7 +195,7 @@ class Chunk:
     lo: int
     hi: int
     objects: list[Object] = field(default_factory=list)
-    envelopes: list[str] = field(default_factory=list)  # digests (hex), in order, no repeats
+    envelopes: list[tuple[str, int]] = field(default_factory=list)  # (digest hex, entry), no repeats
     leaves: list[tuple[bytes, int]] = field(default_factory=list)
     search: list[tuple[int, bytes, int]] = field(default_factory=list)
 
@@ -333,7 +333,7 @@ class Migration:
                     digest = str(info.record["attestation"])
                     if digest not in seen:
                         seen.add(digest)
-                        out.envelopes.append(digest)
+                        out.envelopes.append((digest, index))
                 for f, t in search_keys(data):
                     out.search.append((SEARCH_FIELDS[f], search_key(f, t, 0)[1:33], index))
             out.objects.append(obj(entries_path(b, width), raw))
@@ -360,11 +360,11 @@ class Migration:
             await self.bucket.put_many(objects[i : i + PUT_CONCURRENCY])
         self.result.objects += len(objects)
 
-    async def put_envelopes(self, digests: list[str]) -> None:
+    async def put_envelopes(self, digests: list[tuple[str, int]]) -> None:
         batch: list[Object] = []
         held = 0
-        for digest in digests:
-            blob = self.src.envelope(digest)
+        for digest, index in digests:
+            blob = self.src.envelope(index, digest)
             batch.append(obj(f"v1/attestations/{digest}", blob))
             held += len(blob)
             if len(batch) == PUT_CONCURRENCY or held >= ENVELOPE_BATCH_BYTES:

@@ -1,0 +1,186 @@
+"""The derived index of an LMDB log: search terms and envelope digests, behind a watermark.
+
+Why derived: random-key B-tree inserts (a search key per subject, signer and predicate type,
+a content address per envelope) were most of the pages a batch's durable commit wrote, and
+the commit is what a submitter waits for. The commit now holds only what the log's promises
+need (tiles, entries, envelopes by index, the dedup key, the tree head); this index is built
+from the committed log afterwards, by `tlog.indexer` in a process of its own, in larger
+transactions, and says how far it got: the watermark. Readers add a scan of the few entries
+above the watermark (`TAIL_SCAN`), so answers stay complete while the indexer keeps up.
+
+Its own LMDB environment in `<data dir>/index/`, so a long index transaction never holds
+the log's write lock, and `tlog reindex` (or deleting the directory) rebuilds it:
+
+    meta    b"indexed" -> u64be watermark: entries below it are indexed
+    search  u8 field || SHA-256(term) || u64be index -> b""
+    attest  SHA-256 of a canonical envelope -> u64be index of the first entry that stores it
+            by index (envelopes stored content-addressed, as older logs did, are found there)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import lmdb
+import orjson
+
+from client.attest import KIND_DSSE, LEAF_VERSION, search_keys
+from tlog.storage import LogStore, search_key
+
+INDEX_DIR = "index"
+TAIL_SCAN = 4096
+"""Entries above the watermark a reader scans itself. The indexer lags by one of its
+transactions (tens of ms of appends) while it keeps up, so readers rarely scan many; a
+longer lag (a rebuild) makes answers report how far they are complete."""
+
+_U64 = struct.Struct(">Q")
+_DSSE_PREFIX = bytes([LEAF_VERSION, KIND_DSSE]) + b'{"attestation":"'
+"""A canonical DSSE leaf starts so: `attestation` sorts first among its record's keys."""
+
+
+def envelope_digest(leaf: bytes) -> bytes | None:
+    """The envelope's SHA-256 named by a DSSE leaf's bytes (None for other leaves). Callers
+    use it on leaves `search_keys` accepted, or check the envelope's digest themselves."""
+    if not leaf.startswith(_DSSE_PREFIX) or leaf[82:83] != b'"':
+        return None
+    try:
+        return bytes.fromhex(leaf[18:82].decode("ascii"))
+    except ValueError:
+        return None
+
+
+def _term_bytes(field: str, term: str) -> bytes:
+    """Bytes every leaf indexed under (field, term) contains: a cheap filter before parsing."""
+    if field == "subject":
+        return term.split(":", 1)[1].encode()
+    return orjson.dumps(term)[1:-1]  # JSON-escaped as in the canonical leaf
+
+
+class SearchIndex:
+    """The index environment. Readers in every worker; one writer at a time (LMDB's lock),
+    normally the indexer process; each write re-checks the watermark it built on."""
+
+    def __init__(self, data_dir: str | Path, *, map_size: int = 64 << 30) -> None:
+        path = Path(data_dir) / INDEX_DIR
+        path.mkdir(mode=0o700, exist_ok=True)
+        self.env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True, sync=True,
+                             metasync=True, max_readers=512, lock=True, mode=0o600)
+        self.meta = self.env.open_db(b"meta")
+        self.search = self.env.open_db(b"search")
+        self.attest = self.env.open_db(b"attest")
+
+    def close(self) -> None:
+        self.env.close()
+
+    def watermark(self) -> int:
+        with self.env.begin() as txn:
+            return self._watermark(txn)
+
+    def _watermark(self, txn: lmdb.Transaction) -> int:
+        raw = txn.get(b"indexed", db=self.meta)
+        return 0 if raw is None else _U64.unpack(raw)[0]
+
+    def reset(self) -> None:
+        """Forget everything: the indexer (or `rebuild`) derives it again from entry 0."""
+        with self.env.begin(write=True) as txn:
+            txn.drop(self.search, delete=False)
+            txn.drop(self.attest, delete=False)
+            txn.put(b"indexed", _U64.pack(0), db=self.meta)
+
+    def catch_up(self, store: LogStore, limit: int = 8192) -> tuple[int, int]:
+        """Index up to `limit` entries above the watermark in one transaction. Returns
+        (watermark, tree size). Reading happens before the write transaction, so the
+        write lock is held only for the sorted inserts."""
+        start = self.watermark()
+        keys: list[bytes] = []
+        digests: list[tuple[bytes, int]] = []
+        with store.read_txn() as txn:
+            size = store.head_in(txn).size
+            if start > size:
+                raise RuntimeError(f"the index covers {start} entries, the log has {size}: "
+                                   "it belongs to another log (run `tlog reindex`)")
+            end = min(size, start + limit)
+            for index, leaf in store.iter_entries(txn, start, end):
+                terms = search_keys(leaf)
+                keys.extend(search_key(f, t, index) for f, t in terms)
+                digest = envelope_digest(leaf) if terms else None
+                if digest is not None and store.envelope_at(txn, index) is not None:
+                    digests.append((digest, index))
+        if end == start:
+            return start, size
+        with self.env.begin(write=True) as wtxn:
+            if self._watermark(wtxn) != start:  # another writer (a reindex) moved it
+                return self._watermark(wtxn), size
+            keys.sort()
+            for key in keys:
+                wtxn.put(key, b"", db=self.search)
+            for digest, index in sorted(digests):
+                wtxn.put(digest, _U64.pack(index), db=self.attest, overwrite=False)
+            wtxn.put(b"indexed", _U64.pack(end), db=self.meta)
+        return end, size
+
+    def rebuild(self, store: LogStore, progress: Callable[[int], None] | None = None) -> int:
+        """`tlog reindex`: derive the index again from entry 0; returns the entries indexed."""
+        self.reset()
+        while True:
+            done, size = self.catch_up(store, limit=20_000)
+            if progress is not None:
+                progress(done)
+            if done >= size:
+                return done
+
+    # --- reads: the index below the watermark, plus a scan of the tail above it ------------
+
+    def find(self, store: LogStore, field: str, term: str, after: int | None,
+             limit: int) -> tuple[list[tuple[int, bytes]], int]:
+        """Up to `limit` (index, leaf) pairs under (field, term), indexes ascending, after
+        index `after`; and the size below which the answer is complete."""
+        prefix = search_key(field, term, 0)[:-8]
+        first = 0 if after is None else after + 1
+        out: list[tuple[int, bytes]] = []
+        with store.read_txn() as txn, self.env.begin() as itxn:
+            size = store.head_in(txn).size
+            mark = min(self._watermark(itxn), size)
+            cur = itxn.cursor(db=self.search)
+            if first < mark and cur.set_range(search_key(field, term, first)):
+                for key in cur.iternext(keys=True, values=False):
+                    index = _U64.unpack(key[-8:])[0]
+                    if not key.startswith(prefix) or index >= mark or len(out) >= limit:
+                        break
+                    out.append((index, store.entry_in(txn, index)))
+            complete = min(size, mark + TAIL_SCAN)
+            if len(out) < limit and first < complete:
+                needle = _term_bytes(field, term)
+                for index, leaf in store.iter_entries(txn, max(first, mark), complete):
+                    if needle in leaf and (field, term) in search_keys(leaf):
+                        out.append((index, leaf))
+                        if len(out) >= limit:
+                            break
+        return out, complete
+
+    def attestation(self, store: LogStore, digest: bytes) -> bytes | None:
+        """The canonical envelope with this SHA-256, wherever the log stores it."""
+        with store.read_txn() as txn, self.env.begin() as itxn:
+            raw = itxn.get(digest, db=self.attest)
+            if raw is not None:
+                blob = store.envelope_at(txn, _U64.unpack(raw)[0])
+                if blob is not None and hashlib.sha256(blob).digest() == digest:
+                    return blob
+            blob = store.legacy_envelope(txn, digest)
+            if blob is not None:
+                return blob
+            size = store.head_in(txn).size
+            mark = min(self._watermark(itxn), size)
+            for index, leaf in store.iter_entries(txn, mark, min(size, mark + TAIL_SCAN)):
+                if envelope_digest(leaf) == digest:
+                    blob = store.envelope_at(txn, index)
+                    if blob is not None and hashlib.sha256(blob).digest() == digest:
+                        return blob
+        return None
+
+    def count_keys(self) -> int:
+        with self.env.begin() as txn:
+            return int(txn.stat(self.search)["entries"])
