@@ -7,6 +7,8 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client import encoding, note, tiles
 from client.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
@@ -320,3 +322,17 @@ def test_cosignature_v1_worked_example() -> None:
         "\u2014 PeterNeumann GLl4CwAAAABkGFDLJeR//pqzhnEKVvEm2wWbh2RJ6oru5+cUUfm5X9NnlaGr8aSH9QE5RVZD4QGlxl2F"
         "5UpVIIi94p178KLfqPPsAA==\n")
     verify_note(note, [parse_vkey(cosigner.verifier().vkey())])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="ab=&%+;20x \u00e9", max_size=16))
+def test_query_params_read_as_starlette_reads_them(q: str) -> None:
+    """The plain endpoints' query parsing (a fast split for plain queries) gives what
+    Starlette's `request.query_params` gives: parse_qsl, blank values kept, last name wins."""
+    import urllib.parse
+
+    from tlog.app import query_params
+
+    raw = q.encode("utf-8").decode("latin-1").encode("latin-1")
+    want = dict(urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    assert query_params({"query_string": raw}) == want

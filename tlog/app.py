@@ -2,8 +2,8 @@
 
 Handlers are thin: parse strictly, call storage or the sequencer, format. Every error leaves
 as JSON `{"error": {"code", "message"}}` with a stable code; no stack trace reaches a client.
-`POST /v1/entries`, the hot path, is a plain ASGI endpoint answered in front of Starlette's
-routing and middleware (`LogServer`), with the same answers.
+The hot routes (`POST /v1/entries`, `GET /v1/proof/inclusion`) are plain ASGI endpoints
+answered in front of Starlette's routing and middleware (`LogServer`), with the same answers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import errno
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailab
 
 JSON = "application/json"
 ENTRIES = "/v1/entries"
+INCLUSION = "/v1/proof/inclusion"
 ENTRY_KINDS = {"raw": {"raw"}, "dsse": {"dsse", "verifiers"}, "hashedrekord": {"hashedrekord"}}
 SEARCH_FIELDS = {
     "subject": re.compile(r"[A-Za-z0-9_+-]{1,32}:[0-9a-f]{1,256}\Z"),
@@ -95,8 +97,9 @@ def _parse_json(body: bytes | memoryview) -> Any:
         raise bad_request("malformed_json", "request body is not valid JSON") from exc
 
 
-def _param(request: Request, name: str, *, required: bool = True) -> int | None:
-    raw = request.query_params.get(name)
+def _param(request: Request | Mapping[str, str], name: str, *, required: bool = True) -> int | None:
+    params = request.query_params if isinstance(request, Request) else request
+    raw = params.get(name)
     if raw is None:
         if required:
             raise bad_request("missing_parameter", f"query parameter {name!r} is required")
@@ -356,10 +359,13 @@ class LogApp:
             raise not_found(f"no entry at index {index}")
         return Response(data, media_type=OCTETS, headers={"Cache-Control": IMMUTABLE})
 
-    async def inclusion(self, request: Request) -> Response:
-        size = _param(request, "size", required=False)
-        index = _param(request, "index", required=False)
-        leaf_b64 = request.query_params.get("leaf_hash")
+    async def inclusion(self, scope: Scope, _receive: Receive) -> tuple[int, bytes]:
+        """GET /v1/proof/inclusion, a plain ASGI endpoint like POST /v1/entries: monitors and
+        verifiers ask for proofs in bulk."""
+        params = query_params(scope)
+        size = _param(params, "size", required=False)
+        index = _param(params, "index", required=False)
+        leaf_b64 = params.get("leaf_hash")
         if (index is None) == (leaf_b64 is None):
             raise bad_request("missing_parameter", "give exactly one of index or leaf_hash")
         leaf = None
@@ -369,7 +375,7 @@ class LogApp:
             except MalformedError as exc:
                 raise bad_request("bad_base64", str(exc)) from exc
         index, size, hashes = await self.backend.inclusion(index, leaf, size)
-        return _json({"index": index, "tree_size": size, "hashes": b64encode_each(hashes)})
+        return 200, orjson.dumps({"index": index, "tree_size": size, "hashes": b64encode_each(hashes)})
 
     async def consistency(self, request: Request) -> Response:
         old = _param(request, "old")
@@ -417,18 +423,20 @@ class LogApp:
         return _internal_error()
 
 
-class EntriesEndpoint:
-    """POST /v1/entries as a plain ASGI app. It is a log's hot path, so it answers without
-    Starlette's Request, Response and middleware, which cost more CPU than checking a signed
-    submission; refusals are answered exactly as Starlette's exception handlers answer them."""
+class PlainEndpoint:
+    """A hot route as a plain ASGI app (POST /v1/entries, GET /v1/proof/inclusion): answered
+    without Starlette's Request, Response and middleware, which cost more CPU than checking a
+    signed submission or computing a proof; refusals are answered exactly as Starlette's
+    exception handlers answer them. `handler(scope, receive)` returns (status, JSON bytes)."""
 
-    def __init__(self, log: LogApp, storage_errors: tuple[type[Exception], ...]) -> None:
-        self.log = log
+    def __init__(self, handler: Callable[[Scope, Receive], Awaitable[tuple[int, bytes]]],
+                 storage_errors: tuple[type[Exception], ...]) -> None:
+        self.handler = handler
         self.storage_errors = storage_errors  # the s3 shape's: 503 `unavailable`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            status, body = await self.log.add_entry(scope, receive)
+            status, body = await self.handler(scope, receive)
         except APIError as exc:
             await _api_error(exc)(scope, receive, send)
             return
@@ -442,13 +450,14 @@ class EntriesEndpoint:
 
 class LogServer(Starlette):
     """A worker's ASGI app: the request instrumentation (request ids, metrics, the JSON 500)
-    around everything; inside it, `POST /v1/entries` goes straight to its endpoint, and every
-    other request through Starlette (routing, error handlers, Request and Response)."""
+    around everything; inside it, the hot routes (`plain`: method and path to their Route,
+    whose endpoint is a PlainEndpoint) go straight to their endpoint, and every other request
+    through Starlette (routing, error handlers, Request and Response)."""
 
-    def __init__(self, log: LogApp, entries: Route, **kwargs: Any) -> None:
+    def __init__(self, log: LogApp, plain: dict[tuple[str, str], Route], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state.log = log
-        self._entries = entries
+        self._plain = plain
         self._front = HTTPInstrument(self._dispatch, registry=log.registry, prefix="tlog",
                                      access=log.config.access_log, on_error=_internal_error)
 
@@ -456,11 +465,30 @@ class LogServer(Starlette):
         await self._front(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == ENTRIES and scope["method"] == "POST":
-            scope["route"] = self._entries  # the metrics' route label, as Starlette's routing sets it
-            await self._entries.app(scope, receive, send)
+        route = self._plain.get((scope.get("method", ""), scope["path"])) \
+            if scope["type"] == "http" else None
+        if route is not None:
+            scope["route"] = route  # the metrics' route label, as Starlette's routing sets it
+            await route.app(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+def query_params(scope: Scope) -> dict[str, str]:
+    """The query string as Starlette's `request.query_params` reads it (the last of repeated
+    names wins, blank values kept)."""
+    qs = scope.get("query_string", b"")
+    if not qs:
+        return {}
+    text = qs.decode("latin-1")
+    if "%" in text or "+" in text or ";" in text:  # escapes: the general parser
+        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    out: dict[str, str] = {}
+    for pair in text.split("&"):  # the common `index=7&size=300`, as parse_qsl splits it
+        if pair:
+            name, _, value = pair.partition("=")
+            out[name] = value
+    return out
 
 
 def create_app(config: ServeConfig, vkey: str) -> LogServer:
@@ -475,7 +503,8 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
         backend = DistBackend(config)
         storage_errors = (DbError, ObjectStoreError)
     h = LogApp(config, vkey, backend)
-    entries = Route(ENTRIES, EntriesEndpoint(h, storage_errors), methods=["POST"])
+    entries = Route(ENTRIES, PlainEndpoint(h.add_entry, storage_errors), methods=["POST"])
+    proofs = Route(INCLUSION, PlainEndpoint(h.inclusion, storage_errors), methods=["GET"])
     routes = [
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", h.tile, methods=["GET"]),
@@ -486,14 +515,14 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
         Route("/v1/entries/{index}/receipt", h.entry_receipt, methods=["GET"]),
         Route("/v1/attestations/{digest}", h.attestation, methods=["GET"]),
         Route("/v1/search", h.search, methods=["GET"]),
-        Route("/v1/proof/inclusion", h.inclusion, methods=["GET"]),
+        proofs,
         Route("/v1/proof/consistency", h.consistency, methods=["GET"]),
         Route("/v1/openapi.json", h.openapi, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/metrics", h.metrics, methods=["GET"]),
     ]
     return LogServer(
-        h, entries,
+        h, {("POST", ENTRIES): entries, ("GET", INCLUSION): proofs},
         routes=routes,
         lifespan=h.lifespan,
         exception_handlers={
