@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,7 +265,7 @@ class Submitter:
             witnessed = False
         prover = self._prover
         with self.store.read_txn() as txn:
-            node = self.store.node_getter(txn)
+            node = _memoised(self.store.node_getter(txn))  # a batch's paths share most nodes
             for fut, lh, index, created in items:
                 if not fut.done():
                     fut.set_result(Receipt(index, lh, size, prover.inclusion_proof(index, size, node),
@@ -303,6 +304,18 @@ class Submitter:
         if found is None or found[0].leaf_hash != lh:
             raise SequencerUnavailable("the leaf index disagrees with the log")  # cannot happen
         return found[0]
+
+
+def _memoised(node: Callable[[int, int], bytes]) -> Callable[[int, int], bytes]:
+    memo: dict[tuple[int, int], bytes] = {}
+
+    def cached(level: int, index: int) -> bytes:
+        h = memo.get((level, index))
+        if h is None:
+            h = memo[level, index] = node(level, index)
+        return h
+
+    return cached
 
 
 def latest_receipt(store: LogStore, index: int,
