@@ -57,6 +57,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -715,6 +716,22 @@ def _median_run(results: list[RunResult], scenario: str) -> RunResult | None:
     return runs[len(runs) // 2] if runs else None
 
 
+def _ecdsa_ratio(results: list[RunResult]) -> float | None:
+    """Median over ECDSA runs of its rate / the mean of the Ed25519 runs just before and after
+    it. Runs alternate Ed25519, ECDSA, ... and the log grows run after run (every run costs a
+    little more than the one before it), so comparing medians would favour Ed25519."""
+    runs = [r for r in results if r.scenario in ("attest-ed25519", "attest-ecdsa-p256")]
+    ratios = []
+    for i, r in enumerate(runs):
+        if r.scenario != "attest-ecdsa-p256":
+            continue
+        near = [x.rps for x in (runs[i - 1] if i else None, runs[i + 1] if i + 1 < len(runs) else None)
+                if x is not None and x.scenario == "attest-ed25519"]
+        if near:
+            ratios.append(r.rps / (sum(near) / len(near)))
+    return statistics.median(ratios) if ratios else None
+
+
 def fmt_goals(results: list[RunResult], workers: int) -> str:
     """The issue's goal rows this benchmark measures, from the median run per key type:
     MET / NOT MET each (an invalid run never meets a goal)."""
@@ -738,9 +755,9 @@ def fmt_goals(results: list[RunResult], workers: int) -> str:
         idx_us = roles.get("indexer", 0.0) / ed.rps * 1e6 if ed.rps else 0.0
         rows.append(("sequencer CPU per entry", f"{seq_us:.0f} us (+ indexer {idx_us:.0f} us)",
                      f"<= {GOAL_SEQUENCER_US:.0f} us", valid(ed) and seq_us <= GOAL_SEQUENCER_US))
-    if ed is not None and ec is not None and ed.rps:
-        ratio = ec.rps / ed.rps
-        rows.append(("ECDSA P-256 vs Ed25519 appends/s", f"{ec.rps:,.0f} = {ratio:.2f}x",
+    ratio = _ecdsa_ratio(results)
+    if ed is not None and ec is not None and ratio is not None:
+        rows.append(("ECDSA P-256 vs Ed25519 appends/s", f"{ec.rps:,.0f}: {ratio:.2f}x (paired)",
                      f">= {GOAL_ECDSA_RATIO:.2f}x", valid(ed) and valid(ec) and ratio >= GOAL_ECDSA_RATIO))
     head = f"{'goal (issue 15)':<40}{'measured':>30}{'goal':>14}  result"
     lines = ["goals (median run per key type):", head, "-" * len(head)]

@@ -98,7 +98,7 @@ def test_pages_written_per_batch(tmp_path: Path) -> None:
 CALLS_PER_SUBMISSION_BUDGET = 470
 """Python function calls (profiler `call` + `c_call` events, the asyncio loop's included) in an
 HTTP worker to answer one new signed DSSE submission, receipt included, over a real sequencer:
-423 when set (the minimum of 8 submissions after 4 warm-ups; the count grows by a few with
+428 when set (the minimum of 8 submissions after 4 warm-ups; the count grows by a few with
 the proof's length). The same workload took 734 before the plain-ASGI submission path
 (Starlette's routing, Request and Response) and the trimmed DSSE checks."""
 
