@@ -30,7 +30,6 @@ from tests.conftest import ORIGIN
 from tlog.storage import LogStore
 
 LOG = Ed25519Signer(ORIGIN, bytes(range(32)))
-PAGE = 4096
 
 PRELOAD, BATCH, BATCHES = 20_000, 20, 50
 PAGES_PER_BATCH_BUDGET = 60
@@ -85,7 +84,7 @@ def test_pages_written_per_batch(tmp_path: Path) -> None:
             chunk = entries[PRELOAD + b * BATCH : PRELOAD + (b + 1) * BATCH]
             result = store.append([e[0] for e in chunk], sign, blobs=[e[1] for e in chunk])
             assert all(result.created)
-        pages = (_wchar() - before) / PAGE / BATCHES
+        pages = (_wchar() - before) / store.env.stat()["psize"] / BATCHES
         assert store.head().size == PRELOAD + BATCH * BATCHES
     finally:
         store.close()

@@ -23,7 +23,7 @@ from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
 from tlog import index as index_mod
 from tlog.fsck import fsck
-from tlog.index import SearchIndex, envelope_digest
+from tlog.index import IndexBehind, SearchIndex, envelope_digest
 from tlog.storage import LogStore, search_key
 
 LOG = Ed25519Signer(ORIGIN, bytes(range(32)))
@@ -62,6 +62,11 @@ def _fill(store: LogStore, n: int) -> list[tuple[bytes, bytes]]:
 
 def _signer_term(leaf: bytes) -> tuple[str, str]:
     return next(t for t in search_keys(leaf) if t[0] == "signer")
+
+
+def _leaves(store: LogStore) -> list[bytes]:
+    with store.read_txn() as txn:
+        return [leaf for _, leaf in store.iter_entries(txn, 0, store.head().size)]
 
 
 def _expected(store: LogStore, field: str, term: str) -> list[int]:
@@ -180,16 +185,70 @@ def test_fsck_checks_the_derived_index(store: LogStore, tmp_path: Path) -> None:
             assert txn.delete(key, db=index.search)
             txn.put(hashlib.sha256(subs[0][1]).digest(), struct.pack(">Q", 2),
                     db=index.attest)  # points at a raw entry
-        problems = fsck(store, [LOG.verifier()], index).problems
-        assert len(problems) == 2 and "search index holds" in problems[0]
-        assert "envelope index points" in problems[1]
+        # Derived data: warnings that name `tlog reindex`, not a failed fsck.
+        report = fsck(store, [LOG.verifier()], index)
+        assert report.ok and len(report.warnings) == 2
+        assert "search index holds" in report.warnings[0]
+        assert "envelope index points" in report.warnings[1]
         assert index.rebuild(store) == store.head().size
-        assert fsck(store, [LOG.verifier()], index).ok
+        report = fsck(store, [LOG.verifier()], index)
+        assert report.ok and not report.warnings
+        assert index.attestation(store, hashlib.sha256(subs[0][1]).digest()) == subs[0][1]
         with index.env.begin(write=True) as txn:  # an index of a larger (other) log
             txn.put(b"indexed", struct.pack(">Q", 10_000), db=index.meta)
-        assert "covers 10000 entries" in fsck(store, [LOG.verifier()], index).problems[0]
-        with pytest.raises(RuntimeError, match="another log"):
-            index.catch_up(store)
+        assert "covers 10000 entries" in fsck(store, [LOG.verifier()], index).warnings[0]
+        signer = _signer_term(subs[0][0])
+        hits, complete = index.find(store, *signer, None, 100)  # readers do not trust it
+        assert [i for i, _ in hits] == _expected(store, *signer) and complete == store.head().size
+        index.catch_up(store)  # and the indexer derives it again
+        assert index.watermark() == store.head().size
+        assert fsck(store, [LOG.verifier()], index).warnings == []
+    finally:
+        index.close()
+
+
+def test_an_envelope_beyond_the_scanned_tail_is_503_not_404(store: LogStore, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the index is further behind than readers scan, an envelope not found may still
+    be in the log: IndexBehind (HTTP 503 `index_behind`), never a 404 that could be cached."""
+    subs = _fill(store, 12)
+    monkeypatch.setattr(index_mod, "TAIL_SCAN", 5)
+    index = SearchIndex(tmp_path / "data")
+    try:
+        last = hashlib.sha256(subs[-1][1]).digest()
+        with pytest.raises(IndexBehind):
+            index.attestation(store, last)
+        with pytest.raises(IndexBehind):
+            index.attestation(store, bytes(32))
+        assert index.attestation(store, hashlib.sha256(subs[0][1]).digest()) == subs[0][1]
+        index.catch_up(store)
+        assert index.attestation(store, last) == subs[-1][1]
+        assert index.attestation(store, bytes(32)) is None
+    finally:
+        index.close()
+
+
+def test_an_upgrade_takes_the_search_keys_kept_inside_the_log(store: LogStore, tmp_path: Path) -> None:
+    """Older versions kept the search index in the log's environment, complete for its size:
+    the new index takes those keys and starts at that size, so there is no rebuild window."""
+    subs = _fill(store, 7)
+    size = store.head().size
+    keys = sorted(search_key(f, t, i) for i, leaf in enumerate(_leaves(store))
+                  for f, t in search_keys(leaf))
+    with store.env.begin(write=True) as txn:
+        for key in keys:
+            txn.put(key, b"", db=store.search)
+    assert store.legacy_search_keys() == len(keys)
+    index = SearchIndex(tmp_path / "data")
+    try:
+        assert index.adopt_legacy(store) == len(keys)
+        assert index.watermark() == size and index.count_keys() == len(keys)
+        assert index.adopt_legacy(store) == 0  # only into an empty index
+        store.drop_legacy_search()
+        assert store.legacy_search_keys() == 0
+        signer = _signer_term(subs[0][0])
+        assert [i for i, _ in index.find(store, *signer, None, 100)[0]] == _expected(store, *signer)
+        assert fsck(store, [LOG.verifier()], index).warnings == []
     finally:
         index.close()
 

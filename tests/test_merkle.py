@@ -126,6 +126,11 @@ def test_edge_prover_gives_every_inclusion_proof_up_to_300() -> None:
                     REF.inclusion(m % (n - 1), n - 1)
     with pytest.raises(ValueError):
         prover.inclusion_proof(3, 3, node)
+    # One size, every leaf, one prover: its right-edge memo answers from the second proof on.
+    for n in (255, 257, 300):
+        same = merkle.EdgeProver()
+        for m in range(n):
+            assert same.inclusion_proof(m, n, node) == REF.inclusion(m, n), (m, n)
 
 
 def test_every_consistency_proof_up_to_300() -> None:

@@ -8,15 +8,18 @@ reads, proves and appends. Every method answers for the log's current published 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Protocol
+
+import lmdb
 
 from client import merkle
 from client.metrics import Gauge, Registry
 from tlog.config import ServeConfig
-from tlog.errors import bad_request, not_found
+from tlog.errors import APIError, bad_request, not_found
 from tlog.gauges import add_store_gauges
-from tlog.index import SearchIndex
+from tlog.index import IndexBehind, SearchIndex
 from tlog.storage import LogStore
 from tlog.submit import Receipt, SequencerUnavailable, Submitter, latest_receipt
 
@@ -67,6 +70,10 @@ class Backend(Protocol):
     async def extra_metrics(self) -> bytes: ...
 
 
+def _index_behind(message: str) -> APIError:
+    return APIError(503, "index_behind", message, {"Retry-After": "5"})
+
+
 def size_in_range(name: str, size: int | None, current: int) -> int:
     if size is None:
         return current
@@ -89,7 +96,12 @@ class LmdbBackend:
     async def start(self, registry: Registry) -> None:
         self.store = LogStore(Path(self.config.data_dir), map_size=self.config.map_size)
         self.origin = self.store.origin()
-        self.index = SearchIndex(self.config.data_dir, map_size=self.config.map_size)
+        try:  # derived data: a damaged index costs search, never appends or proofs
+            self.index = SearchIndex(self.config.data_dir, map_size=self.config.map_size)
+        except (lmdb.Error, OSError) as exc:
+            logging.getLogger("tlog").error("the search index in %s/index cannot be opened "
+                                            "(%s): search and attestations answer 503; "
+                                            "`tlog reindex` rebuilds it", self.config.data_dir, exc)
         self.sequencer = Submitter(self.store, self.config.socket_path(),
                                    max_pending=self.config.max_pending,
                                    timeout=self.config.submit_timeout,
@@ -98,10 +110,11 @@ class LmdbBackend:
                                    wait_timeout=self.config.witness_wait_timeout)
         add_store_gauges(registry, self.store, self.config)
         submitter, store, index = self.sequencer, self.store, self.index
-        registry.add(Gauge("tlog_search_index_behind_entries",
-                           "Entries committed but not yet in the derived search index (its "
-                           "watermark); readers scan up to 4096 of them themselves",
-                           lambda: float(store.head().size - index.watermark())))
+        if index is not None:
+            registry.add(Gauge("tlog_search_index_behind_entries",
+                               "Entries committed but not yet in the derived search index (its "
+                               "watermark); readers scan up to 4096 of them themselves",
+                               lambda: float(max(0, store.head().size - index.watermark()))))
         registry.add(Gauge("tlog_pending_submissions",
                            "Submissions this worker holds until their batch is durable or cosigned",
                            lambda: float(submitter.pending())))
@@ -119,6 +132,12 @@ class LmdbBackend:
     def _store(self) -> LogStore:
         assert self.store is not None
         return self.store
+
+    @property
+    def _index(self) -> SearchIndex:
+        if self.index is None:
+            raise _index_behind("the search index cannot be opened; `tlog reindex` rebuilds it")
+        return self.index
 
     async def checkpoint(self) -> bytes:
         if self.config.witnesses:
@@ -140,8 +159,10 @@ class LmdbBackend:
         return self._store.entry(index)
 
     async def attestation(self, digest: bytes) -> bytes | None:
-        assert self.index is not None
-        return self.index.attestation(self._store, digest)
+        try:
+            return self._index.attestation(self._store, digest)
+        except IndexBehind as exc:
+            raise _index_behind(str(exc)) from exc
 
     async def key_attestation(self) -> bytes | None:
         path = Path(self.config.data_dir) / "tpm-attestation.json"
@@ -151,8 +172,7 @@ class LmdbBackend:
 
     async def find(self, field: str, term: str, after: int | None,
                    limit: int) -> tuple[list[tuple[int, bytes]], int]:
-        assert self.index is not None
-        return self.index.find(self._store, field, term, after, limit)
+        return self._index.find(self._store, field, term, after, limit)
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +184,31 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
         limit_concurrency=config.max_connections,
     )
-    if config.workers > 1:
-        Multiprocess(uconfig, sockets=[sock]).run()
-    else:
-        uvicorn.Server(uconfig).run(sockets=[sock])
+    # uvicorn raises the signal that stopped it again once it has shut down: under the
+    # default action that kills this process before `cmd_serve` stops the sequencer, which
+    # then exits unwaited (its lifeline closes), holding the data dir's lock a moment longer
+    # than `tlog serve` lives. As an exception the stop unwinds in order instead.
+    with _stop_signals_unwind():
+        if config.workers > 1:
+            Multiprocess(uconfig, sockets=[sock]).run()
+        else:
+            uvicorn.Server(uconfig).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _stop_signals_unwind() -> Iterator[None]:
+    """SIGTERM/SIGINT that reach this process outside uvicorn's own handlers (before it
+    serves, or raised again by it after its graceful shutdown) end it with exit status 0
+    through every `finally` on the way out."""
+    def handler(_sig: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def write_client_policy(data: Path, origin: str, vkeys: list[str], url: str, config: ServeConfig) -> Path:
@@ -343,7 +367,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         verifiers = ([parse_vkey(v) for v in args.vkey] if args.vkey
                      else [read_key(data / KEY_FILE).verifier()])
         report = fsck(store, verifiers)  # type: ignore[arg-type]
-    except (StorageError, KeyFileError, TlogError, OSError) as exc:
+    except (StorageError, KeyFileError, TlogError, OSError, lmdb.Error) as exc:
         _record_fsck(data, False, 0, [str(exc)])
         return _fail(str(exc), 1)
     _print_fsck(report)
@@ -354,6 +378,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 def _print_fsck(report: Any) -> None:
     for p in report.problems:
         print(f"fsck: {p}")
+    for w in getattr(report, "warnings", ()):
+        print(f"fsck: warning: {w}")
     verdict = "ok" if report.ok else "FAILED"
     print(f"fsck: {verdict}: size {report.size}, {report.entries_checked} entries, "
           f"{report.tiles_checked} tiles checked, {len(report.problems)} problem(s)")

@@ -20,6 +20,8 @@ the log's write lock, and `tlog reindex` (or deleting the directory) rebuilds it
 from __future__ import annotations
 
 import hashlib
+import itertools
+import logging
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +35,12 @@ from tlog.storage import LogStore, search_key
 INDEX_DIR = "index"
 TAIL_SCAN = 4096
 """Entries above the watermark a reader scans itself. The indexer lags by one of its
-transactions (tens of ms of appends) while it keeps up, so readers rarely scan many; a
-longer lag (a rebuild) makes answers report how far they are complete."""
+transactions (tens of ms of appends) while it keeps up, so readers rarely scan many. With a
+longer lag (a rebuild, an indexer that is down) search answers say how far they are
+complete and an envelope not found is answered 503 (IndexBehind), not 404. A scan reads each
+leaf's bytes; only leaves that contain the term are parsed, at most `limit` hits."""
 
+log = logging.getLogger("tlog.index")
 _U64 = struct.Struct(">Q")
 _DSSE_PREFIX = bytes([LEAF_VERSION, KIND_DSSE]) + b'{"attestation":"'
 """A canonical DSSE leaf starts so: `attestation` sorts first among its record's keys."""
@@ -59,6 +64,11 @@ def _term_bytes(field: str, term: str) -> bytes:
     return orjson.dumps(term)[1:-1]  # JSON-escaped as in the canonical leaf
 
 
+class IndexBehind(Exception):
+    """An answer would be incomplete: the indexer is further behind than readers scan (a
+    rebuild, or an indexer that is not running). HTTP 503, retry later."""
+
+
 class SearchIndex:
     """The index environment. Readers in every worker; one writer at a time (LMDB's lock),
     normally the indexer process; each write re-checks the watermark it built on."""
@@ -66,8 +76,11 @@ class SearchIndex:
     def __init__(self, data_dir: str | Path, *, map_size: int = 64 << 30) -> None:
         path = Path(data_dir) / INDEX_DIR
         path.mkdir(mode=0o700, exist_ok=True)
+        # metasync off: a system crash may undo the last index transaction (LMDB keeps the
+        # environment intact), which the indexer then redoes; one fsync per transaction less
+        # on the disk the log's commits wait on.
         self.env = lmdb.open(str(path), map_size=map_size, max_dbs=4, subdir=True, sync=True,
-                             metasync=True, max_readers=512, lock=True, mode=0o600)
+                             metasync=False, max_readers=512, lock=True, mode=0o600)
         self.meta = self.env.open_db(b"meta")
         self.search = self.env.open_db(b"search")
         self.attest = self.env.open_db(b"attest")
@@ -83,12 +96,41 @@ class SearchIndex:
         raw = txn.get(b"indexed", db=self.meta)
         return 0 if raw is None else _U64.unpack(raw)[0]
 
+    def _mark(self, txn: lmdb.Transaction, size: int) -> int:
+        """The watermark readers may trust: none, if it claims more than the log holds (an
+        index of another log, copied here): the indexer then derives it again."""
+        mark = self._watermark(txn)
+        return mark if mark <= size else 0
+
     def reset(self) -> None:
-        """Forget everything: the indexer (or `rebuild`) derives it again from entry 0."""
+        """Derive the search terms again from entry 0. The envelope digests stay: every one
+        is checked against the envelope it names before use, and dropping them would leave
+        acknowledged envelopes unfindable until the rebuild passes them."""
         with self.env.begin(write=True) as txn:
             txn.drop(self.search, delete=False)
-            txn.drop(self.attest, delete=False)
             txn.put(b"indexed", _U64.pack(0), db=self.meta)
+
+    def adopt_legacy(self, store: LogStore) -> int:
+        """Take the search keys an older version kept inside the log (complete for its tree
+        size: they were written with the entries) instead of deriving them again, so an
+        upgrade has no rebuild window; their envelopes are content-addressed there, found
+        without this index. Only into an empty index. Returns the keys taken."""
+        if self.watermark() or self.count_keys():
+            return 0
+        n = 0
+        with store.read_txn() as txn:
+            size = store.head_in(txn).size
+            keys = txn.cursor(db=store.search).iternext(values=False)
+            while True:
+                chunk = list(itertools.islice(keys, 50_000))
+                with self.env.begin(write=True) as itxn:
+                    for key in chunk:
+                        itxn.put(key, b"", db=self.search)
+                    if len(chunk) < 50_000:
+                        itxn.put(b"indexed", _U64.pack(size), db=self.meta)
+                n += len(chunk)
+                if len(chunk) < 50_000:
+                    return n
 
     def catch_up(self, store: LogStore, limit: int = 8192) -> tuple[int, int]:
         """Index up to `limit` entries above the watermark in one transaction. Returns
@@ -100,8 +142,10 @@ class SearchIndex:
         with store.read_txn() as txn:
             size = store.head_in(txn).size
             if start > size:
-                raise RuntimeError(f"the index covers {start} entries, the log has {size}: "
-                                   "it belongs to another log (run `tlog reindex`)")
+                log.warning("the index covers %d entries, the log only %d: it is not this "
+                            "log's; deriving it again", start, size)
+                self.reset()
+                start = 0
             end = min(size, start + limit)
             for index, leaf in store.iter_entries(txn, start, end):
                 terms = search_keys(leaf)
@@ -123,8 +167,15 @@ class SearchIndex:
         return end, size
 
     def rebuild(self, store: LogStore, progress: Callable[[int], None] | None = None) -> int:
-        """`tlog reindex`: derive the index again from entry 0; returns the entries indexed."""
+        """`tlog reindex`: derive the index again from entry 0; returns the entries indexed.
+        Envelope digests that do not name the envelope of their entry are dropped first (the
+        rest stay findable meanwhile), and derived again."""
         self.reset()
+        with store.read_txn() as txn, self.env.begin(write=True) as itxn:
+            for digest, raw in list(itxn.cursor(db=self.attest)):
+                blob = store.envelope_at(txn, _U64.unpack(raw)[0])
+                if blob is None or hashlib.sha256(blob).digest() != digest:
+                    itxn.delete(digest, db=self.attest)
         while True:
             done, size = self.catch_up(store, limit=20_000)
             if progress is not None:
@@ -143,7 +194,7 @@ class SearchIndex:
         out: list[tuple[int, bytes]] = []
         with store.read_txn() as txn, self.env.begin() as itxn:
             size = store.head_in(txn).size
-            mark = min(self._watermark(itxn), size)
+            mark = self._mark(itxn, size)
             cur = itxn.cursor(db=self.search)
             if first < mark and cur.set_range(search_key(field, term, first)):
                 for key in cur.iternext(keys=True, values=False):
@@ -162,7 +213,8 @@ class SearchIndex:
         return out, complete
 
     def attestation(self, store: LogStore, digest: bytes) -> bytes | None:
-        """The canonical envelope with this SHA-256, wherever the log stores it."""
+        """The canonical envelope with this SHA-256, wherever the log stores it; None if the
+        log has none. Raises IndexBehind if it may have one the index has not reached."""
         with store.read_txn() as txn, self.env.begin() as itxn:
             raw = itxn.get(digest, db=self.attest)
             if raw is not None:
@@ -173,12 +225,15 @@ class SearchIndex:
             if blob is not None:
                 return blob
             size = store.head_in(txn).size
-            mark = min(self._watermark(itxn), size)
+            mark = self._mark(itxn, size)
             for index, leaf in store.iter_entries(txn, mark, min(size, mark + TAIL_SCAN)):
                 if envelope_digest(leaf) == digest:
                     blob = store.envelope_at(txn, index)
                     if blob is not None and hashlib.sha256(blob).digest() == digest:
                         return blob
+        if size - mark > TAIL_SCAN:
+            raise IndexBehind(f"the index covers {mark} of {size} entries; an envelope "
+                              "logged after it may not be found yet")
         return None
 
     def count_keys(self) -> int:

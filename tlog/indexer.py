@@ -32,8 +32,18 @@ this much of the log's appends (hundreds of entries under load), and search answ
 that much above the watermark."""
 
 
+MIN_FREE = 64 << 20
+"""Free bytes on the data dir's filesystem below which the indexer waits: the log's own
+commits need the last of the space more (they are what submitters wait for)."""
+
+
+def _room(path: Path) -> bool:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize >= MIN_FREE
+
+
 def run(data_dir: Path, map_size: int) -> None:
-    store = LogStore(data_dir, map_size=map_size)
+    store = LogStore(data_dir, map_size=map_size, readonly=True)
     index = SearchIndex(data_dir, map_size=map_size)
     sel = selectors.DefaultSelector()
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ)
@@ -43,7 +53,7 @@ def run(data_dir: Path, map_size: int) -> None:
 
     try:
         while not lifeline_closed(1.0):
-            while True:  # a long backlog (a rebuild) goes in chunks, watching the lifeline
+            while _room(data_dir):  # a long backlog (a rebuild) goes in chunks
                 done, size = index.catch_up(store)
                 if done >= size or lifeline_closed(0):
                     break
@@ -55,7 +65,8 @@ def run(data_dir: Path, map_size: int) -> None:
 
 class IndexerChild:
     """The sequencer's side: start the indexer, wake it after commits, restart it if it
-    died (at most every `RESTART_DELAY` seconds), stop it by closing its lifeline."""
+    died (after `RESTART_DELAY` seconds, doubling while it keeps dying, up to a minute),
+    stop it by closing its lifeline."""
 
     RESTART_DELAY = 1.0
 
@@ -63,35 +74,54 @@ class IndexerChild:
         self.command = [sys.executable, "-m", "tlog.indexer", "--data-dir", data_dir,
                         "--map-size", str(map_size), "--log-format", log_format]
         self.proc: subprocess.Popen[bytes] | None = None
-        self._started = 0.0
+        self._delay = self.RESTART_DELAY
+        self._retry_at = 0.0
 
     def start(self) -> None:
-        self._started = time.monotonic()
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE,  # noqa: S603
-                                     stdout=subprocess.DEVNULL)
+        """Start it; a failure to start (no memory, no file descriptors) is retried later."""
+        try:
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE,  # noqa: S603
+                                         stdout=subprocess.DEVNULL)
+        except OSError as exc:
+            log.error("could not start the indexer (%s); retrying in %.0f s", exc, self._delay)
+            self.proc = None
+            self._backoff()
+            return
         assert self.proc.stdin is not None
         os.set_blocking(self.proc.stdin.fileno(), False)
+        self._retry_at = time.monotonic() + self._delay  # dying before this doubles the delay
 
     def notify(self) -> None:
         """New entries are committed. A full pipe already holds a wake-up: nothing to add."""
         proc = self.proc
         if proc is None or proc.stdin is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # BlockingIOError: a wake-up is pending; else it died
             os.write(proc.stdin.fileno(), b"n")
-        except BlockingIOError:
-            pass
-        except OSError:  # it died: `check` restarts it
-            pass
 
-    def check(self) -> None:
-        """Restart a dead indexer (it logged why); the index is derived, so nothing is lost."""
+    def check(self) -> bool:
+        """Restart a dead indexer (it logged why); the index is derived, so nothing is lost.
+        True when one was found dead: its LMDB reader slots may then be stale."""
         proc = self.proc
-        if proc is None or proc.poll() is None or time.monotonic() - self._started < self.RESTART_DELAY:
-            return
+        if proc is None:
+            if self._retry_at and time.monotonic() >= self._retry_at:
+                self.start()
+            return False
+        if proc.poll() is None:
+            return False
         log.error("the indexer exited with code %s; restarting it", proc.returncode)
         self._close(proc)
-        self.start()
+        self.proc = None
+        if time.monotonic() < self._retry_at:
+            self._backoff()  # it died soon after starting: wait longer before the next try
+        else:
+            self._delay = self.RESTART_DELAY
+            self.start()
+        return True
+
+    def _backoff(self) -> None:
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, 60.0)
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None

@@ -38,6 +38,7 @@ from client.keyfile import read_key
 from client.logs import setup_logging
 from client.metrics import Counter, Gauge, Histogram, Registry
 from client.note import parse_note, sign_note
+from tlog.index import SearchIndex
 from tlog.indexer import IndexerChild
 from tlog.storage import LogFrozenError, LogStore
 from tlog.wire import FrameError, FrameReader, encode
@@ -80,9 +81,15 @@ class SequencerProcess:
         except BlockingIOError:
             raise SystemExit(f"tlog: another sequencer already runs on {data}") from None
         self.store = LogStore(data, map_size=config.map_size)
-        if self.store.drop_legacy_search():
-            log.info("dropped the search index kept inside the log by older versions; "
-                     "the indexer derives it again in %s", data / "index")
+        if self.store.legacy_search_keys():
+            index = SearchIndex(data, map_size=config.map_size)
+            try:
+                moved = index.adopt_legacy(self.store)
+            finally:
+                index.close()
+            self.store.drop_legacy_search()
+            log.info("moved %d search keys from inside the log (older versions) to %s",
+                     moved, data / "index")
         self.indexer = IndexerChild(str(data), config.map_size, config.log_format)
         signer = read_key(data / "log.key")
         signers: list[Any] = [signer]
@@ -226,7 +233,8 @@ class SequencerProcess:
                         if mask & selectors.EVENT_WRITE and conn.sock.fileno() in self.conns:
                             self._flush(conn)
                 self._probe()
-                self.indexer.check()
+                if self.indexer.check():  # a killed reader leaves its LMDB slot behind
+                    self.store.env.reader_check()
                 if self.pending and (len(self.pending) >= self.config.max_batch
                                      or time.monotonic() >= self.first_at + self.config.max_delay
                                      or not self.running):

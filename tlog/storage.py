@@ -419,7 +419,7 @@ class LogStore:
                     if idx is not None:
                         if blob is not None:  # a logged entry gets the envelope it lacked
                             digest = hashlib.sha256(blob).digest()
-                            if not self.has_envelope(txn, idx, digest):
+                            if self.envelope_for(txn, idx, digest) is None:
                                 txn.put(digest, blob, db=self.attest)
                         indexes.append(idx)
                         created.append(False)
@@ -428,8 +428,11 @@ class LogStore:
                     tree.append(lh)
                     seen[lh] = idx
                     txn.put(lh, _U64.pack(idx), db=self.leafidx)
-                    if blob is not None:  # by index: appended pages, not random ones
-                        txn.put(_U64.pack(idx), blob, db=self.envelopes, append=True)
+                    # By index: appended pages, not random ones. (`append` refuses, with
+                    # False, a key below the last: that would be a bug, never a lost envelope.)
+                    if blob is not None and not txn.put(_U64.pack(idx), blob, db=self.envelopes,
+                                                        append=True):
+                        raise StorageError(f"envelope {idx} is not above the stored ones")
                     new_entries.append(data)
                     indexes.append(idx)
                     created.append(True)
@@ -494,18 +497,14 @@ class LogStore:
         return txn.get(_U64.pack(index), db=self.envelopes)
 
     def legacy_envelope(self, txn: lmdb.Transaction, digest: bytes) -> bytes | None:
-        """An envelope stored content-addressed (older logs; envelopes brought later)."""
-        return txn.get(digest, db=self.attest)
-
-    def has_envelope(self, txn: lmdb.Transaction, index: int, digest: bytes) -> bool:
-        """Whether the log holds this envelope for entry `index` (by index or by digest)."""
-        blob = self.envelope_at(txn, index)
-        if blob is not None and hashlib.sha256(blob).digest() == digest:
-            return True
-        return txn.get(digest, db=self.attest) is not None
+        """An envelope stored content-addressed (older logs; envelopes brought later), if it
+        is there and still hashes to its address."""
+        blob = txn.get(digest, db=self.attest)
+        return blob if blob is not None and hashlib.sha256(blob).digest() == digest else None
 
     def envelope_for(self, txn: lmdb.Transaction, index: int, digest: bytes) -> bytes | None:
-        """Entry `index`'s envelope with this SHA-256, from either place; None if absent."""
+        """Entry `index`'s envelope with this SHA-256, from either place; None if absent (or
+        damaged: what is returned always hashes to `digest`)."""
         blob = self.envelope_at(txn, index)
         if blob is not None and hashlib.sha256(blob).digest() == digest:
             return blob
@@ -531,13 +530,16 @@ class LogStore:
                 yield index, data
                 index += 1
 
-    def drop_legacy_search(self) -> bool:
-        """Free the pages of the search index older logs kept in this environment."""
+    def legacy_search_keys(self) -> int:
+        """Keys of the search index older versions kept in this environment (tlog/index.py
+        takes them over)."""
+        with self.env.begin() as txn:
+            return int(txn.stat(self.search)["entries"])
+
+    def drop_legacy_search(self) -> None:
+        """Free the pages of that index once tlog/index.py holds its keys."""
         with self.env.begin(write=True) as txn:
-            if not txn.stat(self.search)["entries"]:
-                return False
             txn.drop(self.search, delete=False)
-        return True
 
     def stat(self) -> dict[str, int]:
         info = self.env.info()

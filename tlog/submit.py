@@ -140,7 +140,7 @@ class Submitter:
 
     def _has_envelope(self, index: int, blob: bytes) -> bool:
         with self.store.read_txn() as txn:
-            return self.store.has_envelope(txn, index, hashlib.sha256(blob).digest())
+            return self.store.envelope_for(txn, index, hashlib.sha256(blob).digest()) is not None
 
     async def _wait_witnessed(self, index: int, lh: bytes, receipt: Receipt) -> Receipt:
         """A resubmitted entry (the advised retry) waits for a cosigned checkpoint like a new
