@@ -136,6 +136,8 @@ REQUIRED_METRICS = [
     "tlog_signer_up", "tlog_pending_submissions", "tlog_integrate_failures_total",
     # a full disk
     "tlog_storage_writable", "tlog_data_dir_free_bytes",
+    # the derived search index's lag (embedded LMDB storage)
+    "tlog_search_index_behind_entries",
 ]
 
 
