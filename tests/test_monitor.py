@@ -78,7 +78,10 @@ class MonitorProc:
 
     def reports(self) -> list[dict[str, object]]:
         path = self.dir / "reports.jsonl"
-        return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+        if not path.exists():
+            return []
+        # Complete lines only: the monitor may be writing the next one as we read.
+        return [orjson.loads(x) for x in path.read_bytes().split(b"\n")[:-1]]
 
     def evidence(self) -> list[Path]:
         return sorted((self.dir / "state" / "evidence").glob("*.json"))

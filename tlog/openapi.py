@@ -12,7 +12,7 @@ ERROR_CODES = [
     "malformed_json", "unknown_entry_kind", "unknown_field", "bad_base64", "bad_parameter",
     "missing_parameter", "index_out_of_range", "size_out_of_range", "bad_tile_path",
     "raw_entries_disabled", "not_found", "method_not_allowed", "body_too_large",
-    "entry_too_large", "internal", "overloaded", "unavailable", "storage_error", "log_full",
+    "entry_too_large", "internal", "overloaded", "unavailable", "index_behind", "storage_error", "log_full",
     "bad_request", "unhealthy", "http_error", "request_timeout", "malformed_envelope",
     "malformed_entry", "unsupported_key", "signature_invalid", "statement_mismatch",
     "signer_unavailable", "log_frozen", "disk_full",
