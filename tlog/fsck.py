@@ -8,7 +8,6 @@ checkpoint all agree with what the entries imply.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import struct
 from dataclasses import dataclass, field
@@ -84,7 +83,7 @@ def _fsck_in(store: LogStore, verifiers: list[Verifier], derived: SearchIndex | 
              itxn: Any) -> FsckReport:
     report = FsckReport()
     origin = store.origin()
-    mark = derived._watermark(itxn) if derived is not None else 0
+    mark = derived.watermark_in(itxn) if derived is not None else 0
     derived_keys = 0
     with store.read_txn() as txn:
         head = store.head_in(txn)
@@ -191,7 +190,7 @@ def _check_index(store: LogStore, txn: Any, index: SearchIndex, itxn: Any, size:
                  derived_keys: int, report: FsckReport) -> None:
     """The derived index: no further than the log, as many search keys as the entries below
     its watermark imply, and every envelope digest pointing at an entry that holds it."""
-    mark = index._watermark(itxn)
+    mark = index.watermark_in(itxn)
     if mark > size:
         report.warn(f"the search index covers {mark} entries, the log has {size}: it is "
                     "another log's (run `tlog reindex`)")
@@ -202,8 +201,7 @@ def _check_index(store: LogStore, txn: Any, index: SearchIndex, itxn: Any, size:
                     f"imply {derived_keys} (run `tlog reindex`)")
     for digest, raw in itxn.cursor(db=index.attest):
         at = _U64.unpack(raw)[0]
-        blob = store.envelope_at(txn, at) if at < size else None
-        if blob is None or hashlib.sha256(blob).digest() != digest:
+        if at >= size or store.indexed_envelope(txn, at, bytes(digest)) is None:
             report.warn(f"the envelope index points {bytes(digest).hex()} at entry {at}, "
                         "which does not hold it (run `tlog reindex`)")
 

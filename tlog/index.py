@@ -19,7 +19,6 @@ the log's write lock, and `tlog reindex` (or deleting the directory) rebuilds it
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import struct
@@ -90,16 +89,17 @@ class SearchIndex:
 
     def watermark(self) -> int:
         with self.env.begin() as txn:
-            return self._watermark(txn)
+            return self.watermark_in(txn)
 
-    def _watermark(self, txn: lmdb.Transaction) -> int:
+    def watermark_in(self, txn: lmdb.Transaction) -> int:
+        """The watermark as of an index read transaction (for callers that read more in it)."""
         raw = txn.get(b"indexed", db=self.meta)
         return 0 if raw is None else _U64.unpack(raw)[0]
 
     def _mark(self, txn: lmdb.Transaction, size: int) -> int:
         """The watermark readers may trust: none, if it claims more than the log holds (an
         index of another log, copied here): the indexer then derives it again."""
-        mark = self._watermark(txn)
+        mark = self.watermark_in(txn)
         return mark if mark <= size else 0
 
     def reset(self) -> None:
@@ -156,8 +156,8 @@ class SearchIndex:
         if end == start:
             return start, size
         with self.env.begin(write=True) as wtxn:
-            if self._watermark(wtxn) != start:  # another writer (a reindex) moved it
-                return self._watermark(wtxn), size
+            if self.watermark_in(wtxn) != start:  # another writer (a reindex) moved it
+                return self.watermark_in(wtxn), size
             keys.sort()
             for key in keys:
                 wtxn.put(key, b"", db=self.search)
@@ -173,8 +173,7 @@ class SearchIndex:
         self.reset()
         with store.read_txn() as txn, self.env.begin(write=True) as itxn:
             for digest, raw in list(itxn.cursor(db=self.attest)):
-                blob = store.envelope_at(txn, _U64.unpack(raw)[0])
-                if blob is None or hashlib.sha256(blob).digest() != digest:
+                if store.indexed_envelope(txn, _U64.unpack(raw)[0], digest) is None:
                     itxn.delete(digest, db=self.attest)
         while True:
             done, size = self.catch_up(store, limit=20_000)
@@ -217,19 +216,17 @@ class SearchIndex:
         log has none. Raises IndexBehind if it may have one the index has not reached."""
         with store.read_txn() as txn, self.env.begin() as itxn:
             raw = itxn.get(digest, db=self.attest)
-            if raw is not None:
-                blob = store.envelope_at(txn, _U64.unpack(raw)[0])
-                if blob is not None and hashlib.sha256(blob).digest() == digest:
-                    return blob
-            blob = store.legacy_envelope(txn, digest)
+            blob = store.indexed_envelope(txn, _U64.unpack(raw)[0], digest) if raw else None
+            if blob is None:
+                blob = store.legacy_envelope(txn, digest)
             if blob is not None:
                 return blob
             size = store.head_in(txn).size
             mark = self._mark(itxn, size)
             for index, leaf in store.iter_entries(txn, mark, min(size, mark + TAIL_SCAN)):
                 if envelope_digest(leaf) == digest:
-                    blob = store.envelope_at(txn, index)
-                    if blob is not None and hashlib.sha256(blob).digest() == digest:
+                    blob = store.indexed_envelope(txn, index, digest)
+                    if blob is not None:
                         return blob
         if size - mark > TAIL_SCAN:
             raise IndexBehind(f"the index covers {mark} of {size} entries; an envelope "

@@ -47,7 +47,7 @@ def run(data_dir: Path, map_size: int) -> None:
     index = SearchIndex(data_dir, map_size=map_size)
     sel = selectors.DefaultSelector()
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ)
-    print("tlog-indexer: ready", flush=True)
+
     def lifeline_closed(timeout: float) -> bool:
         return bool(sel.select(timeout)) and not os.read(sys.stdin.fileno(), 65536)
 

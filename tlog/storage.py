@@ -502,13 +502,16 @@ class LogStore:
         blob = txn.get(digest, db=self.attest)
         return blob if blob is not None and hashlib.sha256(blob).digest() == digest else None
 
+    def indexed_envelope(self, txn: lmdb.Transaction, index: int, digest: bytes) -> bytes | None:
+        """The envelope stored with entry `index`, if there is one and it hashes to `digest`."""
+        blob = self.envelope_at(txn, index)
+        return blob if blob is not None and hashlib.sha256(blob).digest() == digest else None
+
     def envelope_for(self, txn: lmdb.Transaction, index: int, digest: bytes) -> bytes | None:
         """Entry `index`'s envelope with this SHA-256, from either place; None if absent (or
         damaged: what is returned always hashes to `digest`)."""
-        blob = self.envelope_at(txn, index)
-        if blob is not None and hashlib.sha256(blob).digest() == digest:
-            return blob
-        return self.legacy_envelope(txn, digest)
+        blob = self.indexed_envelope(txn, index, digest)
+        return blob if blob is not None else self.legacy_envelope(txn, digest)
 
     def iter_entries(self, txn: lmdb.Transaction, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """(index, entry) for start <= index < end (end at most the tree size), each full

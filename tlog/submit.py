@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from client import merkle
+from tlog.index import envelope_digest
 from tlog.storage import LogStore
 from tlog.wire import FrameError, FrameReader, encode, encode_parts
 
@@ -111,7 +112,7 @@ class Submitter:
         # An entry already logged is answered here, unless it brings an envelope the log
         # does not hold yet: then the sequencer stores it (an acknowledged attestation
         # always has its envelope).
-        if existing is not None and (blob is None or self._has_envelope(existing, blob)):
+        if existing is not None and (blob is None or self._has_envelope(existing, data, blob)):
             receipt = self._receipt_for_existing(existing, lh)
             if self.wait and not receipt.witnessed:
                 return await self._wait_witnessed(existing, lh, receipt)
@@ -138,9 +139,12 @@ class Submitter:
         finally:
             timer.cancel()
 
-    def _has_envelope(self, index: int, blob: bytes) -> bool:
+    def _has_envelope(self, index: int, leaf: bytes, blob: bytes) -> bool:
+        # A DSSE leaf names its envelope's digest (check_dsse hashed it): no second hash of
+        # a possibly large envelope.
+        digest = envelope_digest(leaf) or hashlib.sha256(blob).digest()
         with self.store.read_txn() as txn:
-            return self.store.envelope_for(txn, index, hashlib.sha256(blob).digest()) is not None
+            return self.store.envelope_for(txn, index, digest) is not None
 
     async def _wait_witnessed(self, index: int, lh: bytes, receipt: Receipt) -> Receipt:
         """A resubmitted entry (the advised retry) waits for a cosigned checkpoint like a new
