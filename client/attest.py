@@ -31,6 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from client.encoding import b64decode_any, b64decode_std, b64encode
 from client.errors import MalformedError, SignatureError
 from client.jcs import canonicalize_record
+from client.rekorleaf import HASHES, KIND_REKOR, RekorEntry, parse_rekor_leaf
+
+HASHES_BY_NAME = {name: hl for name, (hl, _) in HASHES.items()}
 
 LEAF_VERSION = 0x01
 KIND_DSSE = 0x01
@@ -429,8 +432,9 @@ def check_hashedrekord(doc: Any) -> bytes:
 
 @dataclass(frozen=True)
 class LeafInfo:
-    kind: int
+    kind: int  # KIND_DSSE, KIND_HASHEDREKORD, or KIND_REKOR (a Rekor v2 leaf)
     record: dict[str, Any]
+    rekor: RekorEntry | None = None  # the decoded entry of a Rekor v2 leaf
 
 
 def parse_leaf(leaf: bytes) -> LeafInfo | None:
@@ -438,6 +442,9 @@ def parse_leaf(leaf: bytes) -> LeafInfo | None:
 
     Accepts only leaves that are byte-for-byte canonical, so one record has one leaf.
     """
+    if leaf[:1] == b"{":
+        entry = parse_rekor_leaf(leaf)
+        return None if entry is None else LeafInfo(KIND_REKOR, entry.record(), entry)
     if len(leaf) < 3 or leaf[0] != LEAF_VERSION or leaf[1] not in (KIND_DSSE, KIND_HASHEDREKORD):
         return None
     try:
@@ -494,17 +501,22 @@ def _valid_record(kind: int, rec: dict[str, Any]) -> bool:
                for x in st["subjects"])
 
 
-def search_keys(leaf: bytes) -> list[tuple[str, str]]:
+def search_keys(leaf: bytes, envelope: bytes | None = None) -> list[tuple[str, str]]:
     """(index name, term) pairs an attestation leaf is found under; empty for raw entries.
 
     Terms: subjects as `<alg>:<hex>`, signers as `sha256:<hex>` key digests, predicate types
-    as given. Derived from the leaf alone, so a rebuilt index is identical.
+    as given. Derived from the leaf, and for a Rekor v2 leaf logging a DSSE envelope also
+    from that envelope (stored with the entry, `envelope`: its Statement is not in the leaf,
+    whose bytes Sigstore fixes), so a rebuilt index is identical.
     """
     info = parse_leaf(leaf)
     if info is None:
         return []
     out: list[tuple[str, str]] = []
     rec = info.record
+    if info.rekor is not None:
+        return sorted({("signer", info.rekor.signer), ("subject", info.rekor.subject),
+                       *rekor_envelope_terms(info.rekor, envelope)})
     try:
         if info.kind == KIND_DSSE:
             for s in rec.get("signatures", []):
@@ -521,3 +533,30 @@ def search_keys(leaf: bytes) -> list[tuple[str, str]]:
     except (KeyError, TypeError, AttributeError):
         return []
     return sorted(set(out))
+
+
+def _statement_terms(st: Statement) -> list[tuple[str, str]]:
+    out = [("predicate_type", st.predicate_type)]
+    for _, digests in st.subjects[:MAX_LEAF_SUBJECTS]:
+        out.extend(("subject", f"{alg}:{value}")
+                   for alg, value in sorted(digests.items())[:MAX_DIGESTS_PER_SUBJECT])
+    return out
+
+
+def rekor_envelope_terms(entry: RekorEntry, envelope: bytes | None) -> list[tuple[str, str]]:
+    """Search terms of the in-toto Statement in the envelope a Rekor v2 entry logs; none if
+    there is no envelope, it is not the entry's (PAE digest and signature), or not in-toto.
+    As many subjects and digests as a v1 leaf would copy."""
+    if envelope is None:
+        return []
+    try:
+        env = parse_envelope(orjson.loads(envelope))
+        msg = pae(env.payload_type, env.payload)
+        if len(env.signatures) != 1 or env.signatures[0][1] != entry.signature or \
+                hashlib.new(HASHES_BY_NAME[entry.algorithm], msg).digest() != entry.digest:
+            return []
+        if not is_intoto(env.payload_type):
+            return []
+        return _statement_terms(parse_statement(env.payload))
+    except (orjson.JSONDecodeError, MalformedError):
+        return []

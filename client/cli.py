@@ -12,6 +12,7 @@ trust state directory (`--state`, default `$TLOG_CLIENT_STATE` or
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 
 from client import merkle
-from client.attest import INTOTO_PAYLOAD_TYPE, parse_leaf
+from client.attest import INTOTO_PAYLOAD_TYPE, parse_envelope, parse_leaf
 from client.audit import full_audit, resume_path
 from client.encoding import b64encode
 from client.errors import (
@@ -121,6 +122,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     policy = _policy(args, required=False)
     key = load_private_key(args.key)
     data = _read(args.file, "file")
+    if args.sigstore_bundle:
+        return _submit_sigstore(args, policy, key, data)
     if args.kind == "dsse":
         body = dsse_submission(key, data, args.payload_type)
     else:
@@ -140,6 +143,70 @@ def cmd_submit(args: argparse.Namespace) -> int:
         _say(f"receipt verified: entry {vr.index} in checkpoint of size {vr.checkpoint.size}")
     print(f"entry {doc.get('index')}: receipt saved to {out}"
           + (f", envelope to {envelope_out}" if envelope_out else ""))
+    return EXIT_OK
+
+
+def _submit_sigstore(args: argparse.Namespace, policy: TrustPolicy | None, key: Any, data: bytes) -> int:
+    """Submit as a Sigstore client does (the Rekor v2 API), timestamp the signature at the
+    log's TSA, and write a v0.3 bundle that Sigstore verifiers take."""
+    from client.rekor import bundle
+    from client.signing import rekor_submission
+    from client.sigstore_bundle import verify_bundle
+
+    request, envelope = rekor_submission(key, data, dsse=args.kind == "dsse",
+                                         payload_type=args.payload_type)
+    with _client(args, policy) as client:
+        tle = client.rekor_submit(request)
+        info = parse_leaf(base64.b64decode(tle["canonicalizedBody"]))
+        if info is None or info.rekor is None:
+            raise MalformedError("the log answered an entry that is not a Rekor v2 entry")
+        stamp = client.timestamp(info.rekor.signature)
+        root = client.get_json("/v1/sigstore/trusted-root.json")
+    doc = bundle(tle, info.rekor, parse_envelope(envelope) if envelope else None, [stamp])
+    out = Path(args.sigstore_bundle)
+    if policy is not None:
+        vb = verify_bundle(doc, policy, artifact=None if envelope else data,
+                           tsa_chain=tsa_chain_of(root))
+        _say(f"bundle verified: entry {vb.receipt.index} in checkpoint of size "
+             f"{vb.receipt.checkpoint.size}, timestamped {vb.timestamps[0].isoformat()}")
+    _write(out, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    print(f"entry {tle['logIndex']}: Sigstore bundle saved to {out}")
+    return EXIT_OK
+
+
+def tsa_chain_of(root: Any) -> list[bytes]:
+    """The first TSA's chain (DER, signing certificate first) of a TrustedRoot document."""
+    try:
+        certs = root["timestampAuthorities"][0]["certChain"]["certificates"]
+        return [base64.b64decode(c["rawBytes"], validate=True) for c in certs]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise MalformedError(f"the TrustedRoot names no usable TSA chain: {exc}") from exc
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """GET the log's Sigstore bundle of entry INDEX (a Rekor v2 entry)."""
+    policy = _policy(args, required=False)
+    with _client(args, policy) as client:
+        doc = client.get_json(f"/v1/entries/{args.index}/sigstore-bundle")
+    _write(Path(args.out), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    print(f"entry {args.index}: Sigstore bundle saved to {args.out} (not verified: see verify-bundle)")
+    return EXIT_OK
+
+
+def cmd_verify_bundle(args: argparse.Namespace) -> int:
+    """Verify a Sigstore bundle under a tlog policy (witnesses, freshness, TPM included)."""
+    from client.sigstore_bundle import verify_bundle
+
+    policy = _policy(args)
+    assert policy is not None
+    doc = orjson.loads(_read(args.bundle, "bundle"))
+    artifact = _read(args.artifact, "artifact") if args.artifact else None
+    chain = tsa_chain_of(orjson.loads(_read(args.trusted_root, "TrustedRoot"))) if args.trusted_root else None
+    vb = verify_bundle(doc, policy, artifact=artifact, tsa_chain=chain)
+    vr = vb.receipt
+    stamped = f", timestamped {', '.join(t.isoformat() for t in vb.timestamps)}" if vb.timestamps else ""
+    print(f"ok: entry {vr.index} is in {policy.origin} at size {vr.checkpoint.size} "
+          f"(checked: inclusion, {', '.join(vr.checked)}), signed by {', '.join(vr.signers)}{stamped}")
     return EXIT_OK
 
 
@@ -437,6 +504,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--payload-type", default=INTOTO_PAYLOAD_TYPE, help="DSSE payloadType")
     s.add_argument("--out", help="receipt file (default FILE.receipt.json)")
     s.add_argument("--envelope-out", help="DSSE envelope file (default: beside the receipt, .dsse.json)")
+    s.add_argument("--sigstore-bundle", metavar="OUT",
+                   help="submit through the Rekor v2 API instead (ECDSA or RSA keys) and write a "
+                        "Sigstore v0.3 bundle, timestamped by the log's TSA, to OUT")
+
+    b = add("bundle", cmd_bundle, "fetch the log's Sigstore bundle of a Rekor v2 entry")
+    b.add_argument("index", type=int)
+    b.add_argument("--out", required=True, help="bundle file to write")
+
+    vb = add("verify-bundle", cmd_verify_bundle,
+             "verify a Sigstore bundle under a tlog policy (offline)", online=False)
+    vb.add_argument("bundle")
+    vb.add_argument("--artifact", help="the signed artifact (message-signature bundles)")
+    vb.add_argument("--trusted-root", help="a Sigstore TrustedRoot: also verify the bundle's RFC 3161 "
+                                           "timestamps with its TSA chain")
 
     v = add("verify", cmd_verify, "verify a receipt (offline unless --online)")
     v.add_argument("receipt")

@@ -134,9 +134,13 @@ class LogClient:
 
     # --- HTTP with retries ------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, limit: int, **kw: Any) -> bytes:
-        """One request, retried on transient failures; returns the body (at most `limit` bytes)."""
-        url = self.url + (path if path.startswith("/") else "/" + path)
+    def _request(self, method: str, path: str, *, limit: int, accept: tuple[int, ...] = (),
+                 **kw: Any) -> bytes:
+        """One request, retried on transient failures; returns the body (at most `limit` bytes).
+        `path` may be a whole URL (another service of the log's, such as its TSA); error
+        statuses in `accept` are answers, not errors."""
+        url = path if path.startswith(("http://", "https://")) else \
+            self.url + (path if path.startswith("/") else "/" + path)
         attempt = 0
         while True:
             attempt += 1
@@ -156,7 +160,7 @@ class LogClient:
             if resp.status_code in RETRY_STATUSES and attempt <= self.retries:
                 self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
                 continue
-            if resp.status_code >= 400:
+            if resp.status_code >= 400 and resp.status_code not in accept:
                 raise self._api_error(method, url, resp.status_code, bytes(body))
             return bytes(body)
 
@@ -418,6 +422,46 @@ class LogClient:
         if not isinstance(doc, dict):
             raise MalformedError("the log's receipt is not an object")
         return doc
+
+    def entry_envelope(self, index: int) -> bytes | None:
+        """The envelope the log stores with entry `index`, or None if it has none. Not
+        verified: callers check it against the leaf (search_keys does)."""
+        try:
+            return self.get(f"/v1/entries/{index}/envelope", limit=MAX_ATTESTATION_BYTES)
+        except LogAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def rekor_submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/v2/log/entries (a protojson CreateEntryRequest); the TransparencyLogEntry,
+        also for an entry already logged (409, as Rekor v2 answers it; tlog's 409 carries the
+        entry). Not yet verified."""
+        answer = self._request("POST", "/api/v2/log/entries", limit=MAX_JSON_BYTES, accept=(409,),
+                               content=orjson.dumps(request),
+                               headers={"Content-Type": "application/json"})
+        try:
+            doc = orjson.loads(answer)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedError("the log's answer is not JSON") from exc
+        if not isinstance(doc, dict) or "canonicalizedBody" not in doc:
+            raise MalformedError("the log's answer is not a TransparencyLogEntry")
+        return doc
+
+    def timestamp(self, data: bytes) -> bytes:
+        """An RFC 3161 TimeStampResp over `data` from the TSA the log's SigningConfig names
+        (checked by the caller against the TSA chain it trusts)."""
+        from client.timestamp import timestamp_request
+
+        config = self.get_json("/v1/sigstore/signing-config.json")
+        try:
+            url = config["tsaUrls"][0]["url"]
+        except (KeyError, IndexError, TypeError):
+            raise MalformedError("the log's SigningConfig names no time-stamping authority") from None
+        if not isinstance(url, str):
+            raise MalformedError("the SigningConfig's TSA URL is not a string")
+        return self._request("POST", url, limit=64 << 10, content=timestamp_request(data),
+                             headers={"Content-Type": "application/timestamp-query"})
 
     def search(self, field: str, term: str, *, limit: int = 100) -> Iterator[tuple[int, bytes]]:
         """(index, leaf) hits of the log's search index, every page. Not verified: the index

@@ -71,11 +71,17 @@ class Watch:
     subjects: frozenset[str] = frozenset()
     predicate_types: frozenset[str] = frozenset()
 
-    def matches(self, leaf: bytes) -> list[str]:
-        """The rules (as `field=term`) an entry matches, from its leaf alone."""
+    def matches(self, leaf: bytes, envelope: bytes | None = None) -> list[str]:
+        """The rules (as `field=term`) an entry matches, from its leaf (and, for a Rekor v2
+        leaf, the envelope it logs, whose Statement its bytes do not hold)."""
         wanted = {"signer": self.signers, "subject": self.subjects,
                   "predicate_type": self.predicate_types}
-        return [f"{f}={t}" for f, t in search_keys(leaf) if t in wanted[f]]
+        return [f"{f}={t}" for f, t in search_keys(leaf, envelope) if t in wanted[f]]
+
+    def needs_envelope(self, leaf: bytes) -> bool:
+        """Whether matching this leaf needs its envelope: a Rekor v2 leaf, watched for
+        subjects or predicate types."""
+        return leaf[:1] == b"{" and bool(self.subjects or self.predicate_types)
 
 
 @dataclass(frozen=True)
@@ -396,7 +402,9 @@ class Follower:
         matches: list[tuple[int, bytes, list[str]]] = []
 
         def on_entry(index: int, entry: bytes) -> None:
-            rules = self.watch.watch.matches(entry)
+            watch = self.watch.watch
+            envelope = self.client.entry_envelope(index) if watch.needs_envelope(entry) else None
+            rules = watch.matches(entry, envelope)
             if rules:
                 matches.append((index, entry, rules))
 

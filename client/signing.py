@@ -82,3 +82,39 @@ def hashedrekord_submission(key: PrivateKey, artifact: bytes) -> dict[str, Any]:
     return {"hashedrekord": {"digest": {"sha256": digest.hex()},
                              "signature": b64encode(sign_sha256_digest(key, digest)),
                              "verifier": public_pem(key)}}
+
+
+def rekor_verifier(key: PrivateKey) -> dict[str, Any]:
+    """The protojson Verifier of a signer key, with its default key details (what Rekor v2
+    and sigstore-go assume); Ed25519 has none that a hashedrekord can take."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raise MalformedError("Rekor v2 entries take ECDSA or RSA signers, not Ed25519 "
+                             "(submit Ed25519 DSSE envelopes to /v1/entries)")
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        details = {"secp256r1": "PKIX_ECDSA_P256_SHA_256", "secp384r1": "PKIX_ECDSA_P384_SHA_384"}
+        name = details[key.curve.name]
+    else:
+        name = f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {"publicKey": {"rawBytes": b64encode(der)}, "keyDetails": name}
+
+
+def rekor_submission(key: PrivateKey, data: bytes, *, dsse: bool,
+                     payload_type: str = INTOTO_PAYLOAD_TYPE) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(CreateEntryRequest, DSSE envelope or None): `data` signed as a DSSE payload (sent as
+    tlog's dsseRequestV002, so the log keeps the envelope for search) or as an artifact
+    (a hashedRekordRequestV002 over its digest). The hash is the key's: SHA-384 for P-384."""
+    verifier = rekor_verifier(key)
+    if dsse:
+        sig = sign_message(key, pae(payload_type, data))
+        envelope = {"payload": b64encode(data), "payloadType": payload_type,
+                    "signatures": [{"sig": b64encode(sig)}]}
+        return {"dsseRequestV002": {"envelope": envelope, "verifiers": [verifier]}}, envelope
+    alg = _ec_hash(key) if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
+    digest = hashlib.new(alg.name, data).digest()
+    prehashed = utils.Prehashed(alg)
+    sig = key.sign(digest, ec.ECDSA(prehashed)) if isinstance(key, ec.EllipticCurvePrivateKey) \
+        else key.sign(digest, padding.PKCS1v15(), prehashed)  # type: ignore[union-attr]
+    return {"hashedRekordRequestV002": {"digest": b64encode(digest), "signature": {
+        "content": b64encode(sig), "verifier": verifier}}}, None

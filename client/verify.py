@@ -26,6 +26,7 @@ from client.attest import (
     check_dsse,
     check_hashedrekord,
     is_intoto,
+    parse_envelope,
     parse_leaf,
     parse_statement,
 )
@@ -42,6 +43,8 @@ from client.errors import (
 )
 from client.note import ALG_COSIGNATURE_V1, VerifiedNote, Verifier, parse_note, verify_note
 from client.policy import TrustPolicy
+from client.rekor import envelope_matches, verify_prehashed
+from client.rekorleaf import HASHES, RekorEntry
 
 MAX_RECEIPT_PROOF = 64  # an RFC 6962 audit path for a 2^64 tree has at most 64 hashes
 CLOCK_SKEW_SECONDS = 300
@@ -250,6 +253,46 @@ def _check_envelope(leaf: bytes, record: dict[str, Any], envelope: Any) -> dict[
     return envelope  # type: ignore[no-any-return]
 
 
+def _rekor_signature_verifies(entry: RekorEntry) -> None:
+    """Re-verify a Rekor v2 leaf's signature over its digest with its own key: the leaf's
+    claims count only once checked here (a log accepting raw bytes could imitate any leaf)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_der_public_key(entry.key_der)
+    if not verify_prehashed(key, entry.key_details, entry.signature, entry.digest):
+        raise LeafMismatchError("the Rekor v2 leaf's signature does not verify with its key")
+
+
+def _check_rekor_envelope(entry: RekorEntry, envelope: Any) -> dict[str, Any]:
+    """The envelope is the one a Rekor v2 leaf logs (PAE digest and signature), and its
+    signature verifies with the leaf's key. Returns it as parsed JSON."""
+    if isinstance(envelope, bytes | bytearray | memoryview):
+        try:
+            envelope = orjson.loads(envelope)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedError(f"envelope is not JSON: {exc}") from exc
+    try:
+        env = parse_envelope(envelope)
+    except EntryError as exc:
+        raise MalformedError(str(exc)) from exc
+    if not envelope_matches(entry, env):
+        raise LeafMismatchError("the envelope is not the one the Rekor v2 entry logs")
+    _rekor_signature_verifies(entry)
+    return envelope  # type: ignore[no-any-return]
+
+
+def _check_rekor_artifact(entry: RekorEntry, artifact: bytes, envelope: Any | None) -> None:
+    """An artifact of a Rekor v2 entry: the signed digest itself, or (with its envelope) a
+    subject of the Statement the entry logs."""
+    if envelope is not None:
+        if f"sha256:{hashlib.sha256(artifact).hexdigest()}" not in _envelope_subjects(envelope):
+            raise LeafMismatchError("the artifact is not a subject of the attestation")
+        return
+    if hashlib.new(HASHES[entry.algorithm][0], artifact).digest() != entry.digest:
+        raise LeafMismatchError("the artifact's digest is not the logged one")
+    _rekor_signature_verifies(entry)
+
+
 def _envelope_subjects(envelope: dict[str, Any]) -> set[str]:
     """`sha256:<hex>` of every subject of the (already verified) envelope's in-toto Statement."""
     if not is_intoto(envelope.get("payloadType", "")):
@@ -303,13 +346,18 @@ def verify_receipt(
     if (envelope is not None or artifact is not None or signers) and info is None:
         raise LeafMismatchError("the logged leaf is not an attestation leaf (raw entry)")
     if envelope is not None:
-        if kind != KIND_DSSE:
+        if info is not None and info.rekor is not None:
+            envelope = _check_rekor_envelope(info.rekor, envelope)
+        elif kind != KIND_DSSE:
             raise LeafMismatchError("an envelope was given but the leaf is not a DSSE entry")
-        envelope = _check_envelope(r.leaf, record, envelope)  # type: ignore[arg-type]
+        else:
+            envelope = _check_envelope(r.leaf, record, envelope)  # type: ignore[arg-type]
         checked.append("envelope")
     if artifact is not None:
         digest = hashlib.sha256(artifact).hexdigest()
-        if kind == KIND_HASHEDREKORD:
+        if info is not None and info.rekor is not None:
+            _check_rekor_artifact(info.rekor, artifact, envelope)
+        elif kind == KIND_HASHEDREKORD:
             if record["digest"] != {"sha256": digest}:  # type: ignore[index]
                 raise LeafMismatchError("the artifact's digest is not the logged one")
             sig = record["signature"]  # type: ignore[index]
@@ -323,7 +371,8 @@ def verify_receipt(
             if f"sha256:{digest}" not in _envelope_subjects(envelope):
                 raise LeafMismatchError("the artifact is not a subject of the attestation")
         checked.append("artifact")
-    found = leaf_signers(kind, record)
+    found = (info.rekor.signer,) if info is not None and info.rekor is not None \
+        else leaf_signers(kind, record)
     if signers:
         # The leaf's signer fields are only claims until a signature was re-verified here
         # (raw bytes on a log that accepts them could imitate any leaf).

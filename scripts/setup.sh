@@ -16,6 +16,9 @@ if [ "$want_test" = 1 ]; then
   # The scale-out tests start a real PostgreSQL 15 and a single-node Ceph RADOS Gateway.
   apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk swtpm swtpm-tools libtss2-dev python3-dev
              docker-compose prometheus systemd postgresql-15 ceph-mon ceph-osd radosgw curl)
+  # Node.js runs sigstore-js's verifier (tests/js); keep a Node already on PATH (e.g. NodeSource's).
+  command -v node >/dev/null || apt_pkgs+=(nodejs)
+  command -v npm >/dev/null || apt_pkgs+=(npm)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -25,6 +28,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# sigstore-js, pinned by tests/js/package-lock.json; reinstalled only when the lock changed.
+if [ "$want_test" = 1 ]; then
+  js_stamp=tests/js/node_modules/.tlog-stamp
+  js_want="$(sha256sum tests/js/package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat "$js_stamp" 2>/dev/null)" != "$js_want" ]; then
+    timeout 600 npm ci --ignore-scripts --no-audit --no-fund --prefix tests/js
+    echo "$js_want" > "$js_stamp"
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -93,3 +93,11 @@ class WitnessProc(ServerProc):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "witness.cli", "serve", "--data-dir", str(self.data_dir),
                 "--listen", "127.0.0.1:0", *self.args]
+
+
+@dataclass
+class TSAProc(ServerProc):
+    """A real time-stamping authority (`python -m tsa serve`): `data_dir` holds its key and chain."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tsa", "serve", "--dir", str(self.data_dir), "--port", "0", *self.args]

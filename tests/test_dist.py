@@ -142,6 +142,33 @@ def test_attestations_envelopes_and_search(dist: DistLog) -> None:
     assert HTTP.get(f"{srv.url}/v1/entries/{index + 1}").status_code == 404
 
 
+def test_rekor_v2_entries_on_the_scaled_out_shape(dist: DistLog) -> None:
+    """The Rekor v2 API through a front end: the entry, its envelope in the bucket (by leaf
+    hash: the leaf does not name it), the bundle (no TSA configured: no timestamp), search by
+    signer and digest."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from client.merkle import leaf_hash
+    from tests import sigstorekit as kit
+
+    srv = dist.start("a", "all")
+    key = ec.generate_private_key(ec.SECP256R1())
+    env = kit.dsse_envelope(key, kit.statement("3c" * 32))
+    r = HTTP.post(srv.url + "/api/v2/log/entries", json=kit.dsse_request(key, env))
+    assert r.status_code == 201, r.text
+    index, leaf = int(r.json()["logIndex"]), base64.b64decode(r.json()["canonicalizedBody"])
+    assert HTTP.post(srv.url + "/api/v2/log/entries", json=kit.dsse_request(key, env)).status_code == 409
+    stored = bucket_get(dist, f"v1/envelopes/{leaf_hash(leaf).hex()}")
+    assert stored.status_code == 200
+    assert HTTP.get(f"{srv.url}/v1/entries/{index}/envelope").content == stored.content
+    bundle = HTTP.get(f"{srv.url}/v1/entries/{index}/sigstore-bundle").json()
+    assert bundle["dsseEnvelope"]["signatures"][0]["sig"] == env["signatures"][0]["sig"]
+    assert bundle["verificationMaterial"]["tlogEntries"][0]["logIndex"] == str(index)
+    signer = "sha256:" + hashlib.sha256(kit.spki(key)).hexdigest()
+    hits = HTTP.get(srv.url + "/v1/search", params={"signer": signer}).json()["hits"]
+    assert [h["index"] for h in hits] == [index]
+
+
 @pytest.mark.go
 def test_go_recomputes_the_root_from_bucket_tiles(dist: DistLog,
                                                   tmp_path_factory: pytest.TempPathFactory) -> None:

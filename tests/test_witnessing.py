@@ -229,6 +229,24 @@ def test_run_command_starts_a_log_with_local_witnesses(tmp_path: Path) -> None:
         assert doc["witnessed"] is True and doc["checkpoint"].count("\u2014 localhost/witness-") >= 2
         assert cli.main(["verify", str(receipt), "--envelope", str(tmp_path / "receipt.dsse.json"),
                          "--policy", str(policy), "--no-state"]) == 0
+        # The devstack's TSA timestamps Sigstore bundles, which sigstore-js verifies with the
+        # TrustedRoot the log wrote.
+        ec_key = tmp_path / "signer-p256.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-out", str(ec_key)], check=True, timeout=30, capture_output=True)
+        bundle = tmp_path / "statement.sigstore.json"
+        assert cli.main(["submit", str(tmp_path / "statement.json"), "--key", str(ec_key), "--policy",
+                         str(policy), "--sigstore-bundle", str(bundle), "--no-state"]) == 0
+        from cryptography.hazmat.primitives import serialization
+
+        from tests import sigstorejs
+
+        sigstorejs.require()
+        pem = serialization.load_pem_private_key(ec_key.read_bytes(), None).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        root = orjson.loads((tmp_path / "d" / "sigstore-trusted-root.json").read_bytes())
+        ok, why = sigstorejs.verify(root, orjson.loads(bundle.read_bytes()), pem)
+        assert ok, why
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -40,6 +40,7 @@ from tlog.backend import Backend, LmdbBackend
 from tlog.bodies import declared_length, is_large, small_body, spooled_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
+from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
 JSON = "application/json"
@@ -121,9 +122,10 @@ class LogApp:
         self.vkey = vkey
         self.extra_vkeys: list[str] = []  # the rotation key's and the TPM key's, if any
         self._openapi = orjson.dumps(openapi.spec())
-        self._crypto = ThreadPoolExecutor(2, thread_name_prefix="tlog-verify")
+        self.crypto = ThreadPoolExecutor(2, thread_name_prefix="tlog-verify")
         self._large_bodies = asyncio.Semaphore(2)
         self._spool_dir: str | None = None
+        self.sigstore = SigstoreAPI(self)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -136,11 +138,13 @@ class LogApp:
             await self.backend.stop()
             raise RuntimeError(f"log key is named {name!r}, origin is {self.origin!r}")
         self._spool_dir = str(data)
+        self.sigstore.start(data)
         try:
             yield
         finally:
+            await self.sigstore.stop()
             await self.backend.stop()
-            self._crypto.shutdown(wait=True)
+            self.crypto.shutdown(wait=True)
 
     # --- C2SP tlog-tiles ----------------------------------------------------------------
 
@@ -187,13 +191,19 @@ class LogApp:
     async def add_entry(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         """POST /v1/entries: check the submission, then wait until it is durable and signed.
         Returns the status and the receipt JSON; refusals raise APIError."""
+        return await self.receive_entry(scope, receive, self._add)
+
+    async def receive_entry(self, scope: Scope, receive: Receive,
+                            add: Callable[..., Awaitable[tuple[Any, ...]]]) -> tuple[Any, ...]:
+        """Read a submission's JSON body within the limits and hand it to `add(doc, small=)`
+        (this API's or the Rekor v2 one's), which checks it and waits for its receipt."""
         if self.config.frozen:
             where = f"; submit to {self.config.successor}" if self.config.successor else ""
             raise APIError(403, "log_frozen", f"this log is frozen and takes no new entries{where}")
         limit = self.config.max_body_bytes
         if not is_large(declared_length(scope, limit)):
             body = await small_body(receive, timeout=self.config.body_timeout)
-            return await self._add(_parse_json(body), small=True)
+            return await add(_parse_json(body), small=True)
         # A large body holds one of a few slots from reading until its entry is answered,
         # so the slots bound the memory held by large submissions, not just their reading.
         try:
@@ -203,7 +213,7 @@ class LogApp:
             raise APIError(503, "overloaded", "too many large submissions in progress",
                            {"Retry-After": "5"}) from None
         try:
-            return await self._add(await self._parse_spooled(receive), small=False)
+            return await add(await self._parse_spooled(receive), small=False)
         finally:
             self._large_bodies.release()
 
@@ -244,7 +254,7 @@ class LogApp:
                     sub = attest.check_dsse(doc["dsse"], doc.get("verifiers"))
                 else:
                     sub = await asyncio.get_running_loop().run_in_executor(
-                        self._crypto, attest.check_dsse, doc["dsse"], doc.get("verifiers"))
+                        self.crypto, attest.check_dsse, doc["dsse"], doc.get("verifiers"))
                 del doc
                 data, blob = sub.leaf, sub.canonical
             else:
@@ -254,7 +264,7 @@ class LogApp:
                            str(exc)) from exc
         except attest.EntrySignatureError as exc:
             raise APIError(400, exc.code, str(exc)) from exc
-        receipt = await self._submit(data, blob)
+        receipt = await self.submit(data, blob)
         return 201 if receipt.created else 200, orjson.dumps(self._receipt_json(receipt, data))
 
     def _raw_entry(self, raw: Any) -> bytes:
@@ -273,7 +283,7 @@ class LogApp:
             raise APIError(413, "entry_too_large", f"entries are limited to {MAX_ENTRY_SIZE} bytes")
         return data
 
-    async def _submit(self, data: bytes, blob: bytes | None = None) -> Receipt:
+    async def submit(self, data: bytes, blob: bytes | None = None) -> Receipt:
         try:
             return await self.backend.submit(data, blob)
         except Pushback as exc:
@@ -302,7 +312,7 @@ class LogApp:
 
     async def entry_receipt(self, request: Request) -> Response:
         """GET /v1/entries/<index>/receipt: a receipt against the latest checkpoint."""
-        index = self._path_index(request)
+        index = self.path_index(request)
         found = await self.backend.receipt(index)
         if found is None:
             raise not_found(f"no entry at index {index}")
@@ -345,15 +355,32 @@ class LogApp:
         })
 
     @staticmethod
-    def _path_index(request: Request) -> int:
+    def path_index(request: Request) -> int:
         try:
             return parse_decimal(request.path_params["index"], what="index")
         except MalformedError as exc:
             raise bad_request("bad_parameter",
                               "index must be a canonical non-negative decimal") from exc
 
+    async def entry_envelope(self, request: Request) -> Response:
+        """GET /v1/entries/<index>/envelope: the DSSE envelope stored with the entry (what a
+        Rekor v2 leaf, which does not name it, is matched against by monitors)."""
+        index = self.path_index(request)
+        leaf = await self.backend.entry(index)
+        if leaf is None:
+            raise not_found(f"no entry at index {index}")
+        info = attest.parse_leaf(leaf)
+        blob = None
+        if info is not None and info.kind == attest.KIND_DSSE:
+            blob = await self.backend.attestation(bytes.fromhex(info.record["attestation"]))
+        elif info is not None and info.rekor is not None:
+            blob = await self.backend.envelope(index, leaf)
+        if blob is None:
+            raise not_found(f"entry {index} has no stored envelope")
+        return Response(blob, media_type=JSON, headers={"Cache-Control": IMMUTABLE})
+
     async def get_entry(self, request: Request) -> Response:
-        index = self._path_index(request)
+        index = self.path_index(request)
         data = await self.backend.entry(index)
         if data is None:
             raise not_found(f"no entry at index {index}")
@@ -427,24 +454,27 @@ class PlainEndpoint:
     """A hot route as a plain ASGI app (POST /v1/entries, GET /v1/proof/inclusion): answered
     without Starlette's Request, Response and middleware, which cost more CPU than checking a
     signed submission or computing a proof; refusals are answered exactly as Starlette's
-    exception handlers answer them. `handler(scope, receive)` returns (status, JSON bytes)."""
+    exception handlers answer them. `handler(scope, receive)` returns (status, JSON bytes),
+    or (status, JSON bytes, extra headers)."""
 
-    def __init__(self, handler: Callable[[Scope, Receive], Awaitable[tuple[int, bytes]]],
+    def __init__(self, handler: Callable[[Scope, Receive], Awaitable[tuple[Any, ...]]],
                  storage_errors: tuple[type[Exception], ...]) -> None:
         self.handler = handler
         self.storage_errors = storage_errors  # the s3 shape's: 503 `unavailable`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            status, body = await self.handler(scope, receive)
+            status, body, *extra = await self.handler(scope, receive)
         except APIError as exc:
             await _api_error(exc)(scope, receive, send)
             return
         except self.storage_errors as exc:
             await _unreachable(exc)(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", b"%d" % len(body)), _JSON_TYPE]})
+        headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+        if extra:
+            headers.extend(extra[0])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -505,6 +535,9 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
     h = LogApp(config, vkey, backend)
     entries = Route(ENTRIES, PlainEndpoint(h.add_entry, storage_errors), methods=["POST"])
     proofs = Route(INCLUSION, PlainEndpoint(h.inclusion, storage_errors), methods=["GET"])
+    sig = h.sigstore
+    rekor_entries = Route(REKOR_ENTRIES, PlainEndpoint(sig.create_entry, storage_errors),
+                          methods=["POST"])
     routes = [
         Route("/checkpoint", h.checkpoint, methods=["GET"]),
         Route("/tile/{path:path}", h.tile, methods=["GET"]),
@@ -513,6 +546,11 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
         entries,
         Route("/v1/entries/{index}", h.get_entry, methods=["GET"]),
         Route("/v1/entries/{index}/receipt", h.entry_receipt, methods=["GET"]),
+        Route("/v1/entries/{index}/envelope", h.entry_envelope, methods=["GET"]),
+        Route("/v1/entries/{index}/sigstore-bundle", sig.bundle, methods=["GET"]),
+        rekor_entries,
+        Route("/v1/sigstore/trusted-root.json", sig.trusted_root, methods=["GET"]),
+        Route("/v1/sigstore/signing-config.json", sig.signing_config, methods=["GET"]),
         Route("/v1/attestations/{digest}", h.attestation, methods=["GET"]),
         Route("/v1/search", h.search, methods=["GET"]),
         proofs,

@@ -44,6 +44,10 @@ class Backend(Protocol):
 
     async def attestation(self, digest: bytes) -> bytes | None: ...
 
+    async def envelope(self, index: int, leaf: bytes) -> bytes | None:
+        """The envelope stored with entry `index` (whose leaf is `leaf`), if any; callers
+        check it against the leaf."""
+
     async def key_attestation(self) -> bytes | None:
         """The TPM2_Certify document of the checkpoint key, or None if it is not in a TPM."""
 
@@ -163,6 +167,10 @@ class LmdbBackend:
             return self._index.attestation(self._store, digest)
         except IndexBehind as exc:
             raise _index_behind(str(exc)) from exc
+
+    async def envelope(self, index: int, leaf: bytes) -> bytes | None:
+        with self._store.read_txn() as txn:
+            return self._store.envelope_at(txn, index)
 
     async def key_attestation(self) -> bytes | None:
         path = Path(self.config.data_dir) / "tpm-attestation.json"

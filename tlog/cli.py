@@ -30,6 +30,7 @@ from tlog.config import ConfigError, ServeConfig, load_config
 from tlog.index import SearchIndex
 from tlog.logkey import open_log_key
 from tlog.sequencer import SequencerConfig
+from tlog.sigstore_files import write_sigstore_files
 from tlog.storage import LogStore, StorageError
 
 KEY_FILE = "log.key"
@@ -150,6 +151,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     say(f"tlog: listening on {url}")
     policy = write_client_policy(data, origin, [vkey, *extra_vkeys], url, config)
     say(f"tlog: client trust policy written to {policy} (docs/verifying.md)")
+    try:
+        root, signing = write_sigstore_files(data, config, origin, [vkey, *extra_vkeys], url=url,
+                                              key_path=data / KEY_FILE)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    say(f"tlog: Sigstore TrustedRoot and SigningConfig written beside it: {root.name}, "
+        f"{signing.name} (docs/sigstore.md)")
     if config.log_format == "text":
         print_examples(url, policy, config.allow_raw)
     sys.stdout.flush()

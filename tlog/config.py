@@ -71,6 +71,16 @@ class ServeConfig:
     successor: str = ""
     """URL of the log that takes new entries once this one is frozen (in `/v1/log` and in
     `log_frozen` errors)."""
+    public_url: str = ""
+    """The URL clients reach this log at (behind a proxy or CDN); empty: the listening URL.
+    Sigstore's SigningConfig names it, and the TrustedRoot's `baseUrl` uses it when it holds
+    the origin (sigstore-js requires the checkpoint signer's name inside `baseUrl`)."""
+    tsa_url: str = ""
+    """Base URL of the RFC 3161 time-stamping authority (`python -m tsa serve`) whose
+    timestamps go into Sigstore bundles; empty: bundles carry none (docs/sigstore.md)."""
+    tsa_chain_file: str = ""
+    """The TSA's certificate chain (PEM, signing certificate first), for the TrustedRoot;
+    empty: fetched from `<tsa_url>/api/v1/timestamp/certchain` at start."""
     witnesses: tuple[tuple[str, str], ...] = ()
     """Witnesses as (URL, cosignature/v1 verifier key), from `[[witness]]` tables."""
     witness_quorum: int = 0
@@ -139,6 +149,10 @@ class ServeConfig:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{key}: value {getattr(self, key)!r} is out of range")
+        for name in ("public_url", "tsa_url"):
+            value = getattr(self, name)
+            if value and not value.startswith(("http://", "https://")):
+                raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
         if self.successor and not self.successor.startswith(("http://", "https://")):
             raise ConfigError(f"successor: expected an http(s) URL, got {self.successor!r}")
         if self.log_format not in ("text", "json"):

@@ -15,14 +15,14 @@ from typing import Any
 
 import lmdb
 
-from client.attest import KIND_DSSE, parse_leaf, search_keys
+from client.attest import KIND_DSSE, parse_leaf
 from client.checkpoint import open_checkpoint
 from client.errors import TlogError
 from client.merkle import HASH_SIZE, leaf_hash
 from client.note import Verifier
 from client.tiles import TILE_WIDTH, parse_bundle, tile_interior, tiles_for_size
 from client.tiletree import TileTree
-from tlog.index import INDEX_DIR, SearchIndex
+from tlog.index import INDEX_DIR, SearchIndex, entry_terms
 from tlog.storage import LogStore, tile_key
 
 _U64 = struct.Struct(">Q")
@@ -155,7 +155,7 @@ def _fsck_in(store: LogStore, verifiers: list[Verifier], derived: SearchIndex | 
                         report.problem(f"entry {index}: its envelope {digest} is missing or "
                                        "does not match its digest")
                 if index < mark:
-                    derived_keys += len(search_keys(data))
+                    derived_keys += len(entry_terms(store, txn, index, data)[0])
                 tree.append(lh)
                 report.entries_checked += 1
             check_tiles()

@@ -19,6 +19,7 @@ the log's write lock, and `tlog reindex` (or deleting the directory) rebuilds it
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import struct
@@ -28,7 +29,10 @@ from pathlib import Path
 import lmdb
 import orjson
 
-from client.attest import KIND_DSSE, LEAF_VERSION, search_keys
+from client.attest import KIND_DSSE, LEAF_VERSION, parse_envelope, search_keys
+from client.errors import MalformedError
+from client.rekor import envelope_matches
+from client.rekorleaf import parse_rekor_leaf
 from tlog.storage import LogStore, search_key
 
 INDEX_DIR = "index"
@@ -54,6 +58,32 @@ def envelope_digest(leaf: bytes) -> bytes | None:
         return bytes.fromhex(leaf[18:82].decode("ascii"))
     except ValueError:
         return None
+
+
+def entry_terms(store: LogStore, txn: lmdb.Transaction, index: int,
+                leaf: bytes) -> tuple[list[tuple[str, str]], bytes | None]:
+    """(search terms, SHA-256 of the stored envelope it names) of one entry. A Rekor v2
+    leaf does not name its envelope (its bytes are Sigstore's): its envelope, stored by
+    index, gives the Statement's terms and is then found by its own hash."""
+    if leaf[:1] != b"{":
+        terms = search_keys(leaf)
+        digest = envelope_digest(leaf) if terms else None
+        return terms, (digest if digest is not None and store.envelope_at(txn, index) is not None
+                       else None)
+    blob = store.envelope_at(txn, index)
+    if blob is None:
+        return search_keys(leaf), None
+    return search_keys(leaf, blob), (hashlib.sha256(blob).digest() if _is_envelope_of(leaf, blob)
+                                     else None)
+
+
+def _is_envelope_of(leaf: bytes, blob: bytes) -> bool:
+    """Whether the envelope stored with a Rekor v2 leaf is the one it logs."""
+    entry = parse_rekor_leaf(leaf)
+    try:
+        return entry is not None and envelope_matches(entry, parse_envelope(orjson.loads(blob)))
+    except (orjson.JSONDecodeError, MalformedError):
+        return False
 
 
 def _term_bytes(field: str, term: str) -> bytes:
@@ -148,10 +178,9 @@ class SearchIndex:
                 start = 0
             end = min(size, start + limit)
             for index, leaf in store.iter_entries(txn, start, end):
-                terms = search_keys(leaf)
+                terms, digest = entry_terms(store, txn, index, leaf)
                 keys.extend(search_key(f, t, index) for f, t in terms)
-                digest = envelope_digest(leaf) if terms else None
-                if digest is not None and store.envelope_at(txn, index) is not None:
+                if digest is not None:
                     digests.append((digest, index))
         if end == start:
             return start, size
@@ -205,7 +234,8 @@ class SearchIndex:
             if len(out) < limit and first < complete:
                 needle = _term_bytes(field, term)
                 for index, leaf in store.iter_entries(txn, max(first, mark), complete):
-                    if needle in leaf and (field, term) in search_keys(leaf):
+                    if (needle in leaf or (leaf[:1] == b"{" and field != "signer")) and \
+                            (field, term) in entry_terms(store, txn, index, leaf)[0]:
                         out.append((index, leaf))
                         if len(out) >= limit:
                             break
@@ -224,7 +254,8 @@ class SearchIndex:
             size = store.head_in(txn).size
             mark = self._mark(itxn, size)
             for index, leaf in store.iter_entries(txn, mark, min(size, mark + TAIL_SCAN)):
-                if envelope_digest(leaf) == digest:
+                if envelope_digest(leaf) == digest or (leaf[:1] == b"{" and \
+                        entry_terms(store, txn, index, leaf)[1] == digest):
                     blob = store.indexed_envelope(txn, index, digest)
                     if blob is not None:
                         return blob

@@ -15,7 +15,7 @@ ERROR_CODES = [
     "entry_too_large", "internal", "overloaded", "unavailable", "index_behind", "storage_error", "log_full",
     "bad_request", "unhealthy", "http_error", "request_timeout", "malformed_envelope",
     "malformed_entry", "unsupported_key", "signature_invalid", "statement_mismatch",
-    "signer_unavailable", "log_frozen", "disk_full",
+    "signer_unavailable", "log_frozen", "disk_full", "tsa_unavailable",
 ]
 
 _B64 = {"type": "string", "contentEncoding": "base64"}
@@ -98,6 +98,42 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "parameters": [_int_param("index", "path", True)],
                 "responses": {"200": {"description": "Receipt", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Receipt"}}}}, **errors}}},
+            "/v1/entries/{index}/envelope": {"get": {
+                "summary": "The DSSE envelope stored with the entry (a v1 DSSE entry's, or the one a "
+                           "Rekor v2 entry logs as a hashedrekord over its PAE); check it against the leaf",
+                "parameters": [_int_param("index", "path", True)],
+                "responses": {"200": {"description": "Canonical envelope", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+                    **errors}}},
+            "/v1/entries/{index}/sigstore-bundle": {"get": {
+                "summary": "A Sigstore v0.3 bundle of a Rekor v2 entry: its TransparencyLogEntry against "
+                           "the latest checkpoint and a fresh RFC 3161 timestamp from the log's TSA "
+                           "(docs/sigstore.md)",
+                "parameters": [_int_param("index", "path", True)],
+                "responses": {"200": {"description": "Bundle", "content": {
+                    "application/vnd.dev.sigstore.bundle.v0.3+json": {"schema": {"type": "object"}}}},
+                    **errors}}},
+            "/api/v2/log/entries": {"post": {
+                "summary": "Rekor v2 CreateEntry: a protojson CreateEntryRequest (hashedRekordRequestV002, "
+                           "or tlog's dsseRequestV002); answers the TransparencyLogEntry once a signed "
+                           "checkpoint covers it (docs/sigstore.md)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/CreateEntryRequest"}}}},
+                "responses": {
+                    "201": {"description": "Appended", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/TransparencyLogEntry"}}}},
+                    "409": {"description": "Already in the log (Rekor v2's AlreadyExists, with the "
+                                           "x-log-index header); the body is the entry",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/TransparencyLogEntry"}}}},
+                    **errors}}},
+            "/v1/sigstore/trusted-root.json": {"get": {
+                "summary": "The Sigstore TrustedRoot of this log and its TSA",
+                "responses": {"200": {"description": "TrustedRoot (application/vnd.dev.sigstore."
+                                                     "trustedroot+json;version=0.1)"}, **errors}}},
+            "/v1/sigstore/signing-config.json": {"get": {
+                "summary": "The Sigstore SigningConfig (v0.2): this log's Rekor v2 URL and its TSA",
+                "responses": {"200": {"description": "SigningConfig"}, **errors}}},
             "/v1/attestations/{digest}": {"get": {
                 "summary": "A DSSE envelope by the SHA-256 (hex) of its canonical form",
                 "parameters": [{"name": "digest", "in": "path", "required": True,
@@ -152,6 +188,36 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                 "type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string", "enum": ERROR_CODES},
                     "message": {"type": "string"}}}}},
+            "CreateEntryRequest": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                   "description": "protojson: camelCase or proto field names; unknown "
+                                                  "fields refused",
+                                   "properties": {
+                "hashedRekordRequestV002": {"type": "object", "required": ["digest", "signature"],
+                                            "properties": {
+                    "digest": _B64,
+                    "signature": {"type": "object", "required": ["content", "verifier"], "properties": {
+                        "content": _B64, "verifier": {"$ref": "#/components/schemas/RekorVerifier"}}}}},
+                "dsseRequestV002": {"type": "object", "required": ["envelope", "verifiers"], "properties": {
+                    "envelope": {"$ref": "#/components/schemas/Envelope"},
+                    "verifiers": {"type": "array", "minItems": 1, "maxItems": 8,
+                                  "items": {"$ref": "#/components/schemas/RekorVerifier"}}}}}},
+            "RekorVerifier": {"type": "object", "required": ["keyDetails"], "properties": {
+                "publicKey": {"type": "object", "properties": {"rawBytes": _B64}},
+                "x509Certificate": {"type": "object", "properties": {"rawBytes": _B64}},
+                "keyDetails": {"enum": ["PKIX_ECDSA_P256_SHA_256", "PKIX_ECDSA_P384_SHA_384",
+                                        "PKIX_ECDSA_P521_SHA_512", "PKIX_RSA_PKCS1V15_2048_SHA256",
+                                        "PKIX_RSA_PKCS1V15_3072_SHA256", "PKIX_RSA_PKCS1V15_4096_SHA256"]}}},
+            "TransparencyLogEntry": {"type": "object", "description": "protojson; int64 as strings",
+                                     "properties": {
+                "logIndex": {"type": "string"}, "logId": {"type": "object", "properties": {"keyId": _B64}},
+                "kindVersion": {"type": "object", "properties": {
+                    "kind": {"type": "string"}, "version": {"type": "string"}}},
+                "integratedTime": {"type": "string"},
+                "inclusionProof": {"type": "object", "properties": {
+                    "logIndex": {"type": "string"}, "rootHash": _B64, "treeSize": {"type": "string"},
+                    "hashes": {"type": "array", "items": _B64},
+                    "checkpoint": {"type": "object", "properties": {"envelope": {"type": "string"}}}}},
+                "canonicalizedBody": _B64}},
             "Log": {"type": "object", "properties": {
                 "origin": {"type": "string"},
                 "verifier_keys": {"type": "array", "items": {"type": "string"}},

@@ -231,13 +231,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
+def envelope_path(leaf_hash: bytes) -> str:
+    """Where the envelope of a Rekor v2 entry lies: its leaf commits to the envelope's PAE
+    digest and signature, not to a content address, so it is found by the leaf hash."""
+    return f"v1/envelopes/{leaf_hash.hex()}"
+
+
 def object_attributes(path: str) -> tuple[str, str]:
     """(Cache-Control, Content-Type) of a log object by its path (see the module docstring)."""
     if path == "checkpoint":
         return NO_CACHE, TEXT
     if path == "v1/log":
         return NO_CACHE, JSON
-    if path.startswith("v1/attestations/"):
+    if path.startswith(("v1/attestations/", "v1/envelopes/")):
         return IMMUTABLE, JSON
     return (NO_CACHE if ".p/" in path else IMMUTABLE), OCTETS
 

@@ -31,17 +31,19 @@ from pathlib import Path
 import orjson
 
 from client import merkle
-from client.attest import KIND_DSSE, parse_leaf, search_keys
+from client.attest import KIND_DSSE, parse_envelope, parse_leaf, search_keys
 from client.checkpoint import open_checkpoint, parse_checkpoint_text
-from client.errors import TlogError
+from client.errors import MalformedError, TlogError
 from client.keyfile import KeyFileError, read_key
 from client.merkle import HASH_SIZE, leaf_hash
 from client.note import parse_note
+from client.rekor import envelope_matches
+from client.rekorleaf import RekorEntry
 from client.tiles import TILE_HEIGHT, TILE_WIDTH, encode_bundle, entries_path, parse_bundle, tile_path
 from client.tiletree import TileTree
 from tlog.config import ServeConfig
 from tlog.dist.bucket import (
-    JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, log_description, object_attributes)
+    JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, envelope_path, log_description, object_attributes)
 from tlog.dist.db import Db, DbError, Head, db_errors
 from tlog.dist.settings import KEY_FILE, bucket_settings
 from tlog.storage import SEARCH_FIELDS, LogStore, StorageError, search_key, tile_key
@@ -162,6 +164,19 @@ class Source:
         blob = self.store.envelope_for(self.txn, index, bytes.fromhex(digest_hex))
         if blob is None:
             raise self.damaged(f"the envelope {digest_hex} is missing or does not match its digest")
+        return bytes(blob)
+
+    def rekor_envelope(self, index: int, entry: RekorEntry) -> bytes | None:
+        """The envelope stored with a Rekor v2 entry, if any; it must be the one it logs."""
+        blob = self.store.envelope_at(self.txn, index)
+        if blob is None:
+            return None
+        try:
+            ok = envelope_matches(entry, parse_envelope(orjson.loads(blob)))
+        except (orjson.JSONDecodeError, MalformedError):
+            ok = False
+        if not ok:
+            raise self.damaged(f"the envelope stored with entry {index} is not the one it logs")
         return bytes(blob)
 
     def tree_at(self, size: int) -> TileTree:
@@ -334,6 +349,16 @@ class Migration:
                     if digest not in seen:
                         seen.add(digest)
                         out.envelopes.append((digest, index))
+                elif info is not None and info.rekor is not None and known == index:
+                    # Stored by index here; by leaf hash in the bucket (envelope_path), and
+                    # content-addressed like every envelope.
+                    blob = src.rekor_envelope(index, info.rekor)
+                    if blob is not None:
+                        digest = hashlib.sha256(blob).hexdigest()
+                        if digest not in seen:
+                            seen.add(digest)
+                            out.envelopes.append((digest, index))
+                        out.objects.append(obj(envelope_path(lh), blob))
                 for f, t in search_keys(data):
                     out.search.append((SEARCH_FIELDS[f], search_key(f, t, 0)[1:33], index))
             out.objects.append(obj(entries_path(b, width), raw))
