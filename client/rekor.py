@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
@@ -35,7 +36,7 @@ from client.attest import (
 from client.encoding import b64decode_any, b64encode
 from client.errors import MalformedError
 from client.note import ECDSAVerifier, Ed25519Verifier
-from client.rekorleaf import HASHES, KEY_DETAILS, KIND, RekorEntry, certificate_key
+from client.rekorleaf import HASHES, KEY_DETAILS, KIND, RekorEntry, certificate_key, parse_rekor_leaf
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_SIGNATURE = 1024
@@ -239,6 +240,15 @@ def envelope_matches(entry: RekorEntry, envelope: Any) -> bool:
     msg = pae(envelope.payload_type, envelope.payload)
     return (len(envelope.signatures) == 1 and envelope.signatures[0][1] == entry.signature
             and hashlib.new(HASHES[entry.algorithm][0], msg).digest() == entry.digest)
+
+
+def is_envelope_of(leaf: bytes, blob: bytes) -> bool:
+    """Whether stored envelope bytes (canonical JSON) are the envelope a Rekor v2 leaf logs."""
+    entry = parse_rekor_leaf(leaf)
+    try:
+        return entry is not None and envelope_matches(entry, parse_envelope(orjson.loads(blob)))
+    except (orjson.JSONDecodeError, MalformedError):
+        return False
 
 
 # --- what clients read ----------------------------------------------------------------------

@@ -167,6 +167,12 @@ def test_rekor_v2_entries_on_the_scaled_out_shape(dist: DistLog) -> None:
     signer = "sha256:" + hashlib.sha256(kit.spki(key)).hexdigest()
     hits = HTTP.get(srv.url + "/v1/search", params={"signer": signer}).json()["hits"]
     assert [h["index"] for h in hits] == [index]
+    # The Statement's subject, from the envelope the sequencer read back from the bucket.
+    hits = HTTP.get(srv.url + "/v1/search", params={"subject": "sha256:" + "3c" * 32}).json()["hits"]
+    assert [h["index"] for h in hits] == [index]
+    from tlog import cli
+
+    assert cli.main(["fsck", "--config", str(dist.root / "a.toml")]) == 0
 
 
 @pytest.mark.go

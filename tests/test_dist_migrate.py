@@ -26,13 +26,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from client import attest
+from client import attest, rekor
 from client.checkpoint import Checkpoint
 from client.keyfile import write_key
+from client.merkle import leaf_hash
 from client.note import Ed25519Signer, sign_note
 from client.tiles import TILE_WIDTH, entries_path, parse_tile_path, tile_path, tile_width_at, tiles_for_size
 from client.verify import verify_receipt_doc
+from tests import sigstorekit as kit
 from tests.attestkit import envelope, make_signer, sha256_hex, statement
 from tests.distlog import ORIGIN, DistLog
 from tests.engines import Ceph, Postgres, s3_admin
@@ -45,6 +48,7 @@ from tlog.storage import LogStore
 
 SIZE = 100_000
 ATTESTED = (3, 4097, 70_000, 99_990)  # DSSE entries (the last one in the partial bundle)
+REKORED = (5, 99_991)  # Rekor v2 DSSE entries: envelopes stored by index, found by leaf hash
 SEED = bytes(range(32))
 _U64 = struct.Struct(">Q")
 HTTP = httpx.Client(timeout=30)
@@ -61,7 +65,8 @@ class Source:
     subjects: dict[int, str]  # index -> subject digest of its attestation
 
 
-def make_source(path: Path, origin: str, n: int, seed: int, attested: tuple[int, ...] = ()) -> Source:
+def make_source(path: Path, origin: str, n: int, seed: int, attested: tuple[int, ...] = (),
+                rekored: tuple[int, ...] = ()) -> Source:
     rng = random.Random(seed)
     entries = [rng.randbytes(rng.randint(16, 64)) for _ in range(n)]
     blobs: list[bytes | None] = [None] * n
@@ -71,6 +76,12 @@ def make_source(path: Path, origin: str, n: int, seed: int, attested: tuple[int,
         subjects[i] = sha256_hex(f"artifact {seed} {i}".encode())
         sub = attest.check_dsse(envelope(statement([subjects[i]]), [signer]), [signer.pem])
         entries[i], blobs[i] = sub.leaf, sub.canonical
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    for i in rekored:
+        subjects[i] = sha256_hex(f"rekor artifact {seed} {i}".encode())
+        rsub = rekor.check_create_entry(kit.dsse_request(ec_key, kit.dsse_envelope(
+            ec_key, kit.statement(subjects[i]))))
+        entries[i], blobs[i] = rsub.leaf, rsub.envelope
     key = Ed25519Signer(origin, SEED)
     store = LogStore(path, create=True, map_size=1 << 30)
     try:
@@ -95,7 +106,7 @@ def grow_source(src: Source, extra: list[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Source:
-    return make_source(tmp_path_factory.mktemp("lmdb") / "data", ORIGIN, SIZE, 1, ATTESTED)
+    return make_source(tmp_path_factory.mktemp("lmdb") / "data", ORIGIN, SIZE, 1, ATTESTED, REKORED)
 
 
 def target(root: Path, ceph: Ceph, postgres: Postgres, origin: str = ORIGIN) -> tuple[DistLog, Path]:
@@ -134,8 +145,11 @@ def expected_objects(src: Path) -> dict[str, bytes]:
             w = tile_width_at(0, b, size)
             out[entries_path(b, w)] = store.bundle(b, w)  # type: ignore[assignment]
         with store.read_txn() as txn:
-            for blob in txn.cursor(db=store.envelopes).iternext(keys=False):
+            for key, blob in txn.cursor(db=store.envelopes):
                 out[f"v1/attestations/{sha256_hex(bytes(blob))}"] = bytes(blob)
+                leaf = store.entry_in(txn, _U64.unpack(key)[0])
+                if leaf[:1] == b"{":  # a Rekor v2 leaf: its envelope by leaf hash too
+                    out[f"v1/envelopes/{leaf_hash(leaf).hex()}"] = bytes(blob)
             for digest, blob in txn.cursor(db=store.attest):  # content-addressed (older logs)
                 out[f"v1/attestations/{bytes(digest).hex()}"] = bytes(blob)
     finally:
@@ -258,6 +272,10 @@ def test_migrated_log_keeps_its_roots_and_serves_on(big: Source, tmp_path: Path,
     for index, subject in big.subjects.items():
         hits = HTTP.get(srv.url + "/v1/search", params={"subject": f"sha256:{subject}"}).json()
         assert [h["index"] for h in hits["hits"]] == [index]
+    bundle = HTTP.get(f"{srv.url}/v1/entries/{REKORED[0]}/sigstore-bundle").json()
+    assert bundle["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"] == \
+        base64.b64encode(big.entries[REKORED[0]]).decode()
+    assert "dsseEnvelope" in bundle
     info = attest.parse_leaf(big.entries[ATTESTED[0]])
     assert info is not None
     digest = info.record["attestation"]

@@ -29,10 +29,8 @@ from pathlib import Path
 import lmdb
 import orjson
 
-from client.attest import KIND_DSSE, LEAF_VERSION, parse_envelope, search_keys
-from client.errors import MalformedError
-from client.rekor import envelope_matches
-from client.rekorleaf import parse_rekor_leaf
+from client.attest import KIND_DSSE, LEAF_VERSION, search_keys
+from client.rekor import is_envelope_of
 from tlog.storage import LogStore, search_key
 
 INDEX_DIR = "index"
@@ -73,17 +71,8 @@ def entry_terms(store: LogStore, txn: lmdb.Transaction, index: int,
     blob = store.envelope_at(txn, index)
     if blob is None:
         return search_keys(leaf), None
-    return search_keys(leaf, blob), (hashlib.sha256(blob).digest() if _is_envelope_of(leaf, blob)
+    return search_keys(leaf, blob), (hashlib.sha256(blob).digest() if is_envelope_of(leaf, blob)
                                      else None)
-
-
-def _is_envelope_of(leaf: bytes, blob: bytes) -> bool:
-    """Whether the envelope stored with a Rekor v2 leaf is the one it logs."""
-    entry = parse_rekor_leaf(leaf)
-    try:
-        return entry is not None and envelope_matches(entry, parse_envelope(orjson.loads(blob)))
-    except (orjson.JSONDecodeError, MalformedError):
-        return False
 
 
 def _term_bytes(field: str, term: str) -> bytes:

@@ -237,6 +237,18 @@ def envelope_path(leaf_hash: bytes) -> str:
     return f"v1/envelopes/{leaf_hash.hex()}"
 
 
+async def rekor_envelopes(bucket: ObjectStore, leaves: list[tuple[int, bytes]]) -> dict[int, bytes]:
+    """The envelopes the bucket holds for the Rekor v2 leaves among (index, leaf) pairs, by
+    index: their Statements' search terms are not in the leaves."""
+    import asyncio
+
+    from client.merkle import leaf_hash
+
+    rekor = [(i, leaf) for i, leaf in leaves if leaf[:1] == b"{"]
+    blobs = await asyncio.gather(*(bucket.get(envelope_path(leaf_hash(leaf))) for _, leaf in rekor))
+    return {i: blob for (i, _), blob in zip(rekor, blobs, strict=True) if blob is not None}
+
+
 def object_attributes(path: str) -> tuple[str, str]:
     """(Cache-Control, Content-Type) of a log object by its path (see the module docstring)."""
     if path == "checkpoint":

@@ -57,7 +57,8 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS tlog_search (
         field smallint NOT NULL, term bytea NOT NULL, idx bigint NOT NULL,
         PRIMARY KEY (field, term, idx))""",
-    "INSERT INTO tlog_lease (id, holder, epoch, expires) VALUES (1, '', 0, to_timestamp(0)) ON CONFLICT DO NOTHING",
+    "INSERT INTO tlog_lease (id, holder, epoch, expires) VALUES (1, '', 0, to_timestamp(0)) "
+    "ON CONFLICT DO NOTHING",
 ]
 TABLES = ("tlog_meta", "tlog_head", "tlog_pending", "tlog_sequenced", "tlog_leaves", "tlog_search")
 PENDING_CHANNEL = "tlog_pending"
@@ -146,7 +147,8 @@ class Db:
                 await db.conn.execute(
                     f"SET idle_in_transaction_session_timeout = {max(100, int(idle_in_transaction * 1000))}")
             if holder:
-                await db.conn.execute("SELECT set_config('application_name', %s, false)", [holder_tag(holder)])
+                await db.conn.execute("SELECT set_config('application_name', %s, false)",
+                                      [holder_tag(holder)])
         return db
 
     async def close(self) -> None:
@@ -245,7 +247,8 @@ class Db:
     async def sequenced(self, start: int, end: int) -> list[tuple[int, bytes]]:
         async with db_errors("reading sequenced entries"):
             cur = await self.conn.execute(
-                "SELECT idx, leaf FROM tlog_sequenced WHERE idx >= %s AND idx < %s ORDER BY idx", [start, end])
+                "SELECT idx, leaf FROM tlog_sequenced WHERE idx >= %s AND idx < %s ORDER BY idx",
+                [start, end])
             return [(i, bytes(leaf)) for i, leaf in await cur.fetchall()]
 
     async def pending_count(self) -> int:
@@ -323,7 +326,8 @@ class Db:
         """(holder, epoch, seconds until the lease expires; negative: expired)."""
         async with db_errors("reading the lease"):
             cur = await self.conn.execute(
-                "SELECT holder, epoch, extract(epoch FROM expires - clock_timestamp()) FROM tlog_lease WHERE id = 1")
+                "SELECT holder, epoch, extract(epoch FROM expires - clock_timestamp()) "
+                "FROM tlog_lease WHERE id = 1")
             row = await cur.fetchone()
         assert row is not None
         return str(row[0]), int(row[1]), float(row[2]) if row[2] is not None else -1.0
@@ -381,7 +385,17 @@ class Db:
                 await c.execute("UPDATE tlog_head SET sequenced = %s WHERE id = 1", [nxt])
             return nxt, new
 
-    async def publish(self, holder: str, epoch: int, old: Head, size: int, root: bytes,
+    async def add_search(self, rows: list[tuple[int, str, str]]) -> None:
+        """Search rows (index, field, term) beyond those `sequence` derives from leaves;
+        idempotent, so a leader finishing its predecessor's batch may add them again."""
+        if not rows:
+            return
+        keys = [(SEARCH_FIELDS[f], search_key(f, t, 0)[1:33], i) for i, f, t in rows]
+        async with db_errors("indexing envelopes"), self.conn.transaction(), self.conn.cursor() as c:
+            await c.executemany("INSERT INTO tlog_search (field, term, idx) VALUES (%s, %s, %s) "
+                                "ON CONFLICT DO NOTHING", keys)
+
+    async def publish(self, holder: str, epoch: int, old: Head, *, size: int, root: bytes,
                       checkpoint: bytes, signed_at: float, edge: list[bytes]) -> None:
         """Move the tree head from `old` to the new one (compare-and-swap, fenced), forget the
         sequenced entries it now holds, and wake the front ends."""

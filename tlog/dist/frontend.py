@@ -38,6 +38,7 @@ from tlog.errors import APIError, bad_request, not_found
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
 log = logging.getLogger("tlog.dist.frontend")
+_Waiter = tuple[asyncio.Future[Receipt], bytes, int, bool]  # (future, leaf hash, index, created)
 HEAD_POLL = 1.0  # seconds between tree head reads when no notification came
 STALE_AFTER = 3.0  # seconds without a successful tree head read: PostgreSQL is unreachable
 POOL_WAIT = 5.0  # seconds a request waits for a database connection before a 503
@@ -157,7 +158,8 @@ class DistBackend:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("tree head notifications: %s", str(exc).splitlines()[0][:200] if str(exc) else exc)
+                log.warning("tree head notifications: %s",
+                            str(exc).splitlines()[0][:200] if str(exc) else exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -287,7 +289,7 @@ class DistBackend:
             return
         wait = bool(self.config.witnesses) and self.config.witness_wait
         now = time.monotonic()
-        items: list[tuple[asyncio.Future[Receipt], bytes, int, bool]] = []
+        items: list[_Waiter] = []
         for lh, idx in ready.items():
             for fut, created, since in self._waiting.get(lh, []):
                 covered = head.cosigned_size is not None and head.cosigned_size > idx
@@ -297,11 +299,11 @@ class DistBackend:
         if items:
             await self._resolve(head, items)
 
-    async def _resolve(self, head: Head, items: list[tuple[asyncio.Future[Receipt], bytes, int, bool]]) -> None:
+    async def _resolve(self, head: Head, items: list[_Waiter]) -> None:
         """Receipts against the cosigned checkpoint where it covers the entry (witnessed),
         else against the log-signed one."""
         witnessed = bool(self.config.witnesses)
-        groups: dict[tuple[int, bytes, bool | None], list[tuple[asyncio.Future[Receipt], bytes, int, bool]]] = {}
+        groups: dict[tuple[int, bytes, bool | None], list[_Waiter]] = {}
         for item in items:
             idx = item[2]
             if witnessed and head.cosigned is not None and head.cosigned_size is not None \

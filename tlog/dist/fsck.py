@@ -22,10 +22,11 @@ from client.checkpoint import Checkpoint, open_checkpoint
 from client.errors import TlogError
 from client.merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from client.note import Verifier, parse_vkey
+from client.rekor import is_envelope_of
 from client.tiles import TILE_HEIGHT, TILE_WIDTH, entries_path, parse_bundle, tile_path, tile_width_at
 from client.tiletree import TileTree
 from tlog.config import ServeConfig
-from tlog.dist.bucket import NO_CACHE, ObjectStore, object_attributes
+from tlog.dist.bucket import NO_CACHE, ObjectStore, envelope_path, object_attributes, rekor_envelopes
 from tlog.dist.db import Db, Head, db_errors
 from tlog.dist.migrate import MARKER
 from tlog.dist.settings import bucket_settings
@@ -236,6 +237,12 @@ class DistFsck:
         if not window.leaves:
             return
         found = await self.db.lookup([leaf_hash(leaf) for _, leaf in window.leaves])
+        envelopes = await rekor_envelopes(self.bucket, window.leaves)  # Rekor v2 Statements
+        leaves = dict(window.leaves)
+        for index, blob in envelopes.items():
+            if not is_envelope_of(leaves[index], blob):
+                self.problem(f"{envelope_path(leaf_hash(leaves[index]))} (the envelope of entry {index}) "
+                             "is not the one its leaf logs")
         wanted: list[tuple[int, bytes, int]] = []
         for index, leaf in window.leaves:
             first = found.get(leaf_hash(leaf))
@@ -245,7 +252,8 @@ class DistFsck:
                 self.problem(f"the dedup index points entry {index} at a later index, {first}")
             elif first < index:
                 self.duplicates += 1
-            wanted.extend((SEARCH_FIELDS[f], search_key(f, t, 0)[1:33], index) for f, t in search_keys(leaf))
+            wanted.extend((SEARCH_FIELDS[f], search_key(f, t, 0)[1:33], index)
+                          for f, t in search_keys(leaf, envelopes.get(index)))
         self.search_rows += len(wanted)
         if not wanted:
             return

@@ -24,26 +24,33 @@ import contextlib
 import hashlib
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from client import merkle
-from client.attest import KIND_DSSE, parse_envelope, parse_leaf, search_keys
+from client.attest import KIND_DSSE, parse_leaf, search_keys
 from client.checkpoint import open_checkpoint, parse_checkpoint_text
-from client.errors import MalformedError, TlogError
+from client.errors import TlogError
 from client.keyfile import KeyFileError, read_key
 from client.merkle import HASH_SIZE, leaf_hash
 from client.note import parse_note
-from client.rekor import envelope_matches
-from client.rekorleaf import RekorEntry
+from client.rekor import is_envelope_of
 from client.tiles import TILE_HEIGHT, TILE_WIDTH, encode_bundle, entries_path, parse_bundle, tile_path
 from client.tiletree import TileTree
 from tlog.config import ServeConfig
 from tlog.dist.bucket import (
-    JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, envelope_path, log_description, object_attributes)
+    JSON,
+    NO_CACHE,
+    TEXT,
+    ObjectStore,
+    ObjectStoreError,
+    envelope_path,
+    log_description,
+    object_attributes,
+)
 from tlog.dist.db import Db, DbError, Head, db_errors
 from tlog.dist.settings import KEY_FILE, bucket_settings
 from tlog.storage import SEARCH_FIELDS, LogStore, StorageError, search_key, tile_key
@@ -166,16 +173,12 @@ class Source:
             raise self.damaged(f"the envelope {digest_hex} is missing or does not match its digest")
         return bytes(blob)
 
-    def rekor_envelope(self, index: int, entry: RekorEntry) -> bytes | None:
+    def rekor_envelope(self, index: int, leaf: bytes) -> bytes | None:
         """The envelope stored with a Rekor v2 entry, if any; it must be the one it logs."""
         blob = self.store.envelope_at(self.txn, index)
         if blob is None:
             return None
-        try:
-            ok = envelope_matches(entry, parse_envelope(orjson.loads(blob)))
-        except (orjson.JSONDecodeError, MalformedError):
-            ok = False
-        if not ok:
+        if not is_envelope_of(leaf, blob):
             raise self.damaged(f"the envelope stored with entry {index} is not the one it logs")
         return bytes(blob)
 
@@ -344,6 +347,7 @@ class Migration:
                 if known == index:
                     out.leaves.append((lh, index))
                 info = parse_leaf(data)
+                blob = None
                 if info is not None and info.kind == KIND_DSSE:
                     digest = str(info.record["attestation"])
                     if digest not in seen:
@@ -352,14 +356,14 @@ class Migration:
                 elif info is not None and info.rekor is not None and known == index:
                     # Stored by index here; by leaf hash in the bucket (envelope_path), and
                     # content-addressed like every envelope.
-                    blob = src.rekor_envelope(index, info.rekor)
+                    blob = src.rekor_envelope(index, data)
                     if blob is not None:
                         digest = hashlib.sha256(blob).hexdigest()
                         if digest not in seen:
                             seen.add(digest)
                             out.envelopes.append((digest, index))
                         out.objects.append(obj(envelope_path(lh), blob))
-                for f, t in search_keys(data):
+                for f, t in search_keys(data, blob):
                     out.search.append((SEARCH_FIELDS[f], search_key(f, t, 0)[1:33], index))
             out.objects.append(obj(entries_path(b, width), raw))
             b += 1

@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 
 from client import merkle
+from client.attest import search_keys
 from client.checkpoint import Checkpoint, parse_checkpoint_text
 from client.errors import MalformedError
 from client.logs import setup_logging
@@ -49,7 +50,16 @@ from client.note import parse_note, sign_note
 from client.tiles import TILE_WIDTH, encode_bundle, entries_path, parse_bundle, tile_path
 from client.tiletree import TileTree
 from tlog.dist.bucket import (
-    JSON, NO_CACHE, TEXT, ObjectStore, ObjectStoreError, S3Settings, log_description, object_attributes)
+    JSON,
+    NO_CACHE,
+    TEXT,
+    ObjectStore,
+    ObjectStoreError,
+    S3Settings,
+    log_description,
+    object_attributes,
+    rekor_envelopes,
+)
 from tlog.dist.db import Db, DbError, Deposed, Head, HeadMoved, db_errors
 from tlog.dist.tiles import BucketTiles
 
@@ -117,7 +127,8 @@ class Leader:
         self.m_failures = reg.add(Counter("tlog_integrate_failures_total",
                                           "Leader cycles that failed (retried; nothing acknowledged)"))
         self.m_takeovers = reg.add(Counter("tlog_leader_takeovers_total", "Times this process became leader"))
-        reg.add(Gauge("tlog_leader", "1 while this sequencer holds the lease", lambda: float(self.epoch is not None)))
+        reg.add(Gauge("tlog_leader", "1 while this sequencer holds the lease",
+                      lambda: float(self.epoch is not None)))
         reg.add(Gauge("tlog_leader_epoch", "Epoch (fencing token) of this sequencer's lease, 0 if none",
                       lambda: float(self.epoch or 0)))
         reg.add(Gauge("tlog_tree_size", "Entries in the log (tree size)",
@@ -310,8 +321,19 @@ class Leader:
         except MalformedError as exc:
             raise ObjectStoreError(f"{entries_path(size // TILE_WIDTH, width)}: {exc}") from exc
         if len(entries) != width:
-            raise ObjectStoreError(f"the partial bundle has {len(entries)} entries, the tree head says {width}")
+            raise ObjectStoreError(f"the partial bundle has {len(entries)} entries, "
+                                   f"the tree head says {width}")
         return entries
+
+    async def _index_rekor_envelopes(self, db: Db, batch: list[tuple[int, bytes]]) -> None:
+        """Search rows from the envelopes of the batch's Rekor v2 DSSE entries (written to the
+        bucket before their entries were queued), added before the head covers them, so
+        search stays complete to the tree size; the rest were written when sequencing."""
+        blobs = await rekor_envelopes(self.bucket, batch)
+        if blobs:
+            leaves = dict(batch)
+            await db.add_search([(i, f, t) for i, blob in blobs.items()
+                                 for f, t in set(search_keys(leaves[i], blob)) - set(search_keys(leaves[i]))])
 
     async def _integrate(self, db: Db, epoch: int, batch: list[tuple[int, bytes]]) -> None:
         head, tree = self.head, self.tree
@@ -336,12 +358,14 @@ class Leader:
             add(tile_path(level, index, len(tile) // 32), tile)
         try:
             await self.bucket.put_many(objects)
+            await self._index_rekor_envelopes(db, batch)
             root = tree.root()
             text = Checkpoint(self.config.origin, tree.size, root).text()
             note = await self._sign(text)
             signed_at = time.time()
             edge = [e.tile_bytes() for e in tree.edges]
-            await db.publish(self.holder, epoch, head, tree.size, root, note, signed_at, edge)
+            await db.publish(self.holder, epoch, head, size=tree.size, root=root, checkpoint=note,
+                             signed_at=signed_at, edge=edge)
         except BaseException:
             # The in-memory edge is suspect: rebuild it from the tree head before going on.
             self.tree = TileTree(head.size, head.edge_hashes())
@@ -398,7 +422,8 @@ class Leader:
                 # cosigned one, from before witnesses were configured): keep it until a
                 # larger one is cosigned.
                 return True
-            raise Deposed(f"the bucket holds a checkpoint of size {stored.size}, newer than ours ({want.size})")
+            raise Deposed(f"the bucket holds a checkpoint of size {stored.size}, "
+                          f"newer than ours ({want.size})")
         return False
 
     # --- witnesses ----------------------------------------------------------------------
@@ -443,7 +468,8 @@ class _CosignStore:
 
     async def _conn(self) -> Db:
         if self._db is None or self._db.closed:
-            self._db = await Db.open(self.leader.config.dsn, idle_in_transaction=self.leader.config.lease_seconds,
+            self._db = await Db.open(self.leader.config.dsn,
+                                     idle_in_transaction=self.leader.config.lease_seconds,
                                      holder=self.leader.holder)
         return self._db
 

@@ -20,7 +20,14 @@ from tlog.dist.settings import KEY_FILE, leader_config, prepare, recorded_keys
 def serve_dist(config: ServeConfig) -> int:
     from client.http import listen
     from client.logs import announcer, setup_logging
-    from tlog.cli import _fail, check_rotation_key, check_tpm, print_examples, run_workers, write_client_policy
+    from tlog.cli import (
+        _fail,
+        check_rotation_key,
+        check_tpm,
+        print_examples,
+        run_workers,
+        write_client_policy,
+    )
 
     try:
         origin, vkey, created = prepare(config)
@@ -55,7 +62,8 @@ def serve_dist(config: ServeConfig) -> int:
     sock.set_inheritable(True)
     sequencer = None
     if config.role == "all":
-        sequencer = DistSequencerSupervisor(config, leader_config(config, origin, vkeys, config.sequencer_listen))
+        sequencer = DistSequencerSupervisor(
+            config, leader_config(config, origin, vkeys, config.sequencer_listen))
         try:
             sequencer.start()
         except RuntimeError as exc:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import time
 from pathlib import Path
 
 from client.checkpoint import Checkpoint
-from client.keyfile import KeyFileError, load_or_create, read_key
 from client.merkle import EMPTY_ROOT
 from client.note import sign_note
 from tlog.config import ConfigError, ServeConfig
