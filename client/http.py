@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import httpx
 
@@ -47,6 +48,18 @@ def listen(host: str, port: int, backlog: int) -> tuple[socket.socket, str]:
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
     return sock, url
+
+
+def serve(app: Any, sock: socket.socket) -> None:
+    """Run an ASGI app with uvicorn on a bound socket until it is stopped (SIGTERM/SIGINT):
+    the settings the witness and the TSA share (no access log of uvicorn's own, bounded
+    connections, keep-alive)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
+                                           access_log=False, timeout_keep_alive=30,
+                                           limit_concurrency=4096, loop="uvloop", http="httptools"))
+    server.run(sockets=[sock])
 
 
 def redact_url(url: str) -> str:

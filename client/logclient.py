@@ -410,18 +410,22 @@ class LogClient:
 
     # --- write and search -------------------------------------------------------------------
 
-    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /v1/entries; returns the receipt document (not yet verified)."""
-        answer = self._request("POST", "/v1/entries", limit=MAX_JSON_BYTES,
+    def _post_json(self, path: str, body: dict[str, Any], what: str,
+                   accept: tuple[int, ...] = ()) -> dict[str, Any]:
+        answer = self._request("POST", path, limit=MAX_JSON_BYTES, accept=accept,
                                content=orjson.dumps(body),
                                headers={"Content-Type": "application/json"})
         try:
             doc = orjson.loads(answer)
         except orjson.JSONDecodeError as exc:
-            raise MalformedError("the log's receipt is not JSON") from exc
+            raise MalformedError(f"the log's {what} is not JSON") from exc
         if not isinstance(doc, dict):
-            raise MalformedError("the log's receipt is not an object")
+            raise MalformedError(f"the log's {what} is not an object")
         return doc
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/entries; returns the receipt document (not yet verified)."""
+        return self._post_json("/v1/entries", body, "receipt")
 
     def entry_envelope(self, index: int) -> bytes | None:
         """The envelope the log stores with entry `index`, or None if it has none. Not
@@ -437,14 +441,8 @@ class LogClient:
         """POST /api/v2/log/entries (a protojson CreateEntryRequest); the TransparencyLogEntry,
         also for an entry already logged (409, as Rekor v2 answers it; tlog's 409 carries the
         entry). Not yet verified."""
-        answer = self._request("POST", "/api/v2/log/entries", limit=MAX_JSON_BYTES, accept=(409,),
-                               content=orjson.dumps(request),
-                               headers={"Content-Type": "application/json"})
-        try:
-            doc = orjson.loads(answer)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedError("the log's answer is not JSON") from exc
-        if not isinstance(doc, dict) or "canonicalizedBody" not in doc:
+        doc = self._post_json("/api/v2/log/entries", request, "answer", accept=(409,))
+        if "canonicalizedBody" not in doc:
             raise MalformedError("the log's answer is not a TransparencyLogEntry")
         return doc
 

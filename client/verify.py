@@ -169,13 +169,19 @@ def _uint(value: Any, what: str) -> int:
     return value
 
 
-def parse_receipt(doc: Any) -> Receipt:
-    """A receipt from its JSON document (bytes or an already-decoded object)."""
+def _json(doc: Any, what: str) -> Any:
+    """A JSON document given as bytes, decoded; anything else as it is (already decoded)."""
     if isinstance(doc, bytes | bytearray | memoryview):
         try:
-            doc = orjson.loads(doc)
+            return orjson.loads(doc)
         except orjson.JSONDecodeError as exc:
-            raise MalformedError(f"receipt is not JSON: {exc}") from exc
+            raise MalformedError(f"{what} is not JSON: {exc}") from exc
+    return doc
+
+
+def parse_receipt(doc: Any) -> Receipt:
+    """A receipt from its JSON document (bytes or an already-decoded object)."""
+    doc = _json(doc, "receipt")
     try:
         proof = doc["inclusion_proof"]
         hashes = proof["hashes"]
@@ -237,11 +243,7 @@ def _recompute(build: Any, *args: Any) -> bytes:
 
 def _check_envelope(leaf: bytes, record: dict[str, Any], envelope: Any) -> dict[str, Any]:
     """Recompute the DSSE leaf from the envelope with the leaf's own keys; returns the envelope."""
-    if isinstance(envelope, bytes | bytearray | memoryview):
-        try:
-            envelope = orjson.loads(envelope)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedError(f"envelope is not JSON: {exc}") from exc
+    envelope = _json(envelope, "envelope")
     if isinstance(envelope, dict) and "dsse" in envelope and "payloadType" not in envelope:
         envelope = envelope["dsse"]  # a submission body {"dsse": ..., "verifiers": ...}
     pems = list(dict.fromkeys(_pem(s["key"]) for s in record["signatures"]))  # one per key
@@ -266,11 +268,7 @@ def _rekor_signature_verifies(entry: RekorEntry) -> None:
 def _check_rekor_envelope(entry: RekorEntry, envelope: Any) -> dict[str, Any]:
     """The envelope is the one a Rekor v2 leaf logs (PAE digest and signature), and its
     signature verifies with the leaf's key. Returns it as parsed JSON."""
-    if isinstance(envelope, bytes | bytearray | memoryview):
-        try:
-            envelope = orjson.loads(envelope)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedError(f"envelope is not JSON: {exc}") from exc
+    envelope = _json(envelope, "envelope")
     try:
         env = parse_envelope(envelope)
     except EntryError as exc:

@@ -90,6 +90,10 @@ from benchlib import (
 )
 
 KEY_TYPES = ("ed25519", "ecdsa-p256")
+REKOR = "rekor-p256"
+"""Opt-in (--keys ...,rekor-p256): the same ECDSA P-256 DSSE envelopes through the Rekor v2
+API (`dsseRequestV002` to POST /api/v2/log/entries), paired with the /v1 ECDSA runs."""
+PATHS = {REKOR: "/api/v2/log/entries"}
 GOAL_RPS_W2 = 8000.0  # issue 15: signed appends/s with --workers 2 ...
 GOAL_RPS_W1 = 5000.0  # ... and with --workers 1
 GOAL_SERVER_US = 180.0  # server CPU per append (--workers 2)
@@ -116,7 +120,7 @@ def _private_key(kind: str, der: bytes | None = None) -> Any:
         return serialization.load_der_private_key(der, password=None)
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
-    if kind == "ecdsa-p256":
+    if kind in ("ecdsa-p256", REKOR):
         return ec.generate_private_key(ec.SECP256R1())
     raise ValueError(f"unknown key type {kind!r}")
 
@@ -181,8 +185,18 @@ def _generate_file(kind: str, key_der: bytes, pem: str, nonce: str, path: str, f
 
     from client.attest import pae
 
-    sign = _signer(kind, _private_key(kind, key_der))
+    key = _private_key(kind, key_der)
+    sign = _signer(kind, key)
     verifiers = [pem]
+    if kind == REKOR:
+        import base64
+
+        from cryptography.hazmat.primitives import serialization
+
+        spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        verifier = {"publicKey": {"rawBytes": base64.b64encode(spki).decode()},
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256"}
     lengths = set()
     with open(path + ".tmp", "wb") as out:
         for n in range(first, first + count):
@@ -192,7 +206,12 @@ def _generate_file(kind: str, key_der: bytes, pem: str, nonce: str, path: str, f
             payload = orjson.dumps(_statement(nonce, kind, n, "x" * (stmt_len - base)))
             env = _envelope(payload, sign(pae(INTOTO, payload)))
             lengths.add(len(orjson.dumps(env)))
-            out.write(orjson.dumps({"dsse": env, "verifiers": verifiers}) + b"\n")
+            if kind == REKOR:
+                env["signatures"][0].pop("keyid")
+                body = {"dsseRequestV002": {"envelope": env, "verifiers": [verifier]}}
+            else:
+                body = {"dsse": env, "verifiers": verifiers}
+            out.write(orjson.dumps(body) + b"\n")
     os.replace(path + ".tmp", path)
     return min(lengths), max(lengths)
 
@@ -220,7 +239,7 @@ class Bodies:
         cursor (a run never needs more: --max-rate x --duration / threads)."""
         spans = [self._span(t, max_lines) for t in range(len(self.offsets))]
         return [self.prefix, ",".join(str(off) for off, _ in spans),
-                str(max(n for _, n in spans))]
+                str(max(n for _, n in spans)), PATHS.get(self.kind, "/v1/entries")]
 
     def advance(self, consumed: list[int]) -> None:
         for t, n in enumerate(consumed):
@@ -262,6 +281,7 @@ def prepare_bodies(kind: str, bodies_dir: Path, per_thread: int, threads: int,
     from cryptography.hazmat.primitives import serialization
 
     from client.attest import check_dsse
+    from client.rekor import check_create_entry
 
     d = bodies_dir / kind
     d.mkdir(parents=True, exist_ok=True)
@@ -302,7 +322,10 @@ def prepare_bodies(kind: str, bodies_dir: Path, per_thread: int, threads: int,
         # The server's own checks must accept what we send (and it must be an attestation).
         with open(f"{prefix}{t}.jsonl", "rb") as fh:
             doc = orjson.loads(fh.readline())
-        check_dsse(doc["dsse"], doc["verifiers"])
+        if kind == REKOR:
+            check_create_entry(doc)
+        else:
+            check_dsse(doc["dsse"], doc["verifiers"])
     body_len = offsets[0][1] - 1
     manifest["request_body_bytes"] = body_len
     print(f"bench: {kind}: {threads} x {min(len(o) - 1 for o in offsets):,} bodies, envelope "
@@ -716,17 +739,19 @@ def _median_run(results: list[RunResult], scenario: str) -> RunResult | None:
     return runs[len(runs) // 2] if runs else None
 
 
-def _ecdsa_ratio(results: list[RunResult]) -> float | None:
-    """Median over ECDSA runs of its rate / the mean of the Ed25519 runs just before and after
-    it. Runs alternate Ed25519, ECDSA, ... and the log grows run after run (every run costs a
-    little more than the one before it), so comparing medians would favour Ed25519."""
-    runs = [r for r in results if r.scenario in ("attest-ed25519", "attest-ecdsa-p256")]
+def _ecdsa_ratio(results: list[RunResult], num: str = "attest-ecdsa-p256",
+                 den: str = "attest-ed25519") -> float | None:
+    """Median over `num` (ECDSA) runs of its rate / the mean of the `den` (Ed25519) runs just
+    before and after it. Runs alternate Ed25519, ECDSA, ... and the log grows run after run
+    (every run costs a little more than the one before it), so comparing medians would favour
+    the earlier key type."""
+    runs = [r for r in results if r.scenario in (den, num)]
     ratios = []
     for i, r in enumerate(runs):
-        if r.scenario != "attest-ecdsa-p256":
+        if r.scenario != num:
             continue
         near = [x.rps for x in (runs[i - 1] if i else None, runs[i + 1] if i + 1 < len(runs) else None)
-                if x is not None and x.scenario == "attest-ed25519"]
+                if x is not None and x.scenario == den]
         if near:
             ratios.append(r.rps / (sum(near) / len(near)))
     return statistics.median(ratios) if ratios else None
@@ -759,6 +784,11 @@ def fmt_goals(results: list[RunResult], workers: int) -> str:
     if ed is not None and ec is not None and ratio is not None:
         rows.append(("ECDSA P-256 vs Ed25519 appends/s", f"{ec.rps:,.0f}: {ratio:.2f}x (paired)",
                      f">= {GOAL_ECDSA_RATIO:.2f}x", valid(ed) and valid(ec) and ratio >= GOAL_ECDSA_RATIO))
+    rk = _median_run(results, f"attest-{REKOR}")
+    rk_ratio = _ecdsa_ratio(results, f"attest-{REKOR}", "attest-ecdsa-p256")
+    if rk is not None and ec is not None and rk_ratio is not None:
+        rows.append(("Rekor v2 API vs /v1, ECDSA DSSE", f"{rk.rps:,.0f}: {rk_ratio:.2f}x (paired)",
+                     "(no goal)", valid(rk) and valid(ec)))
     head = f"{'goal (issue 15)':<40}{'measured':>30}{'goal':>14}  result"
     lines = ["goals (median run per key type):", head, "-" * len(head)]
     lines += [f"{name:<40}{got:>30}{goal:>14}  {'MET' if ok else 'NOT MET'}"
@@ -818,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     keys = [k.strip() for k in args.keys.split(",") if k.strip()]
     for k in keys:
-        if k not in KEY_TYPES:
+        if k not in (*KEY_TYPES, REKOR):
             p.error(f"unknown key type {k!r}")
     if args.profile and "ed25519" not in keys:
         p.error("--profile profiles Ed25519 runs: include ed25519 in --keys")

@@ -1,5 +1,6 @@
 -- POST /v1/entries with pre-generated, signed DSSE submissions; every body is sent once.
--- usage: wrk ... -s wrk_attest.lua http://127.0.0.1:PORT -- <prefix> <off0,off1,...> <bytes>
+-- usage: wrk ... -s wrk_attest.lua http://127.0.0.1:PORT -- <prefix> <off0,off1,...> <bytes> [path]
+-- (path: /v1/entries by default; /api/v2/log/entries for Rekor v2 CreateEntryRequests)
 --
 -- bench_attest.py writes one file per wrk thread, <prefix><tid>.jsonl: one request body
 -- {"dsse": <envelope>, "verifiers": [<PEM>]} per line (compact JSON has no raw newline). The
@@ -15,6 +16,7 @@ dofile(dir .. "wrk_common.lua")
 
 local data = ""
 local pos = 1
+local path = "/v1/entries"
 local headers = { ["Content-Type"] = "application/json" }
 
 sent = 0
@@ -24,6 +26,7 @@ statuses = {}
 
 function init(args)
    local prefix, offsets, nbytes = args[1], args[2], tonumber(args[3])
+   path = args[4] or path
    assert(prefix and offsets and nbytes, "usage: -- <prefix> <off0,off1,...> <bytes>")
    local offs = {}
    for o in string.gmatch(offsets, "%d+") do offs[#offs + 1] = tonumber(o) end
@@ -51,7 +54,7 @@ function request()
    local body = data:sub(pos, e - 1)
    pos = e + 1
    sent = sent + 1
-   return wrk.format("POST", "/v1/entries", headers, body)
+   return wrk.format("POST", path, headers, body)
 end
 
 function bench_extra(threads)

@@ -69,7 +69,7 @@ def test_compose_set_gives_cosigned_receipts(stack: ComposeRun, tmp_path: Path) 
     """log-init, 3 witnesses, the log and the monitor from deploy/compose's own files: a
     submission gets a receipt with 2 of 3 witness cosignatures that verifies under the
     policy the monitor built from the published keys, and the monitor reports it."""
-    assert set(stack.services) == {"log-init", "witness-1", "witness-2", "witness-3", "log", "monitor"}
+    assert set(stack.services) == {"log-init", "witness-1", "witness-2", "witness-3", "tsa", "log", "monitor"}
     log, monitor = stack.services["log"], stack.services["monitor"]
     policy = stack.volumes["monitor"] / "policy.toml"
     stmt = tmp_path / "statement.json"
@@ -501,13 +501,13 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     tool = require("systemd-analyze")
     units = sorted(u for u in (DEPLOY / "systemd").iterdir() if u.suffix in (".service", ".timer"))
     assert {u.name for u in units} >= {"tlog.service", "witness@.service", "tlog-monitor.service",
-                                       "tlog-fsck.service", "tlog-fsck.timer"}
+                                       "tlog-fsck.service", "tlog-fsck.timer", "tlog-tsa.service"}
     root = tmp_path / "root"
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     bindir = root / "opt/tlog/.venv/bin"
     bindir.mkdir(parents=True)
-    for exe in ("tlog", "witness", "tlog-client"):
+    for exe in ("tlog", "witness", "tlog-client", "tlog-tsa"):
         (bindir / exe).write_text("#!/bin/sh\n")
         (bindir / exe).chmod(0o755)
     (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n"

@@ -1,5 +1,5 @@
 """Rekor v2 entries: the CreateEntryRequest checks, the leaf bytes, and what search and the
-verifier make of them (pure; the HTTP side is in test_sigstore_http.py)."""
+verifier make of them (pure; the HTTP side is in test_sigstore_clients.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import hashlib
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client import merkle, rekor
 from client.attest import (
@@ -18,8 +20,10 @@ from client.attest import (
     parse_leaf,
     search_keys,
 )
+from client.errors import MalformedError
 from client.note import Ed25519Verifier
 from client.rekorleaf import KIND_REKOR, parse_rekor_leaf
+from client.sigstore_bundle import receipt_from_bundle
 from tests import sigstorekit as kit
 
 # rekor-tiles CLIENTS.md's sample entry (specs: the body field is named hashedRekordV002 by
@@ -157,3 +161,62 @@ def test_log_ids_follow_rekor_v2() -> None:
     lid = rekor.log_id(v)
     assert lid == hashlib.sha256(b"log.example\n\x01" + pub).digest()
     assert int.from_bytes(lid[:4], "big") == v.key_id  # the checkpoint signature's key hint
+
+
+# --- hostile input: only the typed errors, never a crash ----------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20)
+_FIELDS = ["hashedRekordRequestV002", "dsseRequestV002", "digest", "signature", "content", "verifier",
+           "publicKey", "rawBytes", "keyDetails", "x509Certificate", "envelope", "verifiers", "payload",
+           "payloadType", "signatures", "sig", "keyid"]
+
+
+def _replace_somewhere(doc: object, path: list[int], value: object) -> object:
+    """`doc` with one nested value (chosen by `path`) replaced by `value`."""
+    if not path or not isinstance(doc, dict | list) or not doc:
+        return value
+    if isinstance(doc, dict):
+        key = sorted(doc)[path[0] % len(doc)]
+        return {**doc, key: _replace_somewhere(doc[key], path[1:], value)}
+    i = path[0] % len(doc)
+    return [*doc[:i], _replace_somewhere(doc[i], path[1:], value), *doc[i + 1:]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.lists(st.integers(0, 7), max_size=6), value=_JSON | st.sampled_from(_FIELDS))
+def test_mutated_requests_get_typed_errors(path: list[int], value: object) -> None:
+    for doc in (_sample_request(), kit.dsse_request(_KEY, _ENVELOPE)):
+        mutated = _replace_somewhere(doc, path, value)
+        try:
+            sub = rekor.check_create_entry(mutated)
+        except (EntryError, EntrySignatureError):
+            continue
+        assert parse_rekor_leaf(sub.leaf) == sub.entry  # accepted: a canonical leaf
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_JSON)
+def test_arbitrary_json_gets_typed_errors(doc: object) -> None:
+    with pytest.raises((EntryError, EntrySignatureError)):
+        rekor.check_create_entry(doc)
+    with pytest.raises(MalformedError):
+        receipt_from_bundle(doc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(at=st.integers(0, 10_000), byte=st.integers(0, 255))
+def test_a_changed_leaf_byte_is_never_another_entry(at: int, byte: int) -> None:
+    leaf = bytearray(rekor.check_create_entry(_sample_request()).leaf)
+    at %= len(leaf)
+    if leaf[at] == byte:
+        return
+    leaf[at] = byte
+    entry = parse_rekor_leaf(bytes(leaf))
+    assert entry is None or entry.leaf() == bytes(leaf)
+
+
+_KEY = ec.generate_private_key(ec.SECP256R1())
+_ENVELOPE = kit.dsse_envelope(_KEY, kit.statement("ab" * 32))

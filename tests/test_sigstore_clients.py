@@ -367,10 +367,28 @@ def test_monitors_match_rekor_entries_by_signer_and_statement(stack: Stack, tmp_
 
 def test_audit_and_fsck_pass_over_rekor_entries(stack: Stack) -> None:
     policy = stack.log.data_dir / "client-policy.toml"
-    audit = subprocess.run([sys.executable, "-m", "client.cli", "audit", "--full", "--policy", str(policy)],
+    audit = subprocess.run([sys.executable, "-m", "client.cli", "audit", "--full", "--no-state",
+                            "--policy", str(policy)],
                            capture_output=True, text=True, timeout=120, check=False)
     assert audit.returncode == 0, audit.stderr
     fsck = subprocess.run([sys.executable, "-m", "tlog.cli", "fsck", "--data-dir", str(stack.log.data_dir)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert "warning" not in (fsck.stdout + fsck.stderr).lower()
+
+
+def test_no_bundle_without_a_usable_timestamp(stack: Stack, tmp_path: Path) -> None:
+    """A TSA that is down (or answers anything but a timestamp that verifies with its chain)
+    gets the bundle refused with 503 `tsa_unavailable`, not a bundle every client rejects."""
+    config = tmp_path / "log.toml"
+    config.write_text(f'[log]\norigin = "{ORIGIN}"\ntsa_url = "{stack.log.url}"\n'
+                      f'tsa_chain_file = "{stack.tsa.data_dir / "tsa-chain.pem"}"\n')
+    log = ServerProc(tmp_path / "log", args=["--config", str(config)]).start()
+    try:
+        resp = _post(log.url, kit.hashedrekord_request(stack.key, b"no timestamp for this")[0])
+        assert resp.status_code == 201
+        bundle = httpx.get(f"{log.url}/v1/entries/{resp.json()['logIndex']}/sigstore-bundle", timeout=30)
+        assert bundle.status_code == 503 and bundle.json()["error"]["code"] == "tsa_unavailable"
+        assert bundle.headers["retry-after"] == "5"
+    finally:
+        log.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tlog.sigstore")
 REKOR_ENTRIES = "/api/v2/log/entries"
 TSA_TIMEOUT = 5.0
+STAMPS_KEPT = 4096
+"""Timestamps kept per worker, by signature: asking for a bundle again (a client polling, a
+CDN revalidating) reuses one instead of making the TSA sign anew; any one stays true."""
 _JSON = "application/json"
 
 
@@ -48,6 +52,7 @@ class SigstoreAPI:
         self._docs: dict[str, bytes] = {}
         self._tsa_chain: list[bytes] = []
         self._http: httpx.AsyncClient | None = None
+        self._stamps: OrderedDict[bytes, bytes] = OrderedDict()
 
     def start(self, data_dir: Path) -> None:
         self._log_id = rekor.log_id(parse_vkey(self.app.vkey))  # type: ignore[arg-type]
@@ -120,6 +125,9 @@ class SigstoreAPI:
     async def _timestamp(self, signature: bytes) -> bytes:
         """A TimeStampResp over the signature from the TSA, checked against its chain in the
         TrustedRoot (a bad token would fail every client later, far from its cause)."""
+        if signature in self._stamps:
+            self._stamps.move_to_end(signature)
+            return self._stamps[signature]
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=TSA_TIMEOUT)
         nonce = secrets.randbits(63)
@@ -134,6 +142,9 @@ class SigstoreAPI:
             log.warning("the TSA at %s gave no usable timestamp: %s", url, exc)
             raise APIError(503, "tsa_unavailable", "the time-stamping authority gave no usable "
                            f"timestamp: {exc}", {"Retry-After": "5"}) from exc
+        self._stamps[signature] = resp.content
+        if len(self._stamps) > STAMPS_KEPT:
+            self._stamps.popitem(last=False)
         return resp.content
 
     def _document(self, name: str, media_type: str) -> Response:

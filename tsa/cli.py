@@ -20,7 +20,7 @@ def _fail(msg: str, code: int = 2) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from client.http import listen
+    from client.http import listen, serve
     from client.logs import announcer, setup_logging
     from tsa.app import TSAService, build_app
     from tsa.authority import TimestampAuthority
@@ -42,13 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"clients pin {directory / CHAIN_FILE}; policy {args.policy}")
     say(f"tsa listening on {url}")
     sys.stdout.flush()
-    import uvicorn
-
-    app = build_app(TSAService(authority, chain_pem(chain)), access_log=args.access_log)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
-                                           access_log=False, timeout_keep_alive=30,
-                                           limit_concurrency=4096, loop="uvloop", http="httptools"))
-    server.run(sockets=[sock])
+    serve(build_app(TSAService(authority, chain_pem(chain)), access_log=args.access_log), sock)
     return 0
 
 
@@ -59,12 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--dir", required=True, help="directory of tsa-key.pem and tsa-chain.pem")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=3000, help="0: any free port")
+    s.add_argument("--listen", metavar="HOST:PORT", help="instead of --host and --port, as `tlog serve`")
     s.add_argument("--name", default="tlog TSA", help="organization name in new certificates")
     s.add_argument("--policy", default=DEFAULT_POLICY, help="TSA policy OID in every token")
     s.add_argument("--log-format", choices=("text", "json"), default="text")
     s.add_argument("--access-log", action="store_true", help="one log line per request")
     s.set_defaults(func=cmd_serve)
     args = p.parse_args(argv)
+    if getattr(args, "listen", None):
+        host, sep, port = args.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            return _fail(f"--listen: expected HOST:PORT, got {args.listen!r}")
+        args.host, args.port = host.strip("[]"), int(port)
     return int(args.func(args))
 
 

@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
         return _fail(str(exc))
-    from client.http import listen
+    from client.http import listen, serve
     from witness.app import Witness, build_app
     from witness.store import WitnessStore
 
@@ -96,13 +96,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     say(f"witness: verifier key {cosigner.verifier().vkey()}")
     say(f"witness: listening on {url}")
     sys.stdout.flush()
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
-                                           access_log=False, timeout_keep_alive=30,
-                                           limit_concurrency=4096, loop="uvloop", http="httptools"))
     try:
-        server.run(sockets=[sock])
+        serve(app, sock)
     finally:
         store.close()
     return 0
