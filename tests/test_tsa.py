@@ -11,8 +11,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,21 +32,12 @@ from client.timestamp import (
     timestamp_token_time,
     verify_timestamp,
 )
-from tests.serverproc import ServerProc
+from tests.serverproc import TSAProc
 from tsa.authority import DEFAULT_POLICY, TimestampAuthority, generate_chain
 from tsa.keys import CHAIN_FILE, KEY_FILE, TSAKeyError, load, load_or_create
 
 SIG = b"\x30\x45 the signature bytes a bundle carries"
 SJS = Path(__file__).parent / "js" / "node_modules" / "@sigstore"
-
-
-@dataclass
-class TSAProc(ServerProc):
-    """A real `python -m tsa serve` on 127.0.0.1:0; `data_dir` is its key directory."""
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "tsa", "serve", "--dir", str(self.data_dir),
-                "--host", "127.0.0.1", "--port", "0"]
 
 
 @pytest.fixture(scope="module")
