@@ -15,6 +15,7 @@ envelope's digest.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import functools
 import hashlib
 import re
@@ -515,8 +516,7 @@ def search_keys(leaf: bytes, envelope: bytes | None = None) -> list[tuple[str, s
     out: list[tuple[str, str]] = []
     rec = info.record
     if info.rekor is not None:
-        return sorted({("signer", info.rekor.signer), ("subject", info.rekor.subject),
-                       *rekor_envelope_terms(info.rekor, envelope)})
+        return rekor_terms(info.rekor, rekor_envelope(info.rekor, envelope))
     try:
         if info.kind == KIND_DSSE:
             for s in rec.get("signatures", []):
@@ -543,20 +543,31 @@ def _statement_terms(st: Statement) -> list[tuple[str, str]]:
     return out
 
 
-def rekor_envelope_terms(entry: RekorEntry, envelope: bytes | None) -> list[tuple[str, str]]:
-    """Search terms of the in-toto Statement in the envelope a Rekor v2 entry logs; none if
-    there is no envelope, it is not the entry's (PAE digest and signature), or not in-toto.
-    As many subjects and digests as a v1 leaf would copy."""
-    if envelope is None:
-        return []
+def rekor_envelope_matches(entry: RekorEntry, envelope: Envelope) -> bool:
+    """Whether a parsed DSSE envelope is the one a Rekor v2 entry logs: its PAE hashes to the
+    entry's digest and its one signature is the entry's (both committed to by the leaf)."""
+    msg = pae(envelope.payload_type, envelope.payload)
+    return (len(envelope.signatures) == 1 and envelope.signatures[0][1] == entry.signature
+            and hashlib.new(HASHES_BY_NAME[entry.algorithm], msg).digest() == entry.digest)
+
+
+def rekor_envelope(entry: RekorEntry, blob: bytes | None) -> Envelope | None:
+    """The stored envelope bytes, parsed, if they are the envelope this entry logs."""
+    if blob is None:
+        return None
     try:
-        env = parse_envelope(orjson.loads(envelope))
-        msg = pae(env.payload_type, env.payload)
-        if len(env.signatures) != 1 or env.signatures[0][1] != entry.signature or \
-                hashlib.new(HASHES_BY_NAME[entry.algorithm], msg).digest() != entry.digest:
-            return []
-        if not is_intoto(env.payload_type):
-            return []
-        return _statement_terms(parse_statement(env.payload))
+        env = parse_envelope(orjson.loads(blob))
     except (orjson.JSONDecodeError, MalformedError):
-        return []
+        return None
+    return env if rekor_envelope_matches(entry, env) else None
+
+
+def rekor_terms(entry: RekorEntry, envelope: Envelope | None) -> list[tuple[str, str]]:
+    """Search terms of a Rekor v2 entry: its signer and signed digest, and the in-toto
+    Statement of the envelope it logs (already matched: `rekor_envelope`), with as many
+    subjects and digests as a v1 leaf would copy."""
+    out = {("signer", entry.signer), ("subject", entry.subject)}
+    if envelope is not None and is_intoto(envelope.payload_type):
+        with contextlib.suppress(MalformedError):  # an in-toto type over a non-Statement
+            out.update(_statement_terms(parse_statement(envelope.payload)))
+    return sorted(out)

@@ -152,6 +152,7 @@ def _submit_sigstore(args: argparse.Namespace, policy: TrustPolicy | None, key: 
     from client.rekor import bundle
     from client.signing import rekor_submission
     from client.sigstore_bundle import verify_bundle
+    from client.sigstore_trust import tsa_chain_of
 
     request, envelope = rekor_submission(key, data, dsse=args.kind == "dsse",
                                          payload_type=args.payload_type)
@@ -174,15 +175,6 @@ def _submit_sigstore(args: argparse.Namespace, policy: TrustPolicy | None, key: 
     return EXIT_OK
 
 
-def tsa_chain_of(root: Any) -> list[bytes]:
-    """The first TSA's chain (DER, signing certificate first) of a TrustedRoot document."""
-    try:
-        certs = root["timestampAuthorities"][0]["certChain"]["certificates"]
-        return [base64.b64decode(c["rawBytes"], validate=True) for c in certs]
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise MalformedError(f"the TrustedRoot names no usable TSA chain: {exc}") from exc
-
-
 def cmd_bundle(args: argparse.Namespace) -> int:
     """GET the log's Sigstore bundle of entry INDEX (a Rekor v2 entry)."""
     policy = _policy(args, required=False)
@@ -196,6 +188,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def cmd_verify_bundle(args: argparse.Namespace) -> int:
     """Verify a Sigstore bundle under a tlog policy (witnesses, freshness, TPM included)."""
     from client.sigstore_bundle import verify_bundle
+    from client.sigstore_trust import tsa_chain_of
 
     policy = _policy(args)
     assert policy is not None

@@ -12,11 +12,11 @@ the v0.3 bundle, the log ID. What the clients check, field by field, is in docs/
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
@@ -32,7 +32,9 @@ from client.attest import (
     pae,
     parse_envelope,
     parse_statement,
+    rekor_envelope,
 )
+from client.attest import rekor_envelope_matches as envelope_matches
 from client.encoding import b64decode_any, b64encode
 from client.errors import MalformedError
 from client.note import ECDSAVerifier, Ed25519Verifier
@@ -124,6 +126,15 @@ def _verifier(doc: Any, what: str) -> tuple[Any, bytes, str, bytes | None]:
     if details not in KEY_DETAILS:
         raise UnsupportedKeyError(f"keyDetails {details!r} is not accepted; accepted: "
                                   + ", ".join(KEY_DETAILS))
+    key, der, cert = _checked_key(raw, kind, details, what)
+    return key, der, details, cert
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_key(raw: bytes, kind: str, details: str, what: str) -> tuple[Any, bytes, bytes | None]:
+    """(key, DER SPKI, DER certificate or None) of a verifier's bytes, checked against its
+    details. Memoised: signers submit with the same few keys, and loading and checking one
+    costs about as much as the ECDSA verification."""
     cert = None
     if kind == "x509Certificate":
         cert, der = raw, certificate_key(raw)
@@ -150,7 +161,7 @@ def _verifier(doc: Any, what: str) -> tuple[Any, bytes, str, bytes | None]:
             raise UnsupportedKeyError(f"the key is not the {bits}-bit RSA key {details} declares")
         if key.public_numbers().e not in RSA_EXPONENTS:
             raise UnsupportedKeyError("RSA public exponent must be 3 or 65537")
-    return key, der, details, cert
+    return key, der, cert
 
 
 def verify_prehashed(key: Any, details: str, sig: bytes, digest: bytes) -> bool:
@@ -234,21 +245,10 @@ def check_dsse_request(doc: Any) -> RekorSubmission:
     raise EntrySignatureError("the envelope's signature verifies with none of the verifiers")
 
 
-def envelope_matches(entry: RekorEntry, envelope: Any) -> bool:
-    """Whether a parsed DSSE envelope is the one this entry logs: its PAE hashes to the
-    entry's digest and its one signature is the entry's (both committed to by the leaf)."""
-    msg = pae(envelope.payload_type, envelope.payload)
-    return (len(envelope.signatures) == 1 and envelope.signatures[0][1] == entry.signature
-            and hashlib.new(HASHES[entry.algorithm][0], msg).digest() == entry.digest)
-
-
 def is_envelope_of(leaf: bytes, blob: bytes) -> bool:
     """Whether stored envelope bytes (canonical JSON) are the envelope a Rekor v2 leaf logs."""
     entry = parse_rekor_leaf(leaf)
-    try:
-        return entry is not None and envelope_matches(entry, parse_envelope(orjson.loads(blob)))
-    except (orjson.JSONDecodeError, MalformedError):
-        return False
+    return entry is not None and rekor_envelope(entry, blob) is not None
 
 
 # --- what clients read ----------------------------------------------------------------------

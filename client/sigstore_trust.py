@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from client.encoding import b64encode
+from client.encoding import b64decode_std, b64encode
+from client.errors import MalformedError
 from client.note import ECDSAVerifier, Ed25519Verifier
 from client.rekor import log_id
 
@@ -72,6 +73,19 @@ def tsa_entry(chain: list[x509.Certificate], url: str) -> dict[str, Any]:
         "validFor": {"start": rfc3339(max(c.not_valid_before_utc for c in chain)),
                      "end": rfc3339(min(c.not_valid_after_utc for c in chain))},
     }
+
+
+def tsa_chain_of(root: Any) -> list[bytes]:
+    """The first TSA's chain (DER, signing certificate first) of a TrustedRoot document;
+    empty if it names none."""
+    try:
+        tsas = root.get("timestampAuthorities") or []
+        if not tsas:
+            return []
+        return [b64decode_std(c["rawBytes"], what="TSA certificate")
+                for c in tsas[0]["certChain"]["certificates"]]
+    except (AttributeError, KeyError, IndexError, TypeError) as exc:
+        raise MalformedError(f"the TrustedRoot's TSA chain is malformed: {exc}") from exc
 
 
 def trusted_root(tlogs: list[dict[str, Any]], tsas: list[dict[str, Any]]) -> dict[str, Any]:

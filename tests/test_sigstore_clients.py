@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from client import rekor
 from client.attest import parse_envelope, parse_leaf
-from client.cli import tsa_chain_of
 from client.errors import LeafMismatchError
 from client.keyfile import write_key
 from client.monitor import Follower, LogWatch, Reporter, Watch
@@ -37,6 +36,7 @@ from client.note import CosignatureV1Signer, Ed25519Signer
 from client.policy import load_policy
 from client.rekorleaf import KIND_REKOR
 from client.sigstore_bundle import verify_bundle
+from client.sigstore_trust import tsa_chain_of
 from client.timestamp import timestamp_request
 from client.verify import verify_receipt
 from tests import sigstore_adapter, sigstorejs

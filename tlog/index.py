@@ -29,8 +29,7 @@ from pathlib import Path
 import lmdb
 import orjson
 
-from client.attest import KIND_DSSE, LEAF_VERSION, search_keys
-from client.rekor import is_envelope_of
+from client.attest import KIND_DSSE, LEAF_VERSION, parse_leaf, rekor_envelope, rekor_terms, search_keys
 from tlog.storage import LogStore, search_key
 
 INDEX_DIR = "index"
@@ -68,11 +67,12 @@ def entry_terms(store: LogStore, txn: lmdb.Transaction, index: int,
         digest = envelope_digest(leaf) if terms else None
         return terms, (digest if digest is not None and store.envelope_at(txn, index) is not None
                        else None)
+    info = parse_leaf(leaf)
+    if info is None or info.rekor is None:
+        return [], None
     blob = store.envelope_at(txn, index)
-    if blob is None:
-        return search_keys(leaf), None
-    return search_keys(leaf, blob), (hashlib.sha256(blob).digest() if is_envelope_of(leaf, blob)
-                                     else None)
+    env = rekor_envelope(info.rekor, blob)  # parsed once, for both answers
+    return rekor_terms(info.rekor, env), (hashlib.sha256(blob).digest() if env and blob else None)
 
 
 def _term_bytes(field: str, term: str) -> bytes:

@@ -29,8 +29,9 @@ from client.attest import EntryError, EntrySignatureError, parse_envelope, parse
 from client.checkpoint import parse_checkpoint_text
 from client.errors import TlogError
 from client.note import parse_vkey
+from client.sigstore_trust import tsa_chain_of
 from tlog.errors import APIError, not_found
-from tlog.sigstore_files import SIGNING_CONFIG_FILE, TRUSTED_ROOT_FILE, tsa_chain_from_root
+from tlog.sigstore_files import SIGNING_CONFIG_FILE, TRUSTED_ROOT_FILE
 
 if TYPE_CHECKING:
     from tlog.app import LogApp
@@ -61,7 +62,7 @@ class SigstoreAPI:
             if path.exists():
                 self._docs[name] = path.read_bytes()
         root = self._docs.get(TRUSTED_ROOT_FILE)
-        self._tsa_chain = tsa_chain_from_root(orjson.loads(root)) if root else []
+        self._tsa_chain = tsa_chain_of(orjson.loads(root)) if root else []
 
     async def stop(self) -> None:
         if self._http is not None:

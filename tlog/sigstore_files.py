@@ -17,7 +17,6 @@ import orjson
 from cryptography import x509
 
 from client import sigstore_trust
-from client.encoding import b64decode_std
 from client.errors import MalformedError
 from client.files import write_atomically
 from client.note import Ed25519Verifier, parse_vkey
@@ -44,14 +43,6 @@ def tsa_chain(config: ServeConfig) -> list[x509.Certificate]:
         return load_chain([pem])
     except (OSError, httpx.HTTPError, MalformedError, ValueError) as exc:
         raise ConfigError(f"cannot read the TSA's certificate chain: {exc}") from exc
-
-
-def tsa_chain_from_root(doc: dict[str, Any]) -> list[bytes]:
-    """The DER chain of the first TSA in a TrustedRoot this module wrote."""
-    tsas = doc.get("timestampAuthorities") or []
-    if not tsas:
-        return []
-    return [b64decode_std(c["rawBytes"]) for c in tsas[0]["certChain"]["certificates"]]
 
 
 def documents(config: ServeConfig, origin: str, vkeys: list[str], url: str,
