@@ -16,6 +16,8 @@ if [ "$want_test" = 1 ]; then
   # The scale-out tests start a real PostgreSQL 15 and a single-node Ceph RADOS Gateway.
   apt_pkgs+=(golang-go golang-golang-x-mod-dev wrk swtpm swtpm-tools libtss2-dev python3-dev
              docker-compose prometheus systemd postgresql-15 ceph-mon ceph-osd radosgw curl)
+  # Headless Chromium (with a font for its screenshots) drives the web explorer's tests.
+  apt_pkgs+=(chromium fonts-dejavu-core)
   # Node.js runs sigstore-js's verifier (tests/js); keep a Node already on PATH (e.g. NodeSource's).
   command -v node >/dev/null || apt_pkgs+=(nodejs)
   command -v npm >/dev/null || apt_pkgs+=(npm)

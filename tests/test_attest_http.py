@@ -157,8 +157,10 @@ def test_dsse_round_trip(log: ServerProc, signers: dict[str, Signer], kind: str)
     assert rec.status_code == 200
     assert _check_receipt(rec.json(), log.vkey, expected.leaf) == index
     hits = HTTP.get(url + "/v1/search", params={"subject": f"sha256:{subject}"}).json()
+    minute = hits["hits"][0].pop("logged_minute")
     assert hits == {"hits": [{"index": index, "leaf": b64(expected.leaf)}], "next_cursor": None,
                     "indexed_size": index + 1}
+    assert minute == HTTP.get(f"{url}/v1/entries/{index}/time").json()["logged_minute"]
 
 
 @pytest.mark.parametrize("kind", DIGEST_KEY_TYPES)

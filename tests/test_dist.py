@@ -140,6 +140,26 @@ def test_attestations_envelopes_and_search(dist: DistLog) -> None:
     assert receipt.status_code == 200
     assert verify_receipt_doc(receipt.json(), [srv.vkey], leaf)[0] == index
     assert HTTP.get(f"{srv.url}/v1/entries/{index + 1}").status_code == 404
+    # Newest first, with the minute each was appended in (recorded in PostgreSQL).
+    more = []
+    for n in range(3):
+        r = HTTP.post(srv.url + "/v1/entries", json=dsse_body(envelope(statement([sha256_hex(b"%d" % n)]),
+                                                                       [s]), [s]))
+        assert r.status_code == 201, r.text
+        more.append(r.json()["index"])
+    newest = HTTP.get(srv.url + "/v1/search", params={"signer": s.signer_id, "order": "desc",
+                                                      "limit": "2"}).json()
+    assert [h["index"] for h in newest["hits"]] == more[::-1][:2] and newest["next_cursor"] == more[1]
+    rest = HTTP.get(srv.url + "/v1/search", params={"signer": s.signer_id, "order": "desc",
+                                                    "cursor": str(more[1])}).json()
+    assert [h["index"] for h in rest["hits"]] == [more[0], index] and rest["next_cursor"] is None
+    minute = int(time.time()) // 60 * 60
+    assert all(minute - 120 <= h["logged_minute"] <= minute for h in newest["hits"] + rest["hits"])
+    assert HTTP.get(f"{srv.url}/v1/entries/{more[-1]}/time").json()["logged_minute"] in (minute, minute - 60)
+    activity = HTTP.get(srv.url + "/v1/log/activity", params={"minutes": "1440"}).json()
+    assert sum(m["entries"] for m in activity["minutes"]) == activity["tree_size"]
+    feed = HTTP.get(srv.url + "/v1/feed", params={"signer": s.signer_id})
+    assert feed.status_code == 200 and feed.text.count("<entry>") == 4
 
 
 def test_rekor_v2_entries_on_the_scaled_out_shape(dist: DistLog) -> None:

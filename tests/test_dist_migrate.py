@@ -228,8 +228,12 @@ def assert_target_is(d: DistLog, src: Path, narrower: int = 0) -> None:
     store = LogStore(src, readonly=True)
     try:
         head, note = store.head_and_checkpoint()
+        with store.read_txn() as txn:
+            minutes = store.minutes_of(txn, 0, head.size)
     finally:
         store.close()
+    assert minutes  # the minutes the entries were appended in come along
+    assert rows(d.dsn, "SELECT first_index, minute FROM tlog_minutes ORDER BY first_index") == minutes
     assert rows(d.dsn, "SELECT size, root, checkpoint, sequenced, frozen FROM tlog_head") == \
         [(head.size, head.root, note, head.size, False)]
     assert rows(d.dsn, "SELECT name FROM tlog_meta ORDER BY name") == [("origin",), ("vkey",)]

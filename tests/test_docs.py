@@ -1,6 +1,7 @@
 """Examples in module docstrings and in docs/ run as tests."""
 
 import doctest
+import re
 from pathlib import Path
 
 import client.note
@@ -80,3 +81,14 @@ def test_verifying_guide_commands_run(tmp_path: Path) -> None:
         assert "replayed 2 entries" in proc.stdout
     finally:
         srv.stop()
+
+
+def test_relative_links_and_images_in_the_docs_exist() -> None:
+    """Every relative link or image in README.md and docs/ points at a file in the repository
+    (the explorer's screenshots included)."""
+    broken = []
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", md.read_text()):
+            if "://" not in target and not (md.parent / target).exists():
+                broken.append(f"{md.relative_to(ROOT)}: {target}")
+    assert not broken, broken

@@ -99,6 +99,15 @@ def test_find_is_the_same_whatever_the_watermark(store: LogStore, tmp_path: Path
                         break
                     after = page[-1][0]
                 assert got == expected
+                # Newest first, paged the same way: the same hits, reversed.
+                got, before = [], None
+                while True:
+                    page, _ = index.find(store, field, term, before, 7, descending=True)
+                    got += [i for i, _ in page]
+                    if len(page) < 7:
+                        break
+                    before = page[-1][0]
+                assert got == expected[::-1]
         assert index.watermark() == store.head().size
     finally:
         index.close()
@@ -117,6 +126,8 @@ def test_answers_say_how_far_they_are_complete(store: LogStore, tmp_path: Path,
         index.catch_up(store, limit=8)
         hits, complete = index.find(store, *signer, None, 100)
         assert complete == 13 and [i for i, _ in hits] == [i for i in _expected(store, *signer) if i < 13]
+        hits, _ = index.find(store, *signer, None, 100, descending=True)  # nothing above 13 either
+        assert [i for i, _ in hits] == [i for i in _expected(store, *signer) if i < 13][::-1]
     finally:
         index.close()
 

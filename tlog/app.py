@@ -111,6 +111,27 @@ def _param(request: Request | Mapping[str, str], name: str, *, required: bool = 
         raise bad_request("bad_parameter", f"{name} must be a canonical non-negative decimal") from exc
 
 
+def bounded_param(request: Request, name: str, default: int, most: int) -> int:
+    """An optional count parameter in 1..`most`."""
+    value = _param(request, name, required=False)
+    if value is None:
+        return default
+    if not 1 <= value <= most:
+        raise bad_request("bad_parameter", f"{name} must be 1..{most}")
+    return value
+
+
+def search_term(request: Request) -> tuple[str, str]:
+    """The one (field, term) of a search or feed query, checked."""
+    given = [f for f in SEARCH_FIELDS if f in request.query_params]
+    if len(given) != 1:
+        raise bad_request("missing_parameter", "give exactly one of subject, signer or predicate_type")
+    term = request.query_params[given[0]]
+    if not SEARCH_FIELDS[given[0]].match(term):
+        raise bad_request("bad_parameter", f"{given[0]} is not in the expected form")
+    return given[0], term
+
+
 class LogApp:
     """Holds the running log's parts; its methods are the route handlers."""
 
@@ -126,6 +147,7 @@ class LogApp:
         self._large_bodies = asyncio.Semaphore(2)
         self._spool_dir: str | None = None
         self.sigstore = SigstoreAPI(self)
+        self.explorer: Any = None  # tlog.explorer.routes.ExplorerRoutes, set by create_app
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -139,6 +161,8 @@ class LogApp:
             raise RuntimeError(f"log key is named {name!r}, origin is {self.origin!r}")
         self._spool_dir = str(data)
         self.sigstore.start(data)
+        if self.explorer is not None:
+            self.explorer.start(data)
         try:
             yield
         finally:
@@ -329,27 +353,23 @@ class LogApp:
         return Response(data, media_type=JSON, headers={"Cache-Control": IMMUTABLE})
 
     async def search(self, request: Request) -> Response:
-        """GET /v1/search?subject=|signer=|predicate_type=, paginated by index."""
-        given = [f for f in SEARCH_FIELDS if f in request.query_params]
-        if len(given) != 1:
-            raise bad_request("missing_parameter",
-                              "give exactly one of subject, signer or predicate_type")
-        field = given[0]
-        term = request.query_params[field]
-        if not SEARCH_FIELDS[field].match(term):
-            raise bad_request("bad_parameter", f"{field} is not in the expected form")
-        limit = _param(request, "limit", required=False)
-        limit = 100 if limit is None else limit
-        if not 1 <= limit <= 1000:
-            raise bad_request("bad_parameter", "limit must be 1..1000")
+        """GET /v1/search?subject=|signer=|predicate_type=, paginated by index, oldest or
+        newest first."""
+        field, term = search_term(request)
+        limit = bounded_param(request, "limit", 100, 1000)
         after = _param(request, "cursor", required=False)
         if after is not None and after >= 1 << 63:
             raise bad_request("bad_parameter", "cursor is out of range")
-        hits, complete = await self.backend.find(field, term, after, limit + 1)
+        order = request.query_params.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise bad_request("bad_parameter", "order must be asc or desc")
+        hits, complete = await self.backend.find(field, term, after, limit + 1, order == "desc")
         more = len(hits) > limit
         hits = hits[:limit]
+        minutes = await self.backend.logged_minutes([i for i, _ in hits])
         return _json({
-            "hits": [{"index": i, "leaf": b64encode(leaf)} for i, leaf in hits],
+            "hits": [{"index": i, "leaf": b64encode(leaf), "logged_minute": m}
+                     for (i, leaf), m in zip(hits, minutes, strict=True)],
             "next_cursor": hits[-1][0] if more else None,
             "indexed_size": complete,
         })
@@ -495,6 +515,8 @@ class LogServer(Starlette):
         await self._front(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            send = _public_read(send)
         route = self._plain.get((scope.get("method", ""), scope["path"])) \
             if scope["type"] == "http" else None
         if route is not None:
@@ -502,6 +524,19 @@ class LogServer(Starlette):
             await route.app(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+
+
+def _public_read(send: Send) -> Send:
+    """Reads are public: any web page may fetch them (CORS, without credentials), so the
+    explorer works from a bucket or CDN on another origin (docs/explorer.md)."""
+    async def sender(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), _ANY_ORIGIN]
+        await send(message)
+    return sender
 
 
 def query_params(scope: Scope) -> dict[str, str]:
@@ -532,7 +567,10 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
 
         backend = DistBackend(config)
         storage_errors = (DbError, ObjectStoreError)
+    from tlog.explorer.routes import ExplorerRoutes
+
     h = LogApp(config, vkey, backend)
+    h.explorer = ExplorerRoutes(h)
     entries = Route(ENTRIES, PlainEndpoint(h.add_entry, storage_errors), methods=["POST"])
     proofs = Route(INCLUSION, PlainEndpoint(h.inclusion, storage_errors), methods=["GET"])
     sig = h.sigstore
@@ -558,6 +596,7 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
         Route("/v1/openapi.json", h.openapi, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/metrics", h.metrics, methods=["GET"]),
+        *h.explorer.routes(),
     ]
     return LogServer(
         h, {("POST", ENTRIES): entries, ("GET", INCLUSION): proofs},

@@ -51,10 +51,17 @@ class Backend(Protocol):
     async def key_attestation(self) -> bytes | None:
         """The TPM2_Certify document of the checkpoint key, or None if it is not in a TPM."""
 
-    async def find(self, field: str, term: str, after: int | None,
-                   limit: int) -> tuple[list[tuple[int, bytes]], int]:
-        """Hits (index, leaf) ascending after `after`, and the tree size below which the
-        answer is complete (the derived index may lag the log)."""
+    async def find(self, field: str, term: str, after: int | None, limit: int,
+                   descending: bool = False) -> tuple[list[tuple[int, bytes]], int]:
+        """Hits (index, leaf) ascending after `after` (descending: below it), and the tree
+        size below which the answer is complete (the derived index may lag the log)."""
+
+    async def minutes_since(self, since: int) -> tuple[list[tuple[int, int]], int]:
+        """(first index, minute start) of each minute recorded from `since` on, ascending,
+        and the tree size (tlog/activity.py)."""
+
+    async def logged_minutes(self, indexes: list[int]) -> list[int | None]:
+        """The minute each of these entries was appended in (None: not recorded)."""
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:
@@ -178,9 +185,20 @@ class LmdbBackend:
             return None
         return path.read_bytes()
 
-    async def find(self, field: str, term: str, after: int | None,
-                   limit: int) -> tuple[list[tuple[int, bytes]], int]:
-        return self._index.find(self._store, field, term, after, limit)
+    async def find(self, field: str, term: str, after: int | None, limit: int,
+                   descending: bool = False) -> tuple[list[tuple[int, bytes]], int]:
+        return self._index.find(self._store, field, term, after, limit, descending=descending)
+
+    async def minutes_since(self, since: int) -> tuple[list[tuple[int, int]], int]:
+        store = self._store
+        with store.read_txn() as txn:
+            size = store.head_in(txn).size
+            return [r for r in store.minutes_since(txn, since) if r[0] < size], size
+
+    async def logged_minutes(self, indexes: list[int]) -> list[int | None]:
+        store = self._store
+        with store.read_txn() as txn:
+            return [store.logged_minute_in(txn, i) for i in indexes]
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:

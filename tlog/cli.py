@@ -158,6 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     say(f"tlog: Sigstore TrustedRoot and SigningConfig written beside it: {root.name}, "
         f"{signing.name} (docs/sigstore.md)")
+    say(f"tlog: web explorer at {url}/explorer/ (docs/explorer.md)")
     if config.log_format == "text":
         print_examples(url, policy, config.allow_raw)
     sys.stdout.flush()
@@ -540,8 +541,41 @@ def main(argv: list[str] | None = None) -> int:
     te.add_argument("--ek-intermediate", action="append", default=[], help="EK intermediate CA (PEM)")
     te.set_defaults(func=cmd_tpm_enroll)
 
+    ex = sub.add_parser("explorer", help="the web explorer's pages (docs/explorer.md)")
+    exsub = ex.add_subparsers(dest="explorer_cmd", required=True)
+    exe = exsub.add_parser("export", help="write the explorer as static files, with the log's policy "
+                                          "pinned, for a bucket, CDN or any web server")
+    exe.add_argument("out", help="directory to write (created)")
+    exe.add_argument("--policy", required=True,
+                     help="the log's client policy (TOML or JSON): the keys the pages trust")
+    exe.add_argument("--api", required=True, help="the log's base URL (the JSON API)")
+    exe.add_argument("--tiles", help="where checkpoint and tile/ are served (default: --api)")
+    exe.set_defaults(func=cmd_explorer_export)
+
     args = p.parse_args(argv)
     return int(args.func(args))
+
+
+def cmd_explorer_export(args: argparse.Namespace) -> int:
+    from client.errors import MalformedError
+    from client.policy import load_policy
+    from tlog.explorer import config_doc, export
+
+    try:
+        policy = load_policy(args.policy)
+    except MalformedError as exc:
+        return _fail(str(exc))
+    for url in (args.api, args.tiles or args.api):
+        if not url.startswith(("https://", "http://")):
+            return _fail(f"{url!r} is not an http(s) URL")
+    try:
+        files = export(Path(args.out), config_doc(api=args.api, tiles=args.tiles or args.api,
+                                                  policy=policy.to_dict()))
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc}")
+    print(f"tlog: wrote {len(files)} files to {args.out}: serve them over HTTPS (browsers verify "
+          f"only in a secure context); the API must answer them from another origin (CORS, docs/explorer.md)")
+    return 0
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

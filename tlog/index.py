@@ -203,32 +203,64 @@ class SearchIndex:
     # --- reads: the index below the watermark, plus a scan of the tail above it ------------
 
     def find(self, store: LogStore, field: str, term: str, after: int | None,
-             limit: int) -> tuple[list[tuple[int, bytes]], int]:
-        """Up to `limit` (index, leaf) pairs under (field, term), indexes ascending, after
-        index `after`; and the size below which the answer is complete."""
-        prefix = search_key(field, term, 0)[:-8]
-        first = 0 if after is None else after + 1
-        out: list[tuple[int, bytes]] = []
+             limit: int, *, descending: bool = False) -> tuple[list[tuple[int, bytes]], int]:
+        """Up to `limit` (index, leaf) pairs under (field, term), and the size below which the
+        answer is complete. Ascending: indexes after `after`; descending (newest first):
+        indexes below `after` (None: from the newest)."""
         with store.read_txn() as txn, self.env.begin() as itxn:
             size = store.head_in(txn).size
             mark = self._mark(itxn, size)
-            cur = itxn.cursor(db=self.search)
-            if first < mark and cur.set_range(search_key(field, term, first)):
-                for key in cur.iternext(keys=True, values=False):
-                    index = _U64.unpack(key[-8:])[0]
-                    if not key.startswith(prefix) or index >= mark or len(out) >= limit:
-                        break
-                    out.append((index, store.entry_in(txn, index)))
             complete = min(size, mark + TAIL_SCAN)
-            if len(out) < limit and first < complete:
-                needle = _term_bytes(field, term)
-                for index, leaf in store.iter_entries(txn, max(first, mark), complete):
-                    if (needle in leaf or (leaf[:1] == b"{" and field != "signer")) and \
-                            (field, term) in entry_terms(store, txn, index, leaf)[0]:
-                        out.append((index, leaf))
-                        if len(out) >= limit:
-                            break
+            if descending:
+                top = complete if after is None else min(after, complete)
+                out = self._tail(store, txn, field=field, term=term, start=mark, end=top)[::-1][:limit]
+                out += self._indexed(store, txn, itxn, field=field, term=term, start=min(top, mark) - 1,
+                                     limit=limit - len(out), descending=True)
+            else:
+                first = 0 if after is None else after + 1
+                out = self._indexed(store, txn, itxn, field=field, term=term, start=first,
+                                    limit=limit, mark=mark)
+                if len(out) < limit:
+                    out += self._tail(store, txn, field=field, term=term, start=max(first, mark),
+                                      end=complete, limit=limit - len(out))
         return out, complete
+
+    def _indexed(self, store: LogStore, txn: lmdb.Transaction, itxn: lmdb.Transaction, *,
+                 field: str, term: str, start: int, limit: int, mark: int = 0,
+                 descending: bool = False) -> list[tuple[int, bytes]]:
+        """Hits from the index keys: ascending from `start` (below `mark`), or descending
+        from `start` down."""
+        prefix = search_key(field, term, 0)[:-8]
+        out: list[tuple[int, bytes]] = []
+        if limit <= 0 or start < 0 or (not descending and start >= mark):
+            return out
+        cur = itxn.cursor(db=self.search)
+        if descending:
+            positioned = cur.prev() if cur.set_range(search_key(field, term, start + 1)) else cur.last()
+            keys = cur.iterprev(keys=True, values=False) if positioned else iter(())
+        else:
+            keys = cur.iternext(keys=True, values=False) if cur.set_range(
+                search_key(field, term, start)) else iter(())
+        for key in keys:
+            index = _U64.unpack(key[-8:])[0]
+            if not key.startswith(prefix) or len(out) >= limit or (not descending and index >= mark):
+                break
+            out.append((index, store.entry_in(txn, index)))
+        return out
+
+    @staticmethod
+    def _tail(store: LogStore, txn: lmdb.Transaction, *, field: str, term: str, start: int,
+              end: int, limit: int | None = None) -> list[tuple[int, bytes]]:
+        """Hits among the entries [start, end) above the watermark, scanned, ascending."""
+        out: list[tuple[int, bytes]] = []
+        needle = _term_bytes(field, term)
+        for index, leaf in store.iter_entries(txn, start, end):
+            if (needle in leaf or (leaf[:1] == b"{" and field != "signer")) and \
+                    (field, term) in entry_terms(store, txn, index, leaf)[0]:
+                out.append((index, leaf))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
 
     def attestation(self, store: LogStore, digest: bytes) -> bytes | None:
         """The canonical envelope with this SHA-256, wherever the log stores it; None if the

@@ -151,9 +151,53 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                     {"name": "predicate_type", "in": "query", "schema": {"type": "string"}},
                     _int_param("cursor", doc="next_cursor of the previous page"),
                     {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "order", "in": "query", "description": "asc: oldest first (cursor: "
+                     "hits after it); desc: newest first (cursor: hits below it)",
+                     "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}}],
                 "responses": {"200": {"description": "Hits", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/SearchPage"}}}}, **errors}}},
+            "/v1/feed": {"get": {
+                "summary": "Atom feed (RFC 4287) of the newest entries under one search term",
+                "parameters": [
+                    {"name": "subject", "in": "query", "schema": {"type": "string"}},
+                    {"name": "signer", "in": "query", "schema": {"type": "string"}},
+                    {"name": "predicate_type", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
+                "responses": {"200": {"description": "Atom feed", "content": {
+                    "application/atom+xml": {"schema": {"type": "string"}}}}, **errors}}},
+            "/v1/log/activity": {"get": {
+                "summary": "Entries appended per UTC minute, oldest minute first (the log's clock)",
+                "parameters": [{"name": "minutes", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": 1440, "default": 60}}],
+                "responses": {"200": {"description": "Activity", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Activity"}}}}, **errors}}},
+            "/v1/log/policy": {"get": {
+                "summary": "This log's tlog-client trust policy as JSON (docs/verifying.md)",
+                "responses": {"200": {"description": "Policy", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, **errors}}},
+            "/v1/entries/{index}/time": {"get": {
+                "summary": "The UTC minute an entry was appended in (the log's clock)",
+                "parameters": [_int_param("index", "path", required=True)],
+                "responses": {"200": {"description": "Time", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "index": {"type": "integer"},
+                        "logged_minute": {"type": ["integer", "null"]}}}}}}, **errors}}},
+            "/": {"get": {"summary": "Redirects to the web explorer (explorer/)",
+                          "responses": {"307": {"description": "To explorer/"}}}},
+            "/explorer": {"get": {
+                "summary": "The web explorer's pages and files (explorer/, docs/explorer.md)",
+                "responses": {"200": {"description": "HTML, JavaScript and CSS", "content": {
+                    "text/html": {"schema": {"type": "string"}}}},
+                    "307": {"description": "/explorer to explorer/"}, **errors}}},
+            "/explorer/config.json": {"get": {
+                "summary": "Where the explorer's pages find the API and tiles; null policy: "
+                           "they pin /v1/log/policy on first use",
+                "responses": {"200": {"description": "Explorer configuration", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        "api": {"type": "string"}, "tiles": {"type": "string"},
+                        "policy": {"type": ["object", "null"]}}}}}}}}},
             "/v1/proof/inclusion": {"get": {
                 "summary": "RFC 6962 inclusion proof by index or leaf hash",
                 "parameters": [_int_param("index"), {"name": "leaf_hash", "in": "query",
@@ -230,9 +274,15 @@ def spec(version: str = "0.1.0") -> dict[str, Any]:
                                             "type": "object", "required": ["sig"],
                                             "properties": {"keyid": {"type": "string"},
                                                            "sig": _B64}}}}},
+            "Activity": {"type": "object", "properties": {
+                "now": {"type": "integer"}, "tree_size": {"type": "integer"},
+                "minutes": {"type": "array", "items": {"type": "object", "properties": {
+                    "start": {"type": "integer"}, "entries": {"type": "integer"}}}}}},
             "SearchPage": {"type": "object", "properties": {
                 "hits": {"type": "array", "items": {"type": "object", "properties": {
-                    "index": {"type": "integer"}, "leaf": _B64}}},
+                    "index": {"type": "integer"}, "leaf": _B64,
+                    "logged_minute": {"type": ["integer", "null"], "description":
+                                      "Unix time of the UTC minute it was appended in"}}}},
                 "next_cursor": {"type": ["integer", "null"]},
                 "indexed_size": {"type": "integer", "description":
                                  "the answer is complete for entries below this index"}}},

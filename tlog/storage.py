@@ -18,6 +18,9 @@ One environment, these named databases:
               logs written before `envelopes` existed, and an envelope brought later for an
               entry already logged without one
     search    unused since the search index moved to tlog/index.py (dropped when found)
+    minutes   u64be first index appended in a UTC minute -> u64be that minute's start (Unix
+              seconds): written by the first batch of each minute, so entries [key, next
+              key) were appended in that minute (tlog/activity.py reads it)
 
 Search terms and envelope digests are derived data: `tlog.index` builds them after the
 commit, in an environment of its own, so the durable commit writes mostly sequential pages.
@@ -124,6 +127,8 @@ class LogStore:
         self.search = self.env.open_db(b"search", create=not readonly)
         self.attest = self.env.open_db(b"attest", create=not readonly)
         self.envelopes = self._open_new_db(b"envelopes", readonly)
+        self.minutes = self._open_new_db(b"minutes", readonly)
+        self._minute = 0  # the newest minute recorded in `minutes` (a cache; 0 = unknown)
         self._tree: TileTree | None = None  # cached right edge, valid while size matches
         self._origin: str | None = None
 
@@ -451,9 +456,11 @@ class LogStore:
                 if new_head.size <= head.size:  # the head only moves forward
                     raise TreeHeadConflict("append would not grow the tree")
                 note = sign(Checkpoint(origin, new_head.size, new_head.root).text())
+                now = time.time()
                 txn.put(b"state", msgpack.packb([new_head.size, new_head.root]), db=self.meta)
                 txn.put(b"checkpoint", note, db=self.meta)
-                txn.put(b"checkpoint_time", _F64.pack(time.time()), db=self.meta)
+                txn.put(b"checkpoint_time", _F64.pack(now), db=self.meta)
+                minute = self._record_minute(txn, head.size, now)
                 t_commit = time.perf_counter()
             # Leaving the block committed and fsynced the transaction (env opened sync=True).
             commit_seconds = time.perf_counter() - t_commit
@@ -461,7 +468,61 @@ class LogStore:
             self._tree = None
             raise
         self._tree = tree
+        self._minute = max(self._minute, minute)
         return AppendResult(indexes, created, new_head, note, commit_seconds)
+
+    def _record_minute(self, txn: lmdb.Transaction, first: int, now: float) -> int:
+        """In the first batch of a UTC minute: record that entries from `first` on were
+        appended in it. Once a minute, so the append path writes no page for it otherwise;
+        a clock that steps back records nothing until it passes the newest minute again."""
+        minute = int(now) // 60 * 60
+        if minute <= self._minute or self.minutes is None:
+            return minute
+        cur = txn.cursor(db=self.minutes)
+        if cur.last() and _U64.unpack(cur.value())[0] >= minute:
+            return _U64.unpack(cur.value())[0]
+        txn.put(_U64.pack(first), _U64.pack(minute), db=self.minutes, append=True)
+        return minute
+
+    def logged_minute_in(self, txn: lmdb.Transaction, index: int) -> int | None:
+        """The start of the UTC minute entry `index` was appended in (None: before the log
+        kept minutes)."""
+        if self.minutes is None:
+            return None
+        cur = txn.cursor(db=self.minutes)
+        positioned = cur.prev() if cur.set_range(_U64.pack(index + 1)) else cur.last()
+        if not positioned or _U64.unpack(cur.key())[0] > index:
+            return None
+        return int(_U64.unpack(cur.value())[0])
+
+    def minutes_of(self, txn: lmdb.Transaction, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(first index, minute start) of the minutes recorded for entries [lo, hi)."""
+        if self.minutes is None:
+            return []
+        out: list[tuple[int, int]] = []
+        cur = txn.cursor(db=self.minutes)
+        if cur.set_range(_U64.pack(lo)):
+            for key, value in cur:
+                first = _U64.unpack(key)[0]
+                if first >= hi:
+                    break
+                out.append((first, _U64.unpack(value)[0]))
+        return out
+
+    def minutes_since(self, txn: lmdb.Transaction, since: int) -> list[tuple[int, int]]:
+        """(first index, minute start) of every recorded minute from `since` on, ascending."""
+        if self.minutes is None:
+            return []
+        out: list[tuple[int, int]] = []
+        cur = txn.cursor(db=self.minutes)
+        if cur.last():
+            for key, value in cur.iterprev():
+                minute = _U64.unpack(value)[0]
+                if minute < since:
+                    break
+                out.append((_U64.unpack(key)[0], minute))
+        out.reverse()
+        return out
 
     def _put_bundles(self, txn: lmdb.Transaction, size: int, new_entries: list[bytes]) -> None:
         """Store new entries; fold every bundle they complete into one value."""

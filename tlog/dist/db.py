@@ -54,13 +54,16 @@ SCHEMA = [
         id bigserial PRIMARY KEY, leaf bytea NOT NULL, leaf_hash bytea NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS tlog_sequenced (idx bigint PRIMARY KEY, leaf bytea NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_leaves (leaf_hash bytea PRIMARY KEY, idx bigint NOT NULL)",
+    # The first index appended in each UTC minute (tlog/activity.py).
+    "CREATE TABLE IF NOT EXISTS tlog_minutes (first_index bigint PRIMARY KEY, minute bigint NOT NULL)",
     """CREATE TABLE IF NOT EXISTS tlog_search (
         field smallint NOT NULL, term bytea NOT NULL, idx bigint NOT NULL,
         PRIMARY KEY (field, term, idx))""",
     "INSERT INTO tlog_lease (id, holder, epoch, expires) VALUES (1, '', 0, to_timestamp(0)) "
     "ON CONFLICT DO NOTHING",
 ]
-TABLES = ("tlog_meta", "tlog_head", "tlog_pending", "tlog_sequenced", "tlog_leaves", "tlog_search")
+TABLES = ("tlog_meta", "tlog_head", "tlog_pending", "tlog_sequenced", "tlog_leaves", "tlog_search",
+          "tlog_minutes")
 PENDING_CHANNEL = "tlog_pending"
 log = logging.getLogger("tlog.dist.db")
 HEAD_CHANNEL = "tlog_head"
@@ -234,15 +237,51 @@ class Db:
                 "SELECT leaf_hash, idx FROM tlog_leaves WHERE leaf_hash = ANY(%s)", [hashes])
             return {bytes(h): i for h, i in await cur.fetchall()}
 
-    async def find(self, field: str, term: str, after: int | None, below: int, limit: int) -> list[int]:
-        """Indexes under (field, term), ascending, after `after` and below `below`."""
+    async def find(self, field: str, term: str, after: int | None, below: int, limit: int,
+                   *, descending: bool = False) -> list[int]:
+        """Indexes under (field, term) below `below`: ascending after `after`, or descending
+        below `after` (None: from the newest)."""
         term_hash = search_key(field, term, 0)[1:33]
+        if descending:
+            sql = ("SELECT idx FROM tlog_search WHERE field = %s AND term = %s AND idx < %s "
+                   "ORDER BY idx DESC LIMIT %s")
+            args = [SEARCH_FIELDS[field], term_hash, below if after is None else min(after, below), limit]
+        else:
+            sql = ("SELECT idx FROM tlog_search WHERE field = %s AND term = %s AND idx > %s AND idx < %s "
+                   "ORDER BY idx LIMIT %s")
+            args = [SEARCH_FIELDS[field], term_hash, -1 if after is None else after, below, limit]
         async with db_errors("searching"):
-            cur = await self.conn.execute(
-                "SELECT idx FROM tlog_search WHERE field = %s AND term = %s AND idx > %s AND idx < %s "
-                "ORDER BY idx LIMIT %s", [SEARCH_FIELDS[field], term_hash, -1 if after is None else after,
-                                          below, limit])
+            cur = await self.conn.execute(sql, args)
             return [r[0] for r in await cur.fetchall()]
+
+    async def record_minute(self, first: int, minute: int) -> None:
+        """Entries from `first` on were appended in the minute starting at `minute` (once per
+        minute, by the sequencer; only forward, so a restart or a clock step writes nothing)."""
+        async with db_errors("recording the minute"):
+            await self.conn.execute(
+                "INSERT INTO tlog_minutes (first_index, minute) SELECT %s, %s WHERE NOT EXISTS "
+                "(SELECT 1 FROM tlog_minutes WHERE minute >= %s OR first_index >= %s)",
+                [first, minute, minute, first])
+
+    async def minutes_since(self, since: int, below: int) -> list[tuple[int, int]]:
+        """(first index, minute) of the minutes recorded from `since` on, for entries below
+        `below` (the published size), ascending."""
+        async with db_errors("reading minutes"):
+            cur = await self.conn.execute(
+                "SELECT first_index, minute FROM tlog_minutes WHERE minute >= %s AND first_index < %s "
+                "ORDER BY first_index", [since, below])
+            return [(int(a), int(b)) for a, b in await cur.fetchall()]
+
+    async def logged_minutes(self, indexes: list[int]) -> list[int | None]:
+        """The minute each entry was appended in (None: before minutes were recorded)."""
+        if not indexes:
+            return []
+        async with db_errors("reading minutes"):
+            cur = await self.conn.execute(
+                "SELECT i, (SELECT minute FROM tlog_minutes WHERE first_index <= i "
+                "ORDER BY first_index DESC LIMIT 1) FROM unnest(%s::bigint[]) AS i", [indexes])
+            found = {int(i): (None if m is None else int(m)) for i, m in await cur.fetchall()}
+        return [found.get(i) for i in indexes]
 
     async def sequenced(self, start: int, end: int) -> list[tuple[int, bytes]]:
         async with db_errors("reading sequenced entries"):
@@ -396,9 +435,11 @@ class Db:
                                 "ON CONFLICT DO NOTHING", keys)
 
     async def publish(self, holder: str, epoch: int, old: Head, *, size: int, root: bytes,
-                      checkpoint: bytes, signed_at: float, edge: list[bytes]) -> None:
+                      checkpoint: bytes, signed_at: float, edge: list[bytes],
+                      minute: int | None = None) -> None:
         """Move the tree head from `old` to the new one (compare-and-swap, fenced), forget the
-        sequenced entries it now holds, and wake the front ends."""
+        sequenced entries it now holds, and wake the front ends. `minute`: this is the first
+        batch of the minute starting then (recorded, see `record_minute`)."""
         async with db_errors("publishing the tree head"), self.conn.transaction():
             await self._fence(holder, epoch)
             cur = await self.conn.execute(
@@ -408,6 +449,8 @@ class Db:
             if await cur.fetchone() is None:
                 raise HeadMoved(f"the tree head is no longer size {old.size}")
             await self.conn.execute("DELETE FROM tlog_sequenced WHERE idx < %s", [size])
+            if minute is not None:
+                await self.record_minute(old.size, minute)
             await self.conn.execute(f"NOTIFY {HEAD_CHANNEL}, '{int(size)}'")
 
     async def resign(self, holder: str, epoch: int, head: Head, checkpoint: bytes, signed_at: float) -> None:

@@ -403,18 +403,27 @@ class DistBackend:
             raise APIError(503, "unavailable", "the log's database is not reachable") from exc
         return doc.encode() if doc else None
 
-    async def find(self, field: str, term: str, after: int | None,
-                   limit: int) -> tuple[list[tuple[int, bytes]], int]:
+    async def find(self, field: str, term: str, after: int | None, limit: int,
+                   descending: bool = False) -> tuple[list[tuple[int, bytes]], int]:
         """Search terms are committed with their entries here: complete to the tree size."""
         head = self._current()
         async with self._db() as db:
-            found = await db.find(field, term, after, head.size, limit)
+            found = await db.find(field, term, after, head.size, limit, descending=descending)
         out = []
         for idx in found:
             leaf = await self.entry(idx)
             if leaf is not None:
                 out.append((idx, leaf))
         return out, head.size
+
+    async def minutes_since(self, since: int) -> tuple[list[tuple[int, int]], int]:
+        head = self._current()
+        async with self._db() as db:
+            return await db.minutes_since(since, head.size), head.size
+
+    async def logged_minutes(self, indexes: list[int]) -> list[int | None]:
+        async with self._db() as db:
+            return await db.logged_minutes(indexes)
 
     async def inclusion(self, index: int | None, leaf: bytes | None,
                         size: int | None) -> tuple[int, int, list[bytes]]:

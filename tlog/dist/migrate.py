@@ -205,6 +205,10 @@ class Source:
         head = self.store.head()
         return head.size, head.root
 
+    def minutes(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The minutes recorded for entries [lo, hi) (when they were appended)."""
+        return self.store.minutes_of(self.txn, lo, hi)
+
 
 @dataclass
 class Chunk:
@@ -216,6 +220,7 @@ class Chunk:
     envelopes: list[tuple[str, int]] = field(default_factory=list)  # (digest hex, entry), no repeats
     leaves: list[tuple[bytes, int]] = field(default_factory=list)
     search: list[tuple[int, bytes, int]] = field(default_factory=list)
+    minutes: list[tuple[int, int]] = field(default_factory=list)  # (first index, minute)
 
 
 def obj(path: str, data: bytes) -> Object:
@@ -368,6 +373,7 @@ class Migration:
             out.objects.append(obj(entries_path(b, width), raw))
             b += 1
         out.hi = min(b * TILE_WIDTH, size)
+        out.minutes = self.src.minutes(lo, out.hi)
         for (level, index), (tile, _) in tree.take_changes().items():
             if len(tile) == TILE_WIDTH * HASH_SIZE:
                 self._check_tile(level, index, tile)
@@ -417,6 +423,9 @@ class Migration:
                     async with cur.copy("COPY tlog_search (field, term, idx) FROM STDIN") as copy:
                         for row in chunk.search:
                             await copy.write_row(row)
+                if chunk.minutes:
+                    await cur.executemany("INSERT INTO tlog_minutes (first_index, minute) VALUES (%s, %s)",
+                                          chunk.minutes)
         self.result.search_keys += len(chunk.search)
 
     async def copy(self, marker: Marker, stop_after: int | None) -> Marker:

@@ -117,6 +117,7 @@ class Leader:
         self.head: Head | None = None
         self.stopping = asyncio.Event()
         self._etag: str | None = None  # of the bucket's checkpoint, as this leader last saw it
+        self._minute = 0  # the newest minute this leader recorded (tlog/activity.py)
         self.registry = reg = Registry(worker_label=False)
         self.m_entries = reg.add(Counter("tlog_entries_appended_total", "Entries appended"))
         self.m_batch = reg.add(Histogram("tlog_batch_size", "Entries per integrated batch",
@@ -364,8 +365,11 @@ class Leader:
             note = await self._sign(text)
             signed_at = time.time()
             edge = [e.tile_bytes() for e in tree.edges]
+            minute = int(signed_at) // 60 * 60
             await db.publish(self.holder, epoch, head, size=tree.size, root=root, checkpoint=note,
-                             signed_at=signed_at, edge=edge)
+                             signed_at=signed_at, edge=edge,
+                             minute=minute if minute > self._minute else None)
+            self._minute = max(self._minute, minute)
         except BaseException:
             # The in-memory edge is suspect: rebuild it from the tree head before going on.
             self.tree = TileTree(head.size, head.edge_hashes())
