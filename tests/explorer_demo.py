@@ -60,6 +60,7 @@ class Demo:
     signer: Signer
     artifact: str  # sha256 hex of ARTIFACT: the subject with several attestations
     indexes: dict[str, int] = field(default_factory=dict)  # name -> index of notable entries
+    other: Signer = field(default_factory=lambda: make_signer("ecdsa-p256"))  # signs the filler
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ def _post(url: str, path: str, body: Any) -> dict[str, Any]:
 def populate(demo: Demo, filler: int = 20) -> None:
     """Entries of every kind; ARTIFACT gets provenance, an SBOM and a signed digest."""
     s, url = demo.signer, demo.url
-    other = make_signer("ecdsa-p256")
+    other = demo.other
     for i in range(filler):
         digest = hashlib.sha256(b"example-lib %d" % i).hexdigest()
         _post(url, "/v1/entries", dsse_body(envelope(statement([digest], SLSA, predicate=provenance(i)),

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,8 @@ from tests.attestkit import dsse_body, envelope, statement
 from tests.explorer_demo import ORIGIN, SLSA, Demo, demo_log
 from tests.proxy import SwitchProxy
 from tests.serverproc import ServerProc
+from tlog.explorer import config_doc, export
+from tlog.openapi import spec
 from tlog.storage import LogStore
 
 READY = "body[data-ready='1']"
@@ -44,16 +52,40 @@ def browser(demo: Demo) -> Iterator[Any]:
         yield b
 
 
+def _documented() -> re.Pattern[str]:
+    """The paths the OpenAPI document describes (the explorer's files under /explorer/)."""
+    alts = []
+    for path in spec()["paths"]:
+        pattern = re.escape(path).replace(r"\{path\}", ".+")
+        alts.append(re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", pattern))
+    # The pages' own files: under /explorer/ on the log, at the root of an exported site.
+    files = r"/explorer/|(?:/explorer)?/[a-z]+\.(?:js|css|json|html)"
+    return re.compile("(?:" + "|".join(alts) + "|" + files + r")\Z")
+
+
+DOCUMENTED = _documented()
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh context per test (no cache, no pinned keys), failing on any script error."""
+    """A fresh context per test (no cache, no pinned keys), failing on any script error and on
+    any request for a path the API documents nowhere."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     p = context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda exc: errors.append(str(exc)))
+    undocumented: list[str] = []
+
+    def check(request: Any) -> None:
+        path = httpx.URL(request.url).path
+        if request.url.startswith("http") and not DOCUMENTED.match(path):
+            undocumented.append(request.url)
+
+    p.on("request", check)
     yield p
     context.close()
     assert not errors, errors
+    assert not undocumented, undocumented
 
 
 def visit(page: Any, base: str, route: str) -> None:
@@ -325,3 +357,98 @@ def test_keys_that_change_under_a_pinned_page_are_flagged(demo: Demo, page: Any,
     finally:
         proxy.close()
         other.stop()
+
+
+def test_search_pages_back_to_older_entries(demo: Demo, page: Any) -> None:
+    signer = demo.other.signer_id  # 21 entries: 20 attestations and a signed digest
+    want = [h["index"] for h in api(demo, "/v1/search", signer=signer, order="desc")["hits"]]
+    assert len(want) == 21
+    visit(page, demo.url, f"#/search?field=signer&q={signer}")
+    indexes = "els => els.map(e => Number(e.dataset.index))"
+    first = page.eval_on_selector_all("#results .hit", indexes)
+    assert first == want[:20]
+    page.evaluate("document.body.dataset.ready = ''")
+    page.click("#older")
+    page.wait_for_selector(READY, state="attached", timeout=TIMEOUT)
+    rest = page.eval_on_selector_all("#results .hit", indexes)
+    assert rest == want[20:] and state(page, "#results .hit .badge") == "verified"
+    assert page.locator("#older").count() == 0 or page.locator("#older").is_disabled()
+
+
+def test_an_export_on_another_origin_verifies_with_its_pinned_policy(demo: Demo, page: Any,
+                                                                     tmp_path: Path) -> None:
+    """`tlog explorer export` served by a plain static server on another origin: the pages
+    read the log across origins (CORS) and trust the policy pinned in their config."""
+    policy = orjson.loads(httpx.get(demo.url + "/v1/log/policy", timeout=30).content)
+    export(tmp_path / "site", config_doc(api=demo.url, tiles=demo.url, policy=policy))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(tmp_path / "site")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        site = f"http://127.0.0.1:{server.server_address[1]}"
+        page.goto(f"{site}/#/entry/{demo.indexes['provenance']}")
+        page.wait_for_selector(READY, state="attached", timeout=TIMEOUT)
+        assert state(page, "#badge") == "verified", page.locator("#checks").inner_text()
+        page.evaluate("document.body.dataset.ready = ''")
+        page.goto(f"{site}/#/")
+        page.wait_for_selector(READY, state="attached", timeout=TIMEOUT)
+        assert "pinned in this explorer" in page.locator("#trust-source").inner_text()
+        assert state(page, "#checkpoint-badge") == "verified"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_tpm_anchored_log_shows_its_attestation_and_verifies_both_signatures(page: Any,
+                                                                               tmp_path: Path) -> None:
+    """A log whose second checkpoint key is an ECDSA P-256 key in a (software) TPM: every
+    checkpoint carries both signatures, the policy requires both, and the page verifies the
+    ECDSA one with WebCrypto too; the key attestation is offered for download."""
+    from tests.swtpm import Swtpm, require_tpm_tools
+
+    require_tpm_tools()
+    tpm = Swtpm(tmp_path / "tpm").start()
+    data = tmp_path / "data"
+    try:
+        init = subprocess.run([sys.executable, "-m", "tlog.cli", "tpm", "init", "--data-dir", str(data),
+                               "--tcti", tpm.tcti], capture_output=True, text=True, timeout=60, check=False)
+        assert init.returncode == 0, init.stderr
+        srv = ServerProc(data, args=["--tpm", tpm.tcti]).start()
+        try:
+            policy = api_at(srv.url, "/v1/log/policy")
+            assert len(policy["log_keys"]) == 2 and policy["log_signatures"] == "all"
+            visit(page, srv.url, "#/")
+            assert state(page, "#checkpoint-badge") == "verified"
+            assert page.locator("#tpm-anchored").count() == 1
+            href = page.locator("#key-attestation-link").get_attribute("href")
+            assert href.startswith("blob:")
+            # The same page refuses a checkpoint whose TPM signature is gone.
+            proxy = SwitchProxy(srv.url)
+            proxy.forge = lambda path, body: _drop_last_signature(body) if path == "/checkpoint" else None
+            try:
+                context = page.context.browser.new_context()
+                forged = context.new_page()
+                visit(forged, proxy.url, "#/")
+                assert state(forged, "#checkpoint-badge") == "failed"
+                context.close()
+            finally:
+                proxy.close()
+        finally:
+            srv.stop()
+    finally:
+        tpm.stop()
+
+
+def _drop_last_signature(note: bytes) -> bytes:
+    lines = note.decode().split("\n")
+    return "\n".join([*lines[:-2], ""]).encode()
+
+
+def api_at(url: str, path: str) -> Any:
+    r = httpx.get(url + path, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()

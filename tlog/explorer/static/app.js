@@ -986,9 +986,10 @@ async function renderAnchoring(card, ctx) {
     const url = URL.createObjectURL(new Blob([doc], {type: "application/json"}));
     state.cleanups.push(() => URL.revokeObjectURL(url));
     p.replaceChildren(el("span", {class: "tag tag-good", id: "tpm-anchored"}, "TPM-anchored"),
-      " The log's checkpoint key is certified by a TPM. ",
+      " The log serves a TPM2_Certify of its ECDSA checkpoint key by a TPM attestation key; this page does not check it. ",
       el("a", {href: url, download: "key-attestation.json", id: "key-attestation-link"}, "Download the key attestation"),
-      state.policy?.tpm_aks?.length ? " (your policy requires it: check it with tlog-client)." : ".");
+      state.policy?.tpm_aks?.length ? " (your policy requires it: tlog-client checks it against the policy's attestation keys)."
+        : " (tlog-client checks it when a policy lists trusted attestation keys, docs/tpm.md).");
   } catch (e) {
     if (!ctx.alive()) return;
     if (e.status === 404) p.replaceChildren(el("span", {class: "tag"}, "Not TPM-anchored"), " The log's key is not certified by a TPM.");

@@ -838,7 +838,11 @@ export class TileReader {
     return p;
   }
 
-  /** RFC 6962 MTH of leaves [start, end), from its perfect subtrees (SHA-256("") when empty). */
+  /**
+   * RFC 6962 MTH of leaves [start, end) (SHA-256("") when empty), folding its maximal aligned
+   * perfect subtrees right to left: exact for every range of a root or a proof (start aligned
+   * to the largest power of two not above end - start), as client/merkle.range_nodes.
+   */
   async subtreeHash(start, end) {
     checkUint(start, 'start');
     checkUint(end, 'end');
