@@ -6,6 +6,7 @@ the per-minute record in LMDB under a controlled clock, and `tlog explorer expor
 from __future__ import annotations
 
 import hashlib
+import struct
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,9 @@ from tests.attestkit import Signer, dsse_body, envelope, make_signer, statement
 from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
 from tlog import activity, storage
+from tlog.config import ConfigError, load_config
 from tlog.explorer import FILES
+from tlog.fsck import fsck
 from tlog.storage import LogStore
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -211,6 +214,7 @@ def test_each_minute_is_recorded_once_and_only_forward(tmp_path: Path,
         assert activity.per_minute([(0, 6000), (5, 6060), (10, 6180)], n, 6201, 4) == [
             {"start": 6000, "entries": 5}, {"start": 6060, "entries": 5},
             {"start": 6120, "entries": 0}, {"start": 6180, "entries": 3}]
+        assert fsck(store, [log.verifier()]).ok
         # Reopened (a restart), the store still records nothing twice.
         store.close()
         store = LogStore(tmp_path / "data", map_size=1 << 24)
@@ -219,6 +223,11 @@ def test_each_minute_is_recorded_once_and_only_forward(tmp_path: Path,
         with store.read_txn() as txn:
             assert store.minutes_since(txn, 6100) == [(10, 6180)]
             assert store.logged_minute_in(txn, 13) == 6180
+        assert fsck(store, [log.verifier()]).ok
+        with store.env.begin(write=True) as txn:  # a minute that goes back: fsck says so
+            txn.put(struct.pack(">Q", 12), struct.pack(">Q", 6120), db=store.minutes)
+        report = fsck(store, [log.verifier()])
+        assert report.problems == ["the minutes entries were appended in do not grow with their indexes"]
     finally:
         store.close()
 
@@ -265,3 +274,22 @@ def test_export_pins_the_policy(log: Any, tmp_path: Path) -> None:
     bad = subprocess.run([*cmd[:6], str(tmp_path / "broken.toml"), *cmd[7:]], capture_output=True,
                          text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "policy" in bad.stderr
+
+
+@pytest.mark.parametrize("allow", ["", "https://explorer.example.com"])
+def test_cross_origin_reads_can_be_narrowed_or_turned_off(tmp_path: Path, allow: str) -> None:
+    config = tmp_path / "log.toml"
+    config.write_text(f'[log]\norigin = "{ORIGIN}"\ncors_allow_origin = "{allow}"\n')
+    srv = ServerProc(tmp_path / "data", args=["--config", str(config)]).start()
+    try:
+        r = HTTP.get(srv.url + "/checkpoint", headers={"origin": "https://elsewhere.example"})
+        assert r.status_code == 200
+        assert r.headers.get("access-control-allow-origin") == (allow or None)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("bad", ["https://x.example/path", "x.example", "*, https://y.example", "null"])
+def test_a_malformed_cors_origin_is_refused_at_start(bad: str) -> None:
+    with pytest.raises(ConfigError, match="cors_allow_origin"):
+        load_config(None, {}, env={"TLOG_CORS_ALLOW_ORIGIN": bad})

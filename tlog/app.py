@@ -508,6 +508,8 @@ class LogServer(Starlette):
         super().__init__(**kwargs)
         self.state.log = log
         self._plain = plain
+        origin = log.config.cors_allow_origin
+        self._cors = (b"access-control-allow-origin", origin.encode()) if origin else None
         self._front = HTTPInstrument(self._dispatch, registry=log.registry, prefix="tlog",
                                      access=log.config.access_log, on_error=_internal_error)
 
@@ -515,8 +517,8 @@ class LogServer(Starlette):
         await self._front(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            send = _public_read(send)
+        if self._cors is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            send = _readable_from(self._cors, send)
         route = self._plain.get((scope.get("method", ""), scope["path"])) \
             if scope["type"] == "http" else None
         if route is not None:
@@ -526,15 +528,12 @@ class LogServer(Starlette):
             await super().__call__(scope, receive, send)
 
 
-_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
-
-
-def _public_read(send: Send) -> Send:
-    """Reads are public: any web page may fetch them (CORS, without credentials), so the
-    explorer works from a bucket or CDN on another origin (docs/explorer.md)."""
+def _readable_from(header: tuple[bytes, bytes], send: Send) -> Send:
+    """Reads that web pages on other origins may make (CORS, never with credentials), so the
+    explorer works from a bucket or CDN (`cors_allow_origin`, docs/explorer.md)."""
     async def sender(message: Any) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), _ANY_ORIGIN]
+            message["headers"] = [*message.get("headers", ()), header]
         await send(message)
     return sender
 

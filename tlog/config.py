@@ -75,6 +75,11 @@ class ServeConfig:
     """The URL clients reach this log at (behind a proxy or CDN); empty: the listening URL.
     Sigstore's SigningConfig names it, and the TrustedRoot's `baseUrl` uses it when it holds
     the origin (sigstore-js requires the checkpoint signer's name inside `baseUrl`)."""
+    cors_allow_origin: str = "*"
+    """`Access-Control-Allow-Origin` on every GET answer: "*" (reads are public: web pages
+    anywhere, such as an exported explorer, may read them), one origin
+    ("https://explorer.example.com"), or "" for none (a private log: pages on other sites
+    that its users visit must not read it through their browsers)."""
     tsa_url: str = ""
     """Base URL of the RFC 3161 time-stamping authority (`python -m tsa serve`) whose
     timestamps go into Sigstore bundles; empty: bundles carry none (docs/sigstore.md)."""
@@ -153,6 +158,10 @@ class ServeConfig:
             value = getattr(self, name)
             if value and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
+        if self.cors_allow_origin not in ("", "*") and not re.fullmatch(
+                r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", self.cors_allow_origin):
+            raise ConfigError(f"cors_allow_origin: expected \"*\", \"\" or an origin such as "
+                              f"https://explorer.example.com, got {self.cors_allow_origin!r}")
         if self.successor and not self.successor.startswith(("http://", "https://")):
             raise ConfigError(f"successor: expected an http(s) URL, got {self.successor!r}")
         if self.log_format not in ("text", "json"):

@@ -8,6 +8,7 @@ checkpoint all agree with what the entries imply.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -180,6 +181,10 @@ def _fsck_in(store: LogStore, verifiers: list[Verifier], derived: SearchIndex | 
         n_idx = txn.stat(store.leafidx)["entries"]
         if n_idx != head.size - duplicates:
             report.problem(f"leaf index has {n_idx} entries, expected {head.size - duplicates}")
+        minutes = store.minutes_of(txn, 0, 1 << 64)
+        if any(b[1] <= a[1] for a, b in itertools.pairwise(minutes)) or \
+                (minutes and minutes[-1][0] >= head.size) or any(m % 60 for _, m in minutes):
+            report.problem("the minutes entries were appended in do not grow with their indexes")
         if derived is not None:
             _check_index(store, txn, derived, itxn, head.size, derived_keys=derived_keys,
                          report=report)

@@ -17,7 +17,7 @@ import orjson
 from client.files import write_atomically
 
 STATIC = Path(__file__).parent / "static"
-FILES = ("index.html", "app.js", "verify.js", "style.css")
+FILES = tuple(sorted(p.name for p in STATIC.iterdir() if p.suffix in (".html", ".js", ".css")))
 CONFIG = "config.json"
 
 
