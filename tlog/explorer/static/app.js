@@ -1250,6 +1250,49 @@ function termParams(params, {withIndex}) {
   return {field, q, cursor, badCursor: cursorRaw !== null && cursor === null};
 }
 
+/**
+ * One page of hits for a term (newest first) and the latest checkpoint, appended to `box`
+ * with a live status line; null when the search failed (its error is shown) or the route
+ * changed meanwhile.
+ */
+async function loadHits(box, {field, q, cursor, limit, waiting}, ctx) {
+  const status = el("p", {class: "result-status", "aria-live": "polite", id: "results-status"}, waiting);
+  box.append(status);
+  const [doc, cp] = await Promise.all([
+    runSearch(field, q, cursor, limit).catch((e) => ({error: e})),
+    latestCheckpoint(),
+    state.logInfo ? null : loadLogInfo(),
+  ]);
+  if (!ctx.alive()) return null;
+  if (doc.error) {
+    status.textContent = "";
+    box.append(errorBox(doc.error, "Search"));
+    return null;
+  }
+  const hits = await prepareHits(Array.isArray(doc.hits) ? doc.hits : []);
+  const caveat = indexedCaveat(doc, cp);
+  if (caveat) box.append(caveat);
+  if (cp.status === "failed") box.append(errorBox(cp.error, "The latest checkpoint did not verify, so no entry can be proven"));
+  return {doc, cp, hits, status};
+}
+
+/** The Newest/Older pager of a page of hits under `route`, then each hit proven. */
+async function pageAndProve(box, route, label, {field, q, cursor}, {doc, cp, hits, status}, ctx) {
+  const pager = el("nav", {class: "pager", "aria-label": label});
+  if (cursor !== null) pager.append(link(`#/${route}?${new URLSearchParams({field, q})}`, "Newest", {id: "newest", class: "button secondary"}));
+  if (doc.next_cursor !== null && doc.next_cursor !== undefined) {
+    const next = String(doc.next_cursor);
+    pager.append(el("button", {type: "button", id: "older", class: "secondary",
+      onclick: () => go(`#/${route}?${new URLSearchParams({field, q, cursor: next})}`)}, "Older entries"));
+  }
+  if (pager.childNodes.length) box.append(pager);
+  if (hits.length) {
+    const counts = await proveHits(hits, cp, field, q, ctx);
+    if (!ctx.alive()) return;
+    status.textContent = summaryText(hits.length, counts, cursor !== null);
+  }
+}
+
 async function renderSearch(view, {params}, ctx) {
   const {field, q: rawQ, cursor, badCursor} = termParams(params, {withIndex: true});
   view.append(el("h1", null, "Search"));
@@ -1279,23 +1322,9 @@ async function renderSearch(view, {params}, ctx) {
     results.append(errorBox({code: "bad_parameter", message: "the cursor is not a whole number"}));
     return;
   }
-  const status = el("p", {class: "result-status", "aria-live": "polite", id: "results-status"}, "Searching…");
-  results.append(status);
-  const [doc, cp] = await Promise.all([
-    runSearch(field, q, cursor, PAGE_SIZE).catch((e) => ({error: e})),
-    latestCheckpoint(),
-    state.logInfo ? null : loadLogInfo(),
-  ]);
-  if (!ctx.alive()) return;
-  if (doc.error) {
-    status.textContent = "";
-    results.append(errorBox(doc.error, "Search"));
-    return;
-  }
-  const hits = await prepareHits(Array.isArray(doc.hits) ? doc.hits : []);
-  const caveat = indexedCaveat(doc, cp);
-  if (caveat) results.append(caveat);
-  if (cp.status === "failed") results.append(errorBox(cp.error, "The latest checkpoint did not verify, so no hit can be proven"));
+  const page = await loadHits(results, {field, q, cursor, limit: PAGE_SIZE, waiting: "Searching…"}, ctx);
+  if (!page) return;
+  const {hits, status} = page;
 
   const termLinks = el("p", {class: "term-links small"},
     link(`#/timeline?${new URLSearchParams({field, q})}`, "Timeline for this term", {id: "timeline-link"}), " · ",
@@ -1325,20 +1354,7 @@ async function renderSearch(view, {params}, ctx) {
     status.textContent = `Proving ${hits.length} ${hits.length === 1 ? "entry" : "entries"}…`;
   }
 
-  const pager = el("nav", {class: "pager", "aria-label": "Result pages"});
-  if (cursor !== null) pager.append(link(`#/search?${new URLSearchParams({field, q})}`, "Newest", {id: "newest", class: "button secondary"}));
-  if (doc.next_cursor !== null && doc.next_cursor !== undefined) {
-    const next = String(doc.next_cursor);
-    pager.append(el("button", {type: "button", id: "older", class: "secondary",
-      onclick: () => go(`#/search?${new URLSearchParams({field, q, cursor: next})}`)}, "Older entries"));
-  }
-  if (pager.childNodes.length) results.append(pager);
-
-  if (hits.length) {
-    const counts = await proveHits(hits, cp, field, q, ctx);
-    if (!ctx.alive()) return;
-    status.textContent = summaryText(hits.length, counts, cursor !== null);
-  }
+  await pageAndProve(results, "search", "Result pages", {field, q, cursor}, page, ctx);
 }
 
 function summaryText(n, counts, older) {
@@ -1375,24 +1391,9 @@ async function renderTimeline(view, {params}, ctx) {
     el("span", null, FIELD_LABEL[field], " ", el("code", {class: "term"}, q)), " · ",
     el("a", {href: feedURL, type: "application/atom+xml", id: "feed-link", class: "feed"}, "Atom feed"), " · ",
     link(`#/search?${new URLSearchParams({field, q})}`, "Search results")));
-  const status = el("p", {class: "result-status", "aria-live": "polite", id: "results-status"}, "Loading…");
-  box.append(status);
-
-  const [doc, cp] = await Promise.all([
-    runSearch(field, q, cursor, TIMELINE_PAGE_SIZE).catch((e) => ({error: e})),
-    latestCheckpoint(),
-    state.logInfo ? null : loadLogInfo(),
-  ]);
-  if (!ctx.alive()) return;
-  if (doc.error) {
-    status.textContent = "";
-    box.append(errorBox(doc.error, "Search"));
-    return;
-  }
-  const hits = await prepareHits(Array.isArray(doc.hits) ? doc.hits : []);
-  const caveat = indexedCaveat(doc, cp);
-  if (caveat) box.append(caveat);
-  if (cp.status === "failed") box.append(errorBox(cp.error, "The latest checkpoint did not verify, so no entry can be proven"));
+  const page = await loadHits(box, {field, q, cursor, limit: TIMELINE_PAGE_SIZE, waiting: "Loading…"}, ctx);
+  if (!page) return;
+  const {hits, status} = page;
   if (!hits.length) {
     status.textContent = cursor !== null ? "No older entries." : "No entries found.";
   } else {
@@ -1423,19 +1424,7 @@ async function renderTimeline(view, {params}, ctx) {
         el("h2", {id: hid}, day === "unknown" ? "Time not recorded" : el("time", {datetime: day}, day)), list));
     }
   }
-  const pager = el("nav", {class: "pager", "aria-label": "Timeline pages"});
-  if (cursor !== null) pager.append(link(`#/timeline?${new URLSearchParams({field, q})}`, "Newest", {id: "newest", class: "button secondary"}));
-  if (doc.next_cursor !== null && doc.next_cursor !== undefined) {
-    const next = String(doc.next_cursor);
-    pager.append(el("button", {type: "button", id: "older", class: "secondary",
-      onclick: () => go(`#/timeline?${new URLSearchParams({field, q, cursor: next})}`)}, "Older entries"));
-  }
-  if (pager.childNodes.length) box.append(pager);
-  if (hits.length) {
-    const counts = await proveHits(hits, cp, field, q, ctx);
-    if (!ctx.alive()) return;
-    status.textContent = summaryText(hits.length, counts, cursor !== null);
-  }
+  await pageAndProve(box, "timeline", "Timeline pages", {field, q, cursor}, page, ctx);
 }
 
 // ---------------------------------------------------------------- entry
