@@ -138,6 +138,11 @@ def test_atom_feed_lists_the_newest_entries_of_a_term(log: Any) -> None:
         assert links["alternate"].startswith(srv.url + "/explorer/#/entry/")
         assert links["related"].endswith("/receipt")
         assert SUBJECT in (e.findtext(ATOM + "summary") or "")
+    # A client's Host header does not choose the links (a cached feed would carry them).
+    spoofed = ET.fromstring(HTTP.get(srv.url + "/v1/feed", params={"subject": "sha256:" + SUBJECT},
+                                     headers={"host": "evil.example"}).content)
+    ids = {e.findtext(ATOM + "id", "") for e in spoofed.findall(ATOM + "entry")}
+    assert ids and {i.split("/v1/")[0] for i in ids} == {srv.url}
     # The hostile predicate type comes back intact (escaped on the wire, parsed back here).
     feed = ET.fromstring(HTTP.get(srv.url + "/v1/feed", params={"predicate_type": PREDICATE}).content)
     assert PREDICATE in (feed.findtext(ATOM + "title") or "")

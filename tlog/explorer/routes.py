@@ -51,6 +51,7 @@ class ExplorerRoutes:
     def __init__(self, app: LogApp) -> None:
         self.app = app
         self._policy: bytes | None = None
+        self._url = ""  # where clients reach the log, as the client policy says
         self._config = config_doc()
         self._headers = {
             "Content-Security-Policy": content_security_policy(self._config),
@@ -64,7 +65,8 @@ class ExplorerRoutes:
         path = data_dir / POLICY_FILE
         if path.exists():
             try:
-                self._policy = orjson.dumps(load_policy(path).to_dict())
+                policy = load_policy(path)
+                self._policy, self._url = orjson.dumps(policy.to_dict()), policy.url or ""
             except MalformedError as exc:
                 log.error("the client policy in %s does not load: %s", path, exc)
 
@@ -119,7 +121,8 @@ class ExplorerRoutes:
         limit = bounded_param(request, "limit", 50, FEED_LIMIT)
         hits, _complete = await self.app.backend.find(field, term, None, limit, True)
         minutes = await self.app.backend.logged_minutes([i for i, _ in hits])
-        base = self.app.config.public_url or str(request.base_url)
+        # Never the request's Host header: a cached feed would carry whatever host a client sent.
+        base = self.app.config.public_url or self._url or str(request.base_url)
         body = feed.atom_feed(origin=self.app.origin, base=base if base.endswith("/") else base + "/",
                               field=field, term=term, now=time.time(),
                               hits=[(i, leaf, m) for (i, leaf), m in zip(hits, minutes, strict=True)])
