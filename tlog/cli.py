@@ -8,7 +8,6 @@ import dataclasses
 import logging
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -591,24 +590,28 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Check the copy against the witnesses first, then copy it into place."""
-    from tlog.backup import StaleCopyError, check_not_stale
+    from tlog.backup import NotABackupError, StaleCopyError, check_backup, check_not_stale, restore
 
     source, target = Path(args.source), Path(args.data_dir)
     try:
         config = load_config(args.config, {"data_dir": str(target)})
         if target.exists():
             raise ConfigError(f"{target} exists; restore into a new directory")
+        check_backup(source)  # a live data dir or a partial backup: refused before the warning
         if not config.witnesses:
             print("tlog: warning: no witnesses configured; cannot check the copy is not stale",
                   file=sys.stderr)
-        check_not_stale(source, config.witnesses, [read_key(source / KEY_FILE).verifier().vkey()])
-        shutil.copytree(source, target)
+        vkey = read_key(source / KEY_FILE).verifier().vkey()
+        doc = restore(source, target, lambda copy: check_not_stale(copy, config.witnesses, [vkey]))
         os.chmod(target, 0o700)
+    except NotABackupError as exc:
+        return _fail(f"refusing to restore: {exc}; nothing was written")
     except StaleCopyError as exc:
         return _fail(f"refusing to restore: {exc}", 1)
     except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
         return _fail(str(exc))
-    print(f"tlog: restored {source} to {target}; run `tlog fsck --data-dir {target}` before serving")
+    print(f"tlog: restored {source} ({doc['size']} entries of {doc['origin']!r}) to {target}; "
+          f"run `tlog fsck --data-dir {target}` before serving")
     return 0
 
 
