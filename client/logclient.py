@@ -165,8 +165,11 @@ class LogClient:
             return bytes(body)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), 30.0)
+        """Seconds before the next attempt: at least what the log's Retry-After asks (at most
+        30), plus up to a quarter more, so clients told the same thing do not return at once;
+        without it, exponential back-off with jitter."""
+        if retry_after and retry_after.isdigit() and len(retry_after) <= 6:
+            return min(float(retry_after), 30.0) * (1.0 + 0.25 * random.random())  # noqa: S311 - jitter
         return self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter
 
     @staticmethod

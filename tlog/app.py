@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import re
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from client import attest
 from client.encoding import b64decode_std, b64encode, b64encode_each, parse_decimal
 from client.errors import MalformedError
 from client.logs import setup_logging
-from client.metrics import HTTPInstrument, Registry
+from client.metrics import Counter, HTTPInstrument, Registry
 from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
 from tlog import openapi
@@ -40,6 +41,7 @@ from tlog.backend import Backend, LmdbBackend
 from tlog.bodies import declared_length, is_large, small_body, spooled_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
+from tlog.ratelimit import CLASSES, Budget, RateLimiter, client_key, request_class, retry_after
 from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
@@ -510,6 +512,10 @@ class LogServer(Starlette):
         self._plain = plain
         origin = log.config.cors_allow_origin
         self._cors = (b"access-control-allow-origin", origin.encode()) if origin else None
+        self._limits = rate_limiter(log.config)
+        self._limited = log.registry.add(Counter(
+            "tlog_rate_limited_total", "Requests refused with 429 rate_limited, by budget and kind "
+            "of client (anonymous: by address)", ("budget", "client")))
         self._front = HTTPInstrument(self._dispatch, registry=log.registry, prefix="tlog",
                                      access=log.config.access_log, on_error=_internal_error)
 
@@ -519,6 +525,12 @@ class LogServer(Starlette):
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._cors is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             send = _readable_from(self._cors, send)
+        if self._limits is not None and scope["type"] == "http":
+            wait = self._over_limit(scope)
+            if wait is not None:
+                await _error(429, "rate_limited", "too many requests from this client; slow down",
+                             {"Retry-After": retry_after(wait)})(scope, receive, send)
+                return
         route = self._plain.get((scope.get("method", ""), scope["path"])) \
             if scope["type"] == "http" else None
         if route is not None:
@@ -526,6 +538,28 @@ class LogServer(Starlette):
             await route.app(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+    def _over_limit(self, scope: Scope) -> float | None:
+        """Seconds this client must wait before this request, or None if it may go ahead."""
+        assert self._limits is not None
+        budget = request_class(scope["method"], scope["path"])
+        if budget is None:
+            return None
+        cfg = self.state.log.config
+        peer = scope.get("client")
+        client = client_key(peer[0] if peer else "", ipv4_prefix=cfg.rate_ipv4_prefix,
+                            ipv6_prefix=cfg.rate_ipv6_prefix)
+        wait = self._limits.check(budget, client, time.monotonic())
+        if wait is not None:
+            self._limited.inc(1.0, budget, "anonymous")
+        return wait
+
+
+def rate_limiter(config: ServeConfig) -> RateLimiter | None:
+    """The per-client budgets the configuration sets; None if it sets none."""
+    budgets = {c: Budget(getattr(config, f"rate_{c}"), getattr(config, f"rate_{c}_burst")) for c in CLASSES}
+    return RateLimiter(budgets) if any(b.rate > 0 for b in budgets.values()) else None
 
 
 def _readable_from(header: tuple[bytes, bytes], send: Send) -> Send:

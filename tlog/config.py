@@ -75,6 +75,20 @@ class ServeConfig:
     """The URL clients reach this log at (behind a proxy or CDN); empty: the listening URL.
     Sigstore's SigningConfig names it, and the TrustedRoot's `baseUrl` uses it when it holds
     the origin (sigstore-js requires the checkpoint signer's name inside `baseUrl`)."""
+    rate_write: float = 0.0
+    """Submissions per second per client (0: unlimited); over it, 429 `rate_limited`."""
+    rate_write_burst: int = 20
+    """Submissions a client may make at once before `rate_write` applies."""
+    rate_query: float = 0.0
+    """Proofs, searches, feeds, receipts and entries per second per client (0: unlimited)."""
+    rate_query_burst: int = 100
+    rate_tile: float = 0.0
+    """Checkpoint and tile reads per second per client (0: unlimited)."""
+    rate_tile_burst: int = 400
+    rate_ipv4_prefix: int = 32
+    """IPv4 addresses in one such prefix count as one client."""
+    rate_ipv6_prefix: int = 64
+    """IPv6 addresses in one such prefix count as one client (a host usually holds a /64)."""
     cors_allow_origin: str = "*"
     """`Access-Control-Allow-Origin` on every GET answer: "*" (reads are public: web pages
     anywhere, such as an exported explorer, may read them), one origin
@@ -150,6 +164,11 @@ class ServeConfig:
             "tpm_timeout": 0.1 <= self.tpm_timeout <= 600,
             "witness_interval": 0.01 <= self.witness_interval <= 3600,
             "witness_wait_timeout": 0.1 <= self.witness_wait_timeout <= 3600,
+            **{f"rate_{c}": 0 <= getattr(self, f"rate_{c}") <= 1e6 for c in ("write", "query", "tile")},
+            **{f"rate_{c}_burst": 1 <= getattr(self, f"rate_{c}_burst") <= 1 << 20
+               for c in ("write", "query", "tile")},
+            "rate_ipv4_prefix": 8 <= self.rate_ipv4_prefix <= 32,
+            "rate_ipv6_prefix": 16 <= self.rate_ipv6_prefix <= 128,
         }
         for key, ok in checks.items():
             if not ok:
