@@ -99,7 +99,24 @@ def _client(args: argparse.Namespace, policy: TrustPolicy | None) -> LogClient:
     url = args.log or (policy.url if policy else None)
     if not url:
         raise UsageError("no log URL: pass --log or set url in the policy")
-    return LogClient(url, policy, timeout=args.timeout, retries=args.retries)
+    return LogClient(url, policy, timeout=args.timeout, retries=args.retries, token=_token(args))
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """A private log's submitter token: from --token-file, else $TLOG_TOKEN (never a flag's
+    value, which other users could read in the process list)."""
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            raw = Path(path).read_text(encoding="utf-8")[:1024]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the token file {path}: {exc}") from exc
+        token = raw.strip()
+    else:
+        token = os.environ.get("TLOG_TOKEN", "").strip()
+    if token and (len(token) > 256 or any(c.isspace() or not c.isprintable() for c in token)):
+        raise UsageError("the submitter token must be one line of at most 256 printable characters")
+    return token or None
 
 
 def _latest(client: LogClient, policy: TrustPolicy, state: TrustState | None) -> VerifiedCheckpoint:
@@ -484,6 +501,8 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--log", help="log URL (default: the policy's url)")
             s.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
             s.add_argument("--retries", type=int, default=3, help="retries of transient failures")
+            s.add_argument("--token-file", help="a private log's submitter token (`tlog token add`), "
+                                                "sent with submissions; default: $TLOG_TOKEN")
             s.add_argument("--state", help="trust state directory")
             s.add_argument("--no-state", action="store_true", help="do not read or write trust state")
         return s

@@ -103,6 +103,7 @@ class LogClient:
         backoff: float = 0.2,
         cache_tiles: int = 8192,
         sleep: Callable[[float], None] = time.sleep,
+        token: str | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise MalformedError(f"log URL must start with http:// or https://: {url!r}")
@@ -112,6 +113,8 @@ class LogClient:
         self.backoff = backoff
         self.deadline = max(timeout * 6, 30.0)
         self._sleep = sleep
+        # A private log's submitter token: sent with submissions only, never with reads.
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         # Verified tiles only (see the module docstring): full tiles by (level, index, the
         # subtree hash they fold to); each signed tree's right edge by (size, root).
         self._full: OrderedDict[tuple[int, int, bytes], TileLevels] = OrderedDict()
@@ -417,7 +420,7 @@ class LogClient:
                    accept: tuple[int, ...] = ()) -> dict[str, Any]:
         answer = self._request("POST", path, limit=MAX_JSON_BYTES, accept=accept,
                                content=orjson.dumps(body),
-                               headers={"Content-Type": "application/json"})
+                               headers={"Content-Type": "application/json", **self._auth})
         try:
             doc = orjson.loads(answer)
         except orjson.JSONDecodeError as exc:

@@ -216,7 +216,9 @@ class HTTPInstrument:
                 method = scope.get("method", "")
                 path = urllib.parse.quote(scope.get("path", ""), safe="/:@!$&'()*+,;=-._~")
                 client = (scope.get("client") or ("", 0))[0]
-                access_log.info("%s %s %d", method, path, status[0], extra={"http": {
-                    "method": method, "path": path, "route": route, "status": status[0],
-                    "duration_ms": round(elapsed * 1000, 3), "client": client}})
+                fields = {"method": method, "path": path, "route": route, "status": status[0],
+                          "duration_ms": round(elapsed * 1000, 3), "client": client}
+                if "tlog.submitter" in scope:  # the name of the token the request proved
+                    fields["submitter"] = scope["tlog.submitter"]
+                access_log.info("%s %s %d", method, path, status[0], extra={"http": fields})
             request_id.reset(token)

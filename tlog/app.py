@@ -44,6 +44,7 @@ from tlog.errors import APIError, bad_request, not_found
 from tlog.ratelimit import CLASSES, Budget, RateLimiter, client_key, request_class, retry_after
 from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
+from tlog.tokens import TokenFile
 
 JSON = "application/json"
 ENTRIES = "/v1/entries"
@@ -514,8 +515,13 @@ class LogServer(Starlette):
         self._cors = (b"access-control-allow-origin", origin.encode()) if origin else None
         self._limits = rate_limiter(log.config)
         self._limited = log.registry.add(Counter(
-            "tlog_rate_limited_total", "Requests refused with 429 rate_limited, by budget and kind "
-            "of client (anonymous: by address)", ("budget", "client")))
+            "tlog_rate_limited_total", "Requests refused with 429 rate_limited, by budget and "
+            "client (a submitter's token name, or anonymous: by address)", ("budget", "client")))
+        tokens = log.config.submit_tokens_file
+        self._tokens = TokenFile(Path(tokens)) if tokens else None
+        self._submitted = log.registry.add(Counter(
+            "tlog_submissions_by_submitter_total", "Submissions with a valid token, by the "
+            "token's name (submit_tokens_file)", ("submitter",)))
         self._front = HTTPInstrument(self._dispatch, registry=log.registry, prefix="tlog",
                                      access=log.config.access_log, on_error=_internal_error)
 
@@ -525,11 +531,10 @@ class LogServer(Starlette):
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._cors is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             send = _readable_from(self._cors, send)
-        if self._limits is not None and scope["type"] == "http":
-            wait = self._over_limit(scope)
-            if wait is not None:
-                await _error(429, "rate_limited", "too many requests from this client; slow down",
-                             {"Retry-After": retry_after(wait)})(scope, receive, send)
+        if scope["type"] == "http" and (self._limits is not None or self._tokens is not None):
+            refusal = self._admit(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
         route = self._plain.get((scope.get("method", ""), scope["path"])) \
             if scope["type"] == "http" else None
@@ -540,20 +545,43 @@ class LogServer(Starlette):
             await super().__call__(scope, receive, send)
 
 
-    def _over_limit(self, scope: Scope) -> float | None:
-        """Seconds this client must wait before this request, or None if it may go ahead."""
-        assert self._limits is not None
+    def _admit(self, scope: Scope) -> Response | None:
+        """The refusal of a request whose client may not make it (401 without a submitter's
+        token where tokens are required, 429 over its budget), or None to go ahead."""
         budget = request_class(scope["method"], scope["path"])
         if budget is None:
             return None
-        cfg = self.state.log.config
-        peer = scope.get("client")
-        client = client_key(peer[0] if peer else "", ipv4_prefix=cfg.rate_ipv4_prefix,
-                            ipv6_prefix=cfg.rate_ipv6_prefix)
+        submitter = None
+        if budget == "write" and self._tokens is not None:
+            submitter = self._tokens.submitter(_header(scope, b"authorization"))
+            if submitter is None:
+                return _error(401, "unauthorized", "this log takes entries only from its submitters: "
+                              "send `Authorization: Bearer <token>`",
+                              {"WWW-Authenticate": 'Bearer realm="tlog"'})
+            scope["tlog.submitter"] = submitter
+            self._submitted.inc(1.0, submitter)
+        if self._limits is None:
+            return None
+        if submitter is not None:
+            client = "token:" + submitter
+        else:
+            cfg = self.state.log.config
+            peer = scope.get("client")
+            client = client_key(peer[0] if peer else "", ipv4_prefix=cfg.rate_ipv4_prefix,
+                                ipv6_prefix=cfg.rate_ipv6_prefix)
         wait = self._limits.check(budget, client, time.monotonic())
-        if wait is not None:
-            self._limited.inc(1.0, budget, "anonymous")
-        return wait
+        if wait is None:
+            return None
+        self._limited.inc(1.0, budget, submitter or "anonymous")
+        return _error(429, "rate_limited", "too many requests from this client; slow down",
+                      {"Retry-After": retry_after(wait)})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def rate_limiter(config: ServeConfig) -> RateLimiter | None:

@@ -540,6 +540,18 @@ def main(argv: list[str] | None = None) -> int:
     te.add_argument("--ek-intermediate", action="append", default=[], help="EK intermediate CA (PEM)")
     te.set_defaults(func=cmd_tpm_enroll)
 
+    tk = sub.add_parser("token", help="submitter tokens of a private log (submit_tokens_file)")
+    tksub = tk.add_subparsers(dest="action", required=True)
+    for name, help_text in (("add", "add a submitter and print its new token (shown once)"),
+                            ("revoke", "remove a submitter's token (the workers stop taking it "
+                                       "within a second)"),
+                            ("list", "the submitters' names")):
+        t_ = tksub.add_parser(name, help=help_text)
+        t_.add_argument("--file", required=True, help="the tokens file (submit_tokens_file)")
+        if name != "list":
+            t_.add_argument("name", help="the submitter's name (in metrics and logs)")
+        t_.set_defaults(func=cmd_token)
+
     ex = sub.add_parser("explorer", help="the web explorer's pages (docs/explorer.md)")
     exsub = ex.add_subparsers(dest="explorer_cmd", required=True)
     exe = exsub.add_parser("export", help="write the explorer as static files, with the log's policy "
@@ -553,6 +565,28 @@ def main(argv: list[str] | None = None) -> int:
 
     args = p.parse_args(argv)
     return int(args.func(args))
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from client.errors import MalformedError
+    from tlog.tokens import add_token, read_tokens, revoke_token
+
+    path = Path(args.file)
+    try:
+        if args.action == "add":
+            token = add_token(path, args.name)
+            print(f"tlog: added submitter {args.name!r} to {path}; its token (shown only now; "
+                  f"`tlog-client submit --token-file`):", file=sys.stderr)
+            print(token)
+        elif args.action == "revoke":
+            revoke_token(path, args.name)
+            print(f"tlog: revoked {args.name!r}")
+        else:
+            for name in sorted(read_tokens(path).values()):
+                print(name)
+    except (MalformedError, OSError) as exc:
+        return _fail(str(exc))
+    return 0
 
 
 def cmd_explorer_export(args: argparse.Namespace) -> int:

@@ -75,6 +75,10 @@ class ServeConfig:
     """The URL clients reach this log at (behind a proxy or CDN); empty: the listening URL.
     Sigstore's SigningConfig names it, and the TrustedRoot's `baseUrl` uses it when it holds
     the origin (sigstore-js requires the checkpoint signer's name inside `baseUrl`)."""
+    submit_tokens_file: str = ""
+    """A file of submitters' token hashes (`tlog token add`); set: submissions need
+    `Authorization: Bearer <token>` (401 `unauthorized` without one), reads stay public.
+    Re-read within a second of a change: revoking needs no restart."""
     rate_write: float = 0.0
     """Submissions per second per client (0: unlimited); over it, 429 `rate_limited`."""
     rate_write_burst: int = 20

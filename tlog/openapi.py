@@ -15,7 +15,7 @@ ERROR_CODES = [
     "entry_too_large", "internal", "overloaded", "unavailable", "index_behind", "storage_error", "log_full",
     "bad_request", "unhealthy", "http_error", "request_timeout", "malformed_envelope",
     "malformed_entry", "unsupported_key", "signature_invalid", "statement_mismatch",
-    "signer_unavailable", "log_frozen", "disk_full", "tsa_unavailable", "rate_limited",
+    "signer_unavailable", "log_frozen", "disk_full", "tsa_unavailable", "rate_limited", "unauthorized",
 ]
 
 _B64 = {"type": "string", "contentEncoding": "base64"}
