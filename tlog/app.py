@@ -544,7 +544,6 @@ class LogServer(Starlette):
         else:
             await super().__call__(scope, receive, send)
 
-
     def _admit(self, scope: Scope) -> Response | None:
         """The refusal of a request whose client may not make it (401 without a submitter's
         token where tokens are required, 429 over its budget), or None to go ahead."""
