@@ -22,11 +22,10 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from client.keyfile import write_key
-from client.note import CosignatureV1Signer, Ed25519Signer
+from client.note import Ed25519Signer
 from tests import sigstorekit as kit
 from tests.attestkit import Signer, dsse_body, envelope, hashedrekord, make_signer, statement
-from tests.serverproc import ServerProc, TSAProc, WitnessProc
+from tests.serverproc import ServerProc, TSAProc, WitnessProc, witnessed_log
 
 ORIGIN = "log.example.dev/attest"
 LOG_KEY = Ed25519Signer(ORIGIN, bytes([0x41]) * 32)
@@ -99,29 +98,10 @@ def populate(demo: Demo, filler: int = 20) -> None:
 @contextlib.contextmanager
 def demo_log(tmp: Path, filler: int = 20) -> Iterator[Demo]:
     """A log with one witness (cosigned checkpoints) and a TSA, populated."""
-    tsa = TSAProc(tmp / "tsa").start()
-    wdir = tmp / "witness"
-    wdir.mkdir()
-    write_key(wdir / "witness.key", Ed25519Signer(WITNESS, WITNESS_SEED))
-    (wdir / "witness.toml").write_text(
-        '[witness]\nkey_file = "witness.key"\nrate_per_log = 1000.0\nburst = 1000\n\n'
-        f'[[log]]\norigin = "{ORIGIN}"\nkeys = ["{LOG_KEY.verifier().vkey()}"]\n')
-    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")]).start()
-    (tmp / "log").mkdir(mode=0o700)
-    write_key(tmp / "log" / "log.key", LOG_KEY)
-    config = tmp / "log.toml"
-    config.write_text(f'[log]\norigin = "{ORIGIN}"\ntsa_url = "{tsa.url}"\nwitness_interval = 0.05\n'
-                      f'\n[[witness]]\nurl = "{witness.url}"\n'
-                      f'vkey = "{CosignatureV1Signer(WITNESS, WITNESS_SEED).verifier().vkey()}"\n')
-    log = ServerProc(tmp / "log", args=["--config", str(config)]).start()
-    try:
+    with witnessed_log(tmp, LOG_KEY, WITNESS, WITNESS_SEED) as (log, witness, tsa):
         demo = Demo(log, witness, tsa, make_signer("ed25519"), hashlib.sha256(ARTIFACT).hexdigest())
         populate(demo, filler)
         yield demo
-    finally:
-        log.stop()
-        witness.stop()
-        tsa.stop()
 
 
 PAGES = [  # (file name, route) of the screenshots docs/explorer.md shows

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import httpx
+
+from client.keyfile import write_key
+from client.note import CosignatureV1Signer, Ed25519Signer
 
 _LISTEN = re.compile(r'listening on (http://[^\s"]+)')
 _VKEY = re.compile(r'verifier key ([^\s"]+)')
@@ -101,3 +106,34 @@ class TSAProc(ServerProc):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "tsa", "serve", "--dir", str(self.data_dir), "--port", "0", *self.args]
+
+
+@contextlib.contextmanager
+def witnessed_log(tmp: Path, log_key: Ed25519Signer, witness_name: str,
+                  witness_seed: bytes) -> Iterator[tuple[ServerProc, WitnessProc, TSAProc]]:
+    """A log (`log_key`, its origin the key's name) whose receipts wait for the cosignature of
+    one witness, and a time-stamping authority for its Sigstore bundles; all stopped after."""
+    origin = log_key.name
+    tsa = TSAProc(tmp / "tsa").start()
+    wdir = tmp / "witness"
+    wdir.mkdir()
+    write_key(wdir / "witness.key", Ed25519Signer(witness_name, witness_seed))
+    (wdir / "witness.toml").write_text(
+        '[witness]\nkey_file = "witness.key"\nrate_per_log = 1000.0\nburst = 1000\n\n'
+        f'[[log]]\norigin = "{origin}"\nkeys = ["{log_key.verifier().vkey()}"]\n')
+    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")]).start()
+    (tmp / "log").mkdir(mode=0o700)
+    write_key(tmp / "log" / "log.key", log_key)
+    config = tmp / "log.toml"
+    config.write_text(f'[log]\norigin = "{origin}"\ntsa_url = "{tsa.url}"\nwitness_interval = 0.05\n'
+                      f'\n[[witness]]\nurl = "{witness.url}"\n'
+                      f'vkey = "{CosignatureV1Signer(witness_name, witness_seed).verifier().vkey()}"\n')
+    try:
+        log = ServerProc(tmp / "log", args=["--config", str(config)]).start()
+        try:
+            yield log, witness, tsa
+        finally:
+            log.stop()
+    finally:
+        witness.stop()
+        tsa.stop()

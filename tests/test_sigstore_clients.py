@@ -30,9 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from client import rekor
 from client.attest import parse_envelope, parse_leaf
 from client.errors import LeafMismatchError
-from client.keyfile import write_key
 from client.monitor import Follower, LogWatch, Reporter, Watch
-from client.note import CosignatureV1Signer, Ed25519Signer
+from client.note import Ed25519Signer
 from client.policy import load_policy
 from client.rekorleaf import KIND_REKOR
 from client.sigstore_bundle import verify_bundle
@@ -41,13 +40,11 @@ from client.timestamp import timestamp_request
 from client.verify import verify_receipt
 from tests import sigstore_adapter, sigstorejs
 from tests import sigstorekit as kit
-from tests.serverproc import ServerProc, TSAProc, WitnessProc
-from tests.test_witness import write_config
+from tests.serverproc import ServerProc, TSAProc, witnessed_log
 
 ORIGIN = "rekor.test.example"
 LOG_KEY = Ed25519Signer(ORIGIN, bytes([0x31]) * 32)
 WITNESS, WITNESS_SEED = "witness.test/sigstore", bytes([0x32]) * 32
-WITNESS_KEY = Ed25519Signer(WITNESS, WITNESS_SEED)
 ARTIFACT = b"the artifact a release pipeline signed\n"
 SUBJECT = "5e" * 32
 
@@ -73,20 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The log, a witness (receipts wait for its cosignature, so every checkpoint the
     Sigstore clients see carries a cosignature line beside the log's) and the TSA."""
     tmp = tmp_path_factory.mktemp("sigstore")
-    tsa = TSAProc(tmp / "tsa").start()
-    (tmp / "log").mkdir(mode=0o700)
-    write_key(tmp / "log" / "log.key", LOG_KEY)
-    wdir = tmp / "witness"
-    wdir.mkdir()
-    write_key(wdir / "witness.key", WITNESS_KEY)
-    wcfg = write_config(wdir, [(ORIGIN, LOG_KEY.verifier().vkey())], rate_per_log=100.0, burst=100)
-    witness = WitnessProc(wdir / "state", args=["--config", str(wcfg)]).start()
-    config = tmp / "log.toml"
-    config.write_text(f'[log]\norigin = "{ORIGIN}"\ntsa_url = "{tsa.url}"\nwitness_interval = 0.05\n'
-                      f'\n[[witness]]\nurl = "{witness.url}"\n'
-                      f'vkey = "{CosignatureV1Signer(WITNESS, WITNESS_SEED).verifier().vkey()}"\n')
-    log = ServerProc(tmp / "log", args=["--config", str(config)]).start()
-    try:
+    with witnessed_log(tmp, LOG_KEY, WITNESS, WITNESS_SEED) as (log, _witness, tsa):
         key = ec.generate_private_key(ec.SECP256R1())
         for i in range(3):  # a few entries first, so proofs have hashes
             assert _post(log.url, kit.hashedrekord_request(key, b"warm-up %d" % i)[0]).status_code == 201
@@ -101,10 +85,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         dsse = httpx.get(f"{log.url}/v1/entries/{index}/sigstore-bundle", timeout=30)
         root = httpx.get(log.url + "/v1/sigstore/trusted-root.json", timeout=10).json()
         yield Stack(log, tsa, root, key, message.json(), dsse.json(), index, envelope)
-    finally:
-        log.stop()
-        witness.stop()
-        tsa.stop()
 
 
 def _js(stack: Stack, bundle: dict[str, Any], artifact: bytes | None) -> tuple[bool, str]:

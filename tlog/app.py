@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -45,6 +45,9 @@ from tlog.ratelimit import CLASSES, Budget, RateLimiter, client_key, request_cla
 from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 from tlog.tokens import TokenFile
+
+if TYPE_CHECKING:
+    from tlog.explorer.routes import ExplorerRoutes
 
 JSON = "application/json"
 ENTRIES = "/v1/entries"
@@ -150,7 +153,7 @@ class LogApp:
         self._large_bodies = asyncio.Semaphore(2)
         self._spool_dir: str | None = None
         self.sigstore = SigstoreAPI(self)
-        self.explorer: Any = None  # tlog.explorer.routes.ExplorerRoutes, set by create_app
+        self.explorer: ExplorerRoutes | None = None  # set by create_app
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -630,7 +633,7 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
     from tlog.explorer.routes import ExplorerRoutes
 
     h = LogApp(config, vkey, backend)
-    h.explorer = ExplorerRoutes(h)
+    h.explorer = explorer = ExplorerRoutes(h)
     entries = Route(ENTRIES, PlainEndpoint(h.add_entry, storage_errors), methods=["POST"])
     proofs = Route(INCLUSION, PlainEndpoint(h.inclusion, storage_errors), methods=["GET"])
     sig = h.sigstore
@@ -656,7 +659,7 @@ def create_app(config: ServeConfig, vkey: str) -> LogServer:
         Route("/v1/openapi.json", h.openapi, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/metrics", h.metrics, methods=["GET"]),
-        *h.explorer.routes(),
+        *explorer.routes(),
     ]
     return LogServer(
         h, {("POST", ENTRIES): entries, ("GET", INCLUSION): proofs},

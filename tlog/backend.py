@@ -191,9 +191,8 @@ class LmdbBackend:
 
     async def minutes_since(self, since: int) -> tuple[list[tuple[int, int]], int]:
         store = self._store
-        with store.read_txn() as txn:
-            size = store.head_in(txn).size
-            return [r for r in store.minutes_since(txn, since) if r[0] < size], size
+        with store.read_txn() as txn:  # minutes are written with the head: none beyond it
+            return store.minutes_since(txn, since), store.head_in(txn).size
 
     async def logged_minutes(self, indexes: list[int]) -> list[int | None]:
         store = self._store

@@ -65,8 +65,7 @@ def backup(data_dir: Path, out: Path) -> int:
     out.mkdir(mode=0o700, parents=False)
     store = LogStore(data_dir, readonly=True)
     try:
-        with store.read_txn() as txn:
-            origin, head = store.origin(), store.head_in(txn)
+        origin = store.origin()
         store.env.copy(str(out), compact=True)  # one read transaction: consistent
     finally:
         store.close()
@@ -146,14 +145,16 @@ def _copy_hashed(src: Path, dst: Path) -> str:
     return h.hexdigest()
 
 
-def restore(source: Path, target: Path, check: Callable[[Path], None]) -> dict[str, Any]:
+def restore(source: Path, target: Path, check: Callable[[Path], None],
+            manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy the backup in `source` to `target` (which must not exist): its manifest checked
     first, its files copied into a directory beside the target and checked against the
     manifest as they are copied, the copy checked (`check`: the witnesses), then renamed into
-    place. On any failure no target exists. Returns the manifest."""
+    place. On any failure no target exists. Returns the manifest (`manifest`: the one
+    `check_backup` already gave for `source`)."""
     if target.exists():
         raise NotABackupError(f"{target} exists; restore into a new directory")
-    doc = check_backup(source)
+    doc = manifest if manifest is not None else check_backup(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
     try:

@@ -631,12 +631,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         config = load_config(args.config, {"data_dir": str(target)})
         if target.exists():
             raise ConfigError(f"{target} exists; restore into a new directory")
-        check_backup(source)  # a live data dir or a partial backup: refused before the warning
+        manifest = check_backup(source)  # a live data dir or a partial backup: refused before the warning
         if not config.witnesses:
             print("tlog: warning: no witnesses configured; cannot check the copy is not stale",
                   file=sys.stderr)
         vkey = read_key(source / KEY_FILE).verifier().vkey()
-        doc = restore(source, target, lambda copy: check_not_stale(copy, config.witnesses, [vkey]))
+        doc = restore(source, target, lambda copy: check_not_stale(copy, config.witnesses, [vkey]),
+                      manifest)
         os.chmod(target, 0o700)
     except NotABackupError as exc:
         return _fail(f"refusing to restore: {exc}; nothing was written")

@@ -12,6 +12,7 @@ Limits hold per worker process: with N workers a client may get up to N times th
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import OrderedDict
@@ -34,6 +35,7 @@ def request_class(method: str, path: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=65536)  # per request while limits are on: parse each address once
 def client_key(address: str, *, ipv4_prefix: int = 32, ipv6_prefix: int = 64) -> str:
     """The client a request counts against: its network address under the prefix length
     (an address that does not parse, such as a Unix socket's, is its own client)."""
