@@ -105,18 +105,16 @@ def _client(args: argparse.Namespace, policy: TrustPolicy | None) -> LogClient:
 def _token(args: argparse.Namespace) -> str | None:
     """A private log's submitter token: from --token-file, else $TLOG_TOKEN (never a flag's
     value, which other users could read in the process list)."""
+    from client.tokens import check_token, read_token
+
     path = getattr(args, "token_file", None)
-    if path:
-        try:
-            raw = Path(path).read_text(encoding="utf-8")[:1024]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read the token file {path}: {exc}") from exc
-        token = raw.strip()
-    else:
+    try:
+        if path:
+            return read_token(Path(path))
         token = os.environ.get("TLOG_TOKEN", "").strip()
-    if token and (len(token) > 256 or any(c.isspace() or not c.isprintable() for c in token)):
-        raise UsageError("the submitter token must be one line of at most 256 printable characters")
-    return token or None
+        return check_token(token) if token else None
+    except MalformedError as exc:
+        raise UsageError(f"the submitter token: {exc}") from exc
 
 
 def _latest(client: LogClient, policy: TrustPolicy, state: TrustState | None) -> VerifiedCheckpoint:
@@ -382,6 +380,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     from client.logs import setup_logging
     from client.monitor import Monitor, MonitorConfigError, load_monitor_config, monitor_config_toml
+    from client.tls import TLSConfigError
 
     try:
         config = load_monitor_config(args.config)
@@ -390,7 +389,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             return EXIT_OK
         setup_logging(config.log_format, "tlog-monitor")
         monitor = Monitor(config)
-    except MonitorConfigError as exc:
+    except (MonitorConfigError, TLSConfigError) as exc:
         raise UsageError(str(exc)) from exc
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: monitor.stop.set())

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from client.errors import MalformedError
+from client.tls import ContextFactory, ServerTLS
 
 
 def read_bounded(resp: httpx.Response, limit: int, deadline: float | None = None,
@@ -50,16 +51,26 @@ def listen(host: str, port: int, backlog: int) -> tuple[socket.socket, str]:
     return sock, url
 
 
-def serve(app: Any, sock: socket.socket) -> None:
+def serve(app: Any, sock: socket.socket, tls: ServerTLS | None = None) -> None:
     """Run an ASGI app with uvicorn on a bound socket until it is stopped (SIGTERM/SIGINT):
     the settings the witness and the TSA share (no access log of uvicorn's own, bounded
-    connections, keep-alive)."""
+    connections, keep-alive), over TLS if `tls` names the files."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
                                            access_log=False, timeout_keep_alive=30,
-                                           limit_concurrency=4096, loop="uvloop", http="httptools"))
+                                           limit_concurrency=4096, loop="uvloop", **uvicorn_tls(tls)))
     server.run(sockets=[sock])
+
+
+def uvicorn_tls(tls: ServerTLS | None) -> dict[str, Any]:
+    """uvicorn.Config settings for plain HTTP, or for HTTPS from `tls`'s files (reloaded on
+    SIGHUP) with the client's certificate name in each request's scope."""
+    if tls is None:
+        return {"http": "httptools"}
+    from client.asgi_tls import TLSHttpToolsProtocol
+
+    return {"http": TLSHttpToolsProtocol, "ssl_context_factory": ContextFactory(tls)}
 
 
 def redact_url(url: str) -> str:

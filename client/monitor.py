@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import ssl
 import sys
 import threading
 import time
@@ -50,12 +51,14 @@ from client.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Counter, Gauge, Histog
 from client.policy import TrustPolicy, load_policy
 from client.state import TrustState
 from client.tiletree import TileTree
+from client.tls import ReloadingContext, ServerTLS, reload_on_sighup
 from client.verify import Receipt, VerifiedCheckpoint, verify_checkpoint
 
 log = logging.getLogger("tlog.monitor")
 MAX_GOSSIP_BYTES = 4 << 20
 MAX_NOTES_PER_SOURCE = 64
 GOSSIP_DEADLINE = 30.0  # seconds for one gossip answer
+HTTP_TIMEOUT = 30.0  # seconds a gossip client may be silent before its connection is closed
 CHUNK = 16384  # entries replayed (and their reports written) before the cursor is saved
 MAX_UNPROVEN_KEPT = 10_000  # distinct unproven inconsistencies alerted and remembered
 MAX_NOTE_CHARS = 16_384  # of each checkpoint quoted in an alert line
@@ -104,6 +107,8 @@ class MonitorConfig:
     peers_file: str = ""  # one peer URL per line, re-read every gossip round
     chunk: int = CHUNK  # entries replayed (and their reports written) per cursor save
     log_format: str = "text"
+    tls_cert_file: str = ""  # serve gossip over HTTPS (re-read on SIGHUP)
+    tls_key_file: str = ""
 
     def all_peers(self) -> list[str]:
         peers = list(self.peers)
@@ -118,7 +123,8 @@ class MonitorConfig:
 
 _MONITOR_KEYS = {"state_dir": str, "listen": str, "poll_interval": (int, float),
                  "gossip_interval": (int, float), "output": str, "webhook": str, "peers": list,
-                 "witnesses": list, "peers_file": str, "chunk": int, "log_format": str}
+                 "witnesses": list, "peers_file": str, "chunk": int, "log_format": str,
+                 "tls_cert_file": str, "tls_key_file": str}
 _LOG_KEYS = {"policy": str, "signers": list, "subjects": list, "predicate_types": list}
 ENV_PREFIX = "MONITOR_"
 
@@ -177,6 +183,9 @@ def load_monitor_config(path: str | Path, env: dict[str, str] | None = None) -> 
     for url in urls:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise MonitorConfigError(f"{url!r}: peers, witnesses and webhook are http(s) URLs")
+    tls = {k: str(base / table[k]) if table.get(k) else "" for k in ("tls_cert_file", "tls_key_file")}
+    if bool(tls["tls_cert_file"]) != bool(tls["tls_key_file"]):
+        raise MonitorConfigError("monitor.tls_cert_file and tls_key_file go together")
     return MonitorConfig(
         state_dir=base / table.get("state_dir", "monitor-state"), logs=tuple(logs),
         listen=table.get("listen", "127.0.0.1:0"),
@@ -186,7 +195,7 @@ def load_monitor_config(path: str | Path, env: dict[str, str] | None = None) -> 
         peers=tuple(u.rstrip("/") for u in table.get("peers", [])),
         witnesses=tuple(u.rstrip("/") for u in table.get("witnesses", [])),
         peers_file=str(base / table["peers_file"]) if table.get("peers_file") else "",
-        chunk=table.get("chunk", CHUNK), log_format=table.get("log_format", "text"))
+        chunk=table.get("chunk", CHUNK), log_format=table.get("log_format", "text"), **tls)
 
 
 def monitor_config_toml(config: MonitorConfig) -> str:
@@ -196,7 +205,8 @@ def monitor_config_toml(config: MonitorConfig) -> str:
               "output": config.output, "webhook": "<redacted>" if config.webhook else "",
               "peers": [redact_url(u) for u in config.peers],
               "witnesses": [redact_url(u) for u in config.witnesses], "peers_file": config.peers_file,
-              "chunk": config.chunk, "log_format": config.log_format}
+              "chunk": config.chunk, "log_format": config.log_format,
+              "tls_cert_file": config.tls_cert_file, "tls_key_file": config.tls_key_file}
     lines = ["[monitor]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
     lines += [f"# [[log]] {lw.policy.origin} at {redact_url(lw.policy.url or '')}" for lw in config.logs]
     return "\n".join(lines) + "\n"
@@ -487,9 +497,27 @@ class Follower:
 # --- the monitor process ----------------------------------------------------------------------
 
 
+def _server_class(tls: ssl.SSLContext | None) -> type[ThreadingHTTPServer]:
+    """The gossip server: plain, or HTTPS whose handshakes run in each connection's own
+    thread (under the handler's timeout), so a client that stalls in its handshake holds
+    only its own thread, not the accept loop."""
+    if tls is None:
+        return ThreadingHTTPServer
+
+    class TLSServer(ThreadingHTTPServer):
+        def get_request(self) -> tuple[Any, Any]:
+            sock, addr = self.socket.accept()
+            return tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    return TLSServer
+
+
 class Monitor:
     def __init__(self, config: MonitorConfig) -> None:
         self.config = config
+        # HTTPS for gossip; a bad certificate fails here, before anything runs.
+        self.tls = ReloadingContext(ServerTLS(config.tls_cert_file, config.tls_key_file)) \
+            if config.tls_cert_file else None
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.evidence_dir = config.state_dir / "evidence"
         self.evidence_dir.mkdir(exist_ok=True, mode=0o700)
@@ -707,6 +735,8 @@ class Monitor:
         routes = ("/gossip/checkpoints", "/gossip/evidence", "/healthz", "/metrics")
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = HTTP_TIMEOUT  # a client that sends nothing (or trickles) loses its thread
+
             def do_GET(self) -> None:
                 t0 = time.perf_counter()
                 self._route()
@@ -739,7 +769,7 @@ class Monitor:
                 pass
 
         host, _, port = self.config.listen.rpartition(":")
-        server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        server = _server_class(self.tls)((host.strip("[]"), int(port)), Handler)
         server.daemon_threads = True
         return server
 
@@ -747,7 +777,10 @@ class Monitor:
         server = self.serve()
         host, port = server.server_address[:2]
         say = announcer(self.config.log_format, log.name)
-        say(f"tlog-client monitor: listening on http://{host}:{port}")
+        if self.tls is not None:
+            reload_on_sighup(self.tls)
+        scheme = "https" if self.tls is not None else "http"
+        say(f"tlog-client monitor: listening on {scheme}://{host}:{port}")
         sys.stdout.flush()
         threads = [threading.Thread(target=server.serve_forever, daemon=True)]
         threads += [threading.Thread(target=self.follow_loop, args=(f,), daemon=True)

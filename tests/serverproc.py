@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
 from client.keyfile import write_key
 from client.note import CosignatureV1Signer, Ed25519Signer
 
-_LISTEN = re.compile(r'listening on (http://[^\s"]+)')
+_LISTEN = re.compile(r'listening on (https?://[^\s"]+)')
 _VKEY = re.compile(r'verifier key ([^\s"]+)')
 
 
@@ -32,6 +32,7 @@ class ServerProc:
     url: str = ""
     vkey: str = ""
     log_path: Path | None = None
+    verify: Any = True  # httpx's verify for the readiness check (an SSLContext for https)
     _out: IO[str] | None = None
 
     def start(self, timeout: float = 30.0) -> ServerProc:
@@ -61,7 +62,7 @@ class ServerProc:
 
     def _ready(self, url: str) -> bool:
         try:
-            return httpx.get(url + "/healthz", timeout=2.0).status_code == 200
+            return httpx.get(url + "/healthz", timeout=2.0, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 

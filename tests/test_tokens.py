@@ -18,7 +18,7 @@ import pytest
 from client.errors import MalformedError
 from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
-from tlog.tokens import TokenFile, add_token, parse_tokens, read_tokens, revoke_token, token_hash
+from client.tokens import TokenFile, add_token, parse_tokens, read_tokens, revoke_token, token_hash
 
 
 def tlog(*args: str) -> subprocess.CompletedProcess[str]:

@@ -36,7 +36,9 @@ from client.logs import setup_logging
 from client.metrics import Counter, HTTPInstrument, Registry
 from client.note import parse_vkey
 from client.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_tile_path
+from client.tls import peer_of
 from tlog import openapi
+from tlog.access import Access
 from tlog.backend import Backend, LmdbBackend
 from tlog.bodies import declared_length, is_large, small_body, spooled_body
 from tlog.config import ServeConfig
@@ -44,7 +46,6 @@ from tlog.errors import APIError, bad_request, not_found
 from tlog.ratelimit import CLASSES, Budget, RateLimiter, client_key, request_class, retry_after
 from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
-from tlog.tokens import TokenFile
 
 if TYPE_CHECKING:
     from tlog.explorer.routes import ExplorerRoutes
@@ -520,11 +521,11 @@ class LogServer(Starlette):
         self._limited = log.registry.add(Counter(
             "tlog_rate_limited_total", "Requests refused with 429 rate_limited, by budget and "
             "client (a submitter's token name, or anonymous: by address)", ("budget", "client")))
-        tokens = log.config.submit_tokens_file
-        self._tokens = TokenFile(Path(tokens)) if tokens else None
+        self._access = Access.from_config(log.config)
         self._submitted = log.registry.add(Counter(
-            "tlog_submissions_by_submitter_total", "Submissions with a valid token, by the "
-            "token's name (submit_tokens_file)", ("submitter",)))
+            "tlog_submissions_by_submitter_total", "Submissions by a named submitter: the name "
+            "of its token (submit_tokens_file) or client certificate (tls_client_ca_file)",
+            ("submitter",)))
         self._front = HTTPInstrument(self._dispatch, registry=log.registry, prefix="tlog",
                                      access=log.config.access_log, on_error=_internal_error)
 
@@ -534,7 +535,7 @@ class LogServer(Starlette):
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._cors is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             send = _readable_from(self._cors, send)
-        if scope["type"] == "http" and (self._limits is not None or self._tokens is not None):
+        if scope["type"] == "http" and (self._limits is not None or self._access.active):
             refusal = self._admit(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -549,23 +550,26 @@ class LogServer(Starlette):
 
     def _admit(self, scope: Scope) -> Response | None:
         """The refusal of a request whose client may not make it (401 without a submitter's
-        token where tokens are required, 429 over its budget), or None to go ahead."""
-        budget = request_class(scope["method"], scope["path"])
-        if budget is None:
-            return None
-        submitter = None
-        if budget == "write" and self._tokens is not None:
-            submitter = self._tokens.submitter(_header(scope, b"authorization"))
-            if submitter is None:
-                return _error(401, "unauthorized", "this log takes entries only from its submitters: "
-                              "send `Authorization: Bearer <token>`",
+        token or certificate where they are required, or a reader's on a private log; 429
+        over its budget), or None to go ahead."""
+        method, path = scope["method"], scope["path"]
+        caller = None
+        if self._access.active:
+            caller, refusal = self._access.admit(method, path, _header(scope, b"authorization"),
+                                                 peer_of(scope))
+            if refusal is not None:
+                return _error(401, "unauthorized", refusal.message,
                               {"WWW-Authenticate": 'Bearer realm="tlog"'})
-            scope["tlog.submitter"] = submitter
-            self._submitted.inc(1.0, submitter)
-        if self._limits is None:
+            if caller is not None:
+                scope["tlog.submitter"] = caller.name
+                if caller.via != "reader" and method == "POST":
+                    self._submitted.inc(1.0, caller.name)
+        budget = request_class(method, path)
+        if self._limits is None or budget is None:
             return None
-        if submitter is not None:
-            client = "token:" + submitter
+        submitter = caller.name if caller is not None else None
+        if caller is not None:
+            client = caller.key
         else:
             cfg = self.state.log.config
             peer = scope.get("client")

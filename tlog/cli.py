@@ -9,6 +9,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from tlog.logkey import open_log_key
 from tlog.sequencer import SequencerConfig
 from tlog.sigstore_files import write_sigstore_files
 from tlog.storage import LogStore, StorageError
+from tlog.witnessing import witness_access
 
 KEY_FILE = "log.key"
 
@@ -127,13 +129,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     setup_logging(config.log_format, "tlog")
 
-    from client.http import listen
-
     try:
-        sock, url = listen(config.host, config.port, 2048)
-    except OSError as exc:
-        return _fail(f"cannot listen on {config.listen}: {exc}")
-    sock.set_inheritable(True)
+        sock, url = listen_for_workers(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
     data = Path(config.data_dir).resolve()
     say = announcer(config.log_format, "tlog")  # with JSON logs, no human help below either
     if created:
@@ -178,19 +177,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def listen_for_workers(config: ServeConfig) -> tuple[socket.socket, str]:
+    """The listening socket the HTTP workers share, and its URL (https with TLS files, which
+    are checked here so that a bad certificate fails `tlog serve` at once)."""
+    from client.http import listen
+    from client.tls import TLSConfigError, https_url
+
+    tls = config.server_tls()
+    if tls is not None:
+        try:
+            tls.build()
+        except TLSConfigError as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        sock, url = listen(config.host, config.port, 2048)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {config.listen}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock, https_url(url) if tls is not None else url
+
+
 def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[str]) -> None:
     """The HTTP workers (uvicorn) on the listening socket, until they are stopped."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+
+    from client.http import uvicorn_tls
 
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
     os.environ["TLOG_EXTRA_VKEYS"] = ",".join(extra_vkeys)
     uconfig = uvicorn.Config(
         "tlog.app:app_from_env", factory=True, workers=config.workers,
-        loop="uvloop", http="httptools", access_log=False, log_level="warning", log_config=None,
+        loop="uvloop", access_log=False, log_level="warning", log_config=None,
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
-        limit_concurrency=config.max_connections,
+        limit_concurrency=config.max_connections, **uvicorn_tls(config.server_tls()),
     )
     # uvicorn raises the signal that stopped it again once it has shut down: under the
     # default action that kills this process before `cmd_serve` stops the sequencer, which
@@ -277,6 +298,7 @@ class SequencerSupervisor:
             max_delay=self.config.max_delay_ms / 1000, map_size=self.config.map_size,
             witnesses=self.config.witnesses, witness_quorum=self.config.quorum,
             witness_timeout=self.config.witness_timeout, witness_interval=self.config.witness_interval,
+            witness_access=witness_access(self.config),
             tpm=self.config.tpm, tpm_timeout=self.config.tpm_timeout,
             log_format=self.config.log_format,
             rotation_key_file=str(Path(self.config.rotation_key_file).resolve())
@@ -569,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     from client.errors import MalformedError
-    from tlog.tokens import add_token, read_tokens, revoke_token
+    from client.tokens import add_token, read_tokens, revoke_token
 
     path = Path(args.file)
     try:

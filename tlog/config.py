@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from client.envconfig import env_settings
+from client.tls import ServerTLS
 from tlog.storage import DEFAULT_MAP_SIZE
 
 
@@ -79,6 +80,19 @@ class ServeConfig:
     """A file of submitters' token hashes (`tlog token add`); set: submissions need
     `Authorization: Bearer <token>` (401 `unauthorized` without one), reads stay public.
     Re-read within a second of a change: revoking needs no restart."""
+    read_tokens_file: str = ""
+    """A file of readers' token hashes (`tlog token add`, same format); set: every request but
+    `/healthz` needs a reader's or a submitter's token, or a client certificate (401
+    `unauthorized`): a private log. Re-read within a second of a change."""
+    tls_cert_file: str = ""
+    """PEM certificate chain to serve HTTPS with (and `tls_key_file`); empty: plain HTTP (a
+    reverse proxy terminates TLS). Both are re-read on SIGHUP (docs/tls.md)."""
+    tls_key_file: str = ""
+    """PEM private key of `tls_cert_file` (mode 0600)."""
+    tls_client_ca_file: str = ""
+    """PEM CA bundle for mutual TLS: clients are asked for a certificate, and one issued by
+    these CAs identifies a submitter by its common name (as a token does). Set: submissions
+    need a client certificate or a submitter's token. Re-read on SIGHUP."""
     rate_write: float = 0.0
     """Submissions per second per client (0: unlimited); over it, 429 `rate_limited`."""
     rate_write_burst: int = 20
@@ -108,6 +122,15 @@ class ServeConfig:
     """Witnesses as (URL, cosignature/v1 verifier key), from `[[witness]]` tables."""
     witness_quorum: int = 0
     """Cosignatures a checkpoint needs before it is published (k of n; 0: all witnesses)."""
+    witness_tokens: tuple[tuple[str, str], ...] = ()
+    """(witness URL, file holding the bearer token the log sends it), from `token_file` in
+    `[[witness]]` tables: for witnesses that take add-checkpoint only from known logs."""
+    witness_ca_file: str = ""
+    """PEM CA bundle the log trusts for https witnesses; empty: the system's CAs."""
+    witness_client_cert_file: str = ""
+    """PEM client certificate the log shows witnesses that ask for one (mutual TLS)."""
+    witness_client_key_file: str = ""
+    """PEM private key of `witness_client_cert_file` (mode 0600)."""
     witness_timeout: float = 5.0
     """Seconds one add-checkpoint request to a witness may take."""
     witness_interval: float = 1.0
@@ -150,6 +173,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         # From JSON (worker processes) the pairs arrive as lists.
         object.__setattr__(self, "witnesses", tuple(tuple(w) for w in self.witnesses))
+        object.__setattr__(self, "witness_tokens", tuple(tuple(w) for w in self.witness_tokens))
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
@@ -185,6 +209,13 @@ class ServeConfig:
                 r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", self.cors_allow_origin):
             raise ConfigError(f"cors_allow_origin: expected \"*\", \"\" or an origin such as "
                               f"https://explorer.example.com, got {self.cors_allow_origin!r}")
+        for cert, key, what in ((self.tls_cert_file, self.tls_key_file, "tls_cert_file/tls_key_file"),
+                                (self.witness_client_cert_file, self.witness_client_key_file,
+                                 "witness_client_cert_file/witness_client_key_file")):
+            if bool(cert) != bool(key):
+                raise ConfigError(f"{what}: set both a certificate and a key file, or neither")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError("tls_client_ca_file: needs tls_cert_file and tls_key_file (HTTPS)")
         if self.successor and not self.successor.startswith(("http://", "https://")):
             raise ConfigError(f"successor: expected an http(s) URL, got {self.successor!r}")
         if self.log_format not in ("text", "json"):
@@ -201,6 +232,12 @@ class ServeConfig:
                     raise ConfigError(f"{key}: required with storage = \"s3\"")
             if not self.s3_endpoint.startswith(("http://", "https://")):
                 raise ConfigError(f"s3_endpoint: expected an http(s) URL, got {self.s3_endpoint!r}")
+
+    def server_tls(self) -> ServerTLS | None:
+        """The TLS files the HTTP workers serve with (None: plain HTTP)."""
+        if not self.tls_cert_file:
+            return None
+        return ServerTLS(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     @property
     def quorum(self) -> int:
@@ -229,9 +266,13 @@ def _coerce(name: str, value: Any, want: type) -> Any:
     return value
 
 
-def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
+Pairs = tuple[tuple[str, str], ...]
+
+
+def _witnesses(tables: Any, path: str | Path) -> tuple[Pairs, Pairs]:
     """`[[witness]]` tables: url and vkey (a cosignature/v1 key) or vkey_file (a file holding
-    it, relative to the config file), each checked."""
+    it, relative to the config file), each checked, and optionally token_file (the bearer
+    token to send it); returns the (url, vkey) and the (url, token file) pairs."""
     from client.errors import MalformedError
     from client.keyfile import vkey_lines
     from client.note import ALG_COSIGNATURE_V1, parse_vkey
@@ -239,10 +280,12 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: witness must be an array of tables ([[witness]])")
     out: list[tuple[str, str]] = []
+    tokens: list[tuple[str, str]] = []
     for i, t in enumerate(tables):
         where = f"{path}: witness[{i}]"
-        if not isinstance(t, dict) or set(t) not in ({"url", "vkey"}, {"url", "vkey_file"}):
-            raise ConfigError(f"{where}: needs url and one of vkey, vkey_file")
+        keys = set(t) - {"token_file"} if isinstance(t, dict) else set()
+        if keys not in ({"url", "vkey"}, {"url", "vkey_file"}):
+            raise ConfigError(f"{where}: needs url and one of vkey, vkey_file (and optionally token_file)")
         url, vkey = t["url"], t.get("vkey")
         if "vkey_file" in t:
             if not isinstance(t["vkey_file"], str):
@@ -265,10 +308,15 @@ def _witnesses(tables: Any, path: str | Path) -> tuple[tuple[str, str], ...]:
         if any(v.name == parse_vkey(k).name for _, k in out):
             raise ConfigError(f"{where}: two witnesses named {v.name!r}")
         out.append((url.rstrip("/"), vkey))
-    return tuple(out)
+        if "token_file" in t:
+            if not isinstance(t["token_file"], str) or not t["token_file"]:
+                raise ConfigError(f"{where}.token_file: must be a path")
+            tokens.append((url.rstrip("/"), str(Path(path).resolve().parent / t["token_file"])))
+    return tuple(out), tuple(tokens)
 
 
 ENV_PREFIX = "TLOG_"
+_TABLES = ("witnesses", "witness_tokens")  # settings that come from [[witness]] tables
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any],
@@ -277,7 +325,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any],
     (what containers set), then command-line overrides."""
     values: dict[str, Any] = {}
     types = {f.name: {"str": str, "int": int, "bool": bool, "float": float}[str(f.type)]
-             for f in fields(ServeConfig) if f.name != "witnesses"}
+             for f in fields(ServeConfig) if f.name not in _TABLES}
     if path is not None:
         try:
             doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -286,7 +334,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any],
         unknown_tables = set(doc) - {"log", "witness"}
         if unknown_tables:
             raise ConfigError(f"{path}: unknown table or key {sorted(unknown_tables)[0]!r}")
-        values["witnesses"] = _witnesses(doc.get("witness", []), path)
+        values["witnesses"], values["witness_tokens"] = _witnesses(doc.get("witness", []), path)
         for key, value in doc.get("log", {}).items():
             if key not in types:
                 raise ConfigError(f"{path}: unknown key log.{key}")
@@ -309,14 +357,17 @@ def config_toml(config: ServeConfig) -> str:
     and a password in the PostgreSQL DSN is redacted)."""
     lines = ["[log]"]
     for f in fields(ServeConfig):
-        if f.name == "witnesses":
+        if f.name in _TABLES:
             continue
         value = getattr(config, f.name)
         if f.name == "postgres_dsn":
             value = redact_dsn(value)
         lines.append(f"{f.name} = {json.dumps(value)}")
+    token_files = dict(config.witness_tokens)
     for url, vkey in config.witnesses:
         lines += ["", "[[witness]]", f"url = {json.dumps(url)}", f"vkey = {json.dumps(vkey)}"]
+        if url in token_files:
+            lines.append(f"token_file = {json.dumps(token_files[url])}")
     return "\n".join(lines) + "\n"
 
 

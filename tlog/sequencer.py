@@ -42,7 +42,7 @@ from tlog.index import SearchIndex
 from tlog.indexer import IndexerChild
 from tlog.storage import LogFrozenError, LogStore
 from tlog.wire import FrameError, FrameReader, encode
-from tlog.witnessing import WitnessCollector
+from tlog.witnessing import WitnessAccess, WitnessCollector
 
 log = logging.getLogger("tlog.sequencer")
 
@@ -58,6 +58,7 @@ class SequencerConfig:
     witness_quorum: int = 0
     witness_timeout: float = 5.0
     witness_interval: float = 1.0
+    witness_access: dict[str, Any] = field(default_factory=dict)  # WitnessAccess, as JSON
     tpm: str = ""
     tpm_timeout: float = 10.0
     log_format: str = "text"
@@ -148,7 +149,8 @@ class SequencerProcess:
             self.collector = WitnessCollector(
                 self.store, [tuple(w) for w in config.witnesses],  # type: ignore[misc]
                 config.witness_quorum or len(config.witnesses), timeout=config.witness_timeout,
-                interval=config.witness_interval, registry=reg, on_publish=self._published)
+                interval=config.witness_interval, registry=reg, on_publish=self._published,
+                access=WitnessAccess.of(config.witness_access))
 
     def _resign_if_keys_changed(self, signers: list[Any]) -> None:
         """A key added (rotation, TPM) or retired since the current checkpoint was signed: sign

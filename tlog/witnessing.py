@@ -20,7 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
@@ -42,6 +43,45 @@ log = logging.getLogger("tlog.witnessing")
 REFRESH_SECONDS = 60.0  # re-send an unchanged checkpoint this often, for fresh cosignatures
 MAX_ANSWER = 64 * 1024
 CLOCK_SKEW = 300
+
+
+@dataclass(frozen=True)
+class WitnessAccess:
+    """How the log proves itself to witnesses that take add-checkpoint only from known logs:
+    a bearer token per witness (files, as the witness's operator issued them) and, for https
+    witnesses, the CAs to trust and a client certificate for mutual TLS."""
+
+    tokens: tuple[tuple[str, str], ...] = ()
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    @classmethod
+    def of(cls, doc: dict[str, Any] | None) -> WitnessAccess:
+        """From its JSON form (it travels to the sequencer process as JSON)."""
+        doc = dict(doc or {})
+        doc["tokens"] = tuple(tuple(t) for t in doc.get("tokens", ()))
+        return cls(**doc)
+
+    def headers(self) -> dict[str, dict[str, str]]:
+        """{witness URL: the Authorization header to send it}, the token files read now."""
+        from client.tokens import read_token
+
+        return {url: {"Authorization": f"Bearer {read_token(Path(path))}"} for url, path in self.tokens}
+
+    def verify(self) -> Any:
+        """httpx's `verify`: True (system CAs) or a context with our CAs and client cert."""
+        if not (self.ca_file or self.cert_file):
+            return True
+        from client.tls import client_context
+
+        return client_context(self.ca_file, self.cert_file, self.key_file)
+
+
+def witness_access(config: Any) -> dict[str, Any]:
+    """The WitnessAccess a ServeConfig sets, as JSON for the sequencer process."""
+    return {"tokens": [list(t) for t in config.witness_tokens], "ca_file": config.witness_ca_file,
+            "cert_file": config.witness_client_cert_file, "key_file": config.witness_client_key_file}
 
 
 @dataclass
@@ -66,7 +106,7 @@ class CosignStore(Protocol):
 class WitnessCollector:
     def __init__(self, store: CosignStore, witnesses: list[tuple[str, str]], quorum: int, *,
                  timeout: float, interval: float, registry: Registry,
-                 on_publish: Callable[[int, bytes], None]) -> None:
+                 on_publish: Callable[[int, bytes], None], access: WitnessAccess | None = None) -> None:
         self.store, self.quorum, self.timeout, self.interval = store, quorum, timeout, interval
         self.witnesses = [WitnessState(url, parse_vkey(vkey)) for url, vkey in witnesses]  # type: ignore[arg-type]
         self.on_publish = on_publish
@@ -74,7 +114,10 @@ class WitnessCollector:
         self._latest: tuple[int, bytes] | None = None
         self._cond = threading.Condition()
         self._running = True
-        self._http = httpx.Client(timeout=timeout, headers={"Content-Type": "text/plain"})
+        access = access or WitnessAccess()
+        self._auth = access.headers()  # fails at start-up on a missing or bad token file
+        self._http = httpx.Client(timeout=timeout, headers={"Content-Type": "text/plain"},
+                                  verify=access.verify())
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.witnesses)),
                                         thread_name_prefix="witness-push")
         self._thread = threading.Thread(target=self._run, name="witness-collector", daemon=True)
@@ -200,10 +243,11 @@ class WitnessCollector:
             self.m_published.inc()
             self.on_publish(size, cosigned)
 
-    def _post(self, url: str, body: bytes) -> tuple[int, str, bytes]:
-        """POST with a total deadline and a cap on the answer (a witness that trickles bytes
-        or sends a flood must not hold a round or the sequencer's memory)."""
-        with self._http.stream("POST", url, content=body) as resp:
+    def _post(self, base: str, body: bytes) -> tuple[int, str, bytes]:
+        """POST add-checkpoint with a total deadline and a cap on the answer (a witness that
+        trickles bytes or sends a flood must not hold a round or the sequencer's memory)."""
+        url = base + "/add-checkpoint"
+        with self._http.stream("POST", url, content=body, headers=self._auth.get(base)) as resp:
             data = read_bounded(resp, MAX_ANSWER, self.timeout, f"witness {url}")
             return resp.status_code, resp.headers.get("content-type", ""), data
 
@@ -214,7 +258,7 @@ class WitnessCollector:
             t0 = time.perf_counter()
             try:
                 proof = self._proof(old, size)
-                status, ctype, content = self._post(w.url + "/add-checkpoint", _body(old, proof, note))
+                status, ctype, content = self._post(w.url, _body(old, proof, note))
             except (httpx.HTTPError, OSError, MalformedError) as exc:
                 self._failed(w, "unreachable")
                 log.warning("witness %s: %s", w.verifier.name, exc)

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +26,8 @@ from starlette.routing import Route
 
 from client.metrics import CONTENT_TYPE, Counter, Gauge, Histogram, HTTPInstrument, Registry
 from client.note import Signer
+from client.tls import peer_of
+from client.tokens import TokenFile
 from witness.config import WitnessConfig
 from witness.protocol import (
     MAX_BODY,
@@ -80,6 +83,9 @@ class Witness:
         # log's key can spend its budget. Per client address: refusals (bad signatures,
         # proofs, bodies), so one sender cannot keep the witness verifying garbage.
         self.limiter = TokenBucket(config.rate_per_log, config.burst)
+        tokens = config.add_checkpoint_tokens_file
+        self.tokens = TokenFile(Path(tokens)) if tokens else None
+        self.closed = self.tokens is not None or bool(config.tls_client_ca_file)
         self.refusals = TokenBucket(REFUSALS_PER_CLIENT, REFUSAL_BURST)
         self.registry = Registry(worker_label=False)
         self.m_answers = self.registry.add(Counter(
@@ -142,8 +148,24 @@ class Witness:
             return PlainTextResponse("client disconnected\n", 400)
         return bytes(body)
 
+    def _caller(self, request: Request) -> str | None:
+        """Who calls add-checkpoint, where only known logs may: the name of its client
+        certificate or of its token; None if it proves neither."""
+        if self.config.tls_client_ca_file:
+            name = peer_of(request.scope)
+            if name is not None:
+                return name
+        if self.tokens is not None:
+            return self.tokens.submitter(request.headers.get("authorization"))
+        return None
+
     async def add_checkpoint(self, request: Request) -> Response:
         client = request.client.host if request.client else ""
+        if self.closed and self._caller(request) is None:
+            self.m_answers.inc(1, "", "401")
+            return PlainTextResponse("this witness cosigns only for its logs: send `Authorization: "
+                                     "Bearer <token>` or a client certificate\n", 401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="witness"'})
         if not self.refusals.has(client, time.monotonic()):
             return PlainTextResponse("too many refused requests from this address\n", 429,
                                      headers={"Retry-After": "1"})

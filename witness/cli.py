@@ -9,7 +9,7 @@ from pathlib import Path
 
 from client.errors import TlogError
 from client.note import CosignatureV1Signer, CosignatureV1Verifier
-from witness.config import WitnessConfigError, load_config, parse_log
+from witness.config import FILE_KEYS, WitnessConfigError, load_config, parse_log
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -69,19 +69,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"rate_per_log = {config.rate_per_log}\nburst = {config.burst}\n"
                   f"log_format = {json.dumps(config.log_format)}\n"
                   f"access_log = {json.dumps(config.access_log)}\n"
-                  f"# {len(config.logs)} [[log]] table(s): {', '.join(sorted(config.logs))}")
+                  + "".join(f"{k} = {json.dumps(getattr(config, k))}\n" for k in FILE_KEYS)
+                  + f"# {len(config.logs)} [[log]] table(s): {', '.join(sorted(config.logs))}")
             return 0
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
         return _fail(str(exc))
     from client.http import listen, serve
+    from client.tls import TLSConfigError, https_url
     from witness.app import Witness, build_app
     from witness.store import WitnessStore
 
+    tls = config.server_tls()
     try:
+        if tls is not None:
+            tls.build()  # a bad certificate fails the start, not the first connection
         sock, url = listen(config.host, config.port, 1024)
+    except TLSConfigError as exc:
+        return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot listen on {config.listen}: {exc}")
+    if tls is not None:
+        url = https_url(url)
     store = WitnessStore(config.data_dir)
     try:
         app = build_app(Witness(config, store, cosigner), access_log=config.access_log)
@@ -97,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     say(f"witness: listening on {url}")
     sys.stdout.flush()
     try:
-        serve(app, sock)
+        serve(app, sock, tls)
     finally:
         store.close()
     return 0

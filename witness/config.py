@@ -10,6 +10,11 @@
     burst = 40
     log_format = "text"             # or "json": one object per line, with the request id
     access_log = false              # one line per HTTP request
+    # optional: HTTPS (re-read on SIGHUP), and who may call add-checkpoint
+    # tls_cert_file = "witness.crt"
+    # tls_key_file = "witness.tls.key"
+    # tls_client_ca_file = "logs-ca.crt"          # logs show a certificate from this CA, or
+    # add_checkpoint_tokens_file = "logs.tokens"  # a token (`tlog token add`)
 
     [[log]]
     origin = "log.example.com/attest1"
@@ -35,6 +40,7 @@ from client.envconfig import env_settings
 from client.errors import MalformedError
 from client.keyfile import vkey_lines
 from client.note import ALG_COSIGNATURE_V1, Verifier, parse_vkey
+from client.tls import ServerTLS
 
 MAX_LOGS = 100_000
 
@@ -60,6 +66,16 @@ class WitnessConfig:
     log_format: str = "text"
     access_log: bool = False
     logs: dict[str, LogEntry] = field(default_factory=dict)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    add_checkpoint_tokens_file: str = ""
+
+    def server_tls(self) -> ServerTLS | None:
+        """The files HTTPS is served from (None: plain HTTP)."""
+        if not self.tls_cert_file:
+            return None
+        return ServerTLS(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     @property
     def host(self) -> str:
@@ -71,7 +87,9 @@ class WitnessConfig:
 
 
 _WITNESS_KEYS = {"key_file": str, "data_dir": str, "listen": str, "rate_per_log": (int, float),
-                 "burst": int, "log_format": str, "access_log": bool}
+                 "burst": int, "log_format": str, "access_log": bool, "tls_cert_file": str,
+                 "tls_key_file": str, "tls_client_ca_file": str, "add_checkpoint_tokens_file": str}
+FILE_KEYS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "add_checkpoint_tokens_file")
 _LOG_KEYS = {"origin": str, "keys": list, "keys_file": str, "start_size": int, "start_root": str}
 
 
@@ -171,8 +189,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
         if log.origin in logs:
             raise WitnessConfigError(f"log[{i}].origin: {log.origin!r} is listed twice")
         logs[log.origin] = log
+    files = {k: str(base / table[k]) if table.get(k) else "" for k in FILE_KEYS}
+    if bool(files["tls_cert_file"]) != bool(files["tls_key_file"]):
+        raise WitnessConfigError("witness.tls_cert_file and tls_key_file go together")
+    if files["tls_client_ca_file"] and not files["tls_cert_file"]:
+        raise WitnessConfigError("witness.tls_client_ca_file: needs tls_cert_file and tls_key_file")
     return WitnessConfig(
         key_file=base / table.get("key_file", "witness.key"),
         data_dir=base / table.get("data_dir", "witness-data"),
         listen=listen, rate_per_log=rate, burst=burst, log_format=log_format,
-        access_log=table.get("access_log", False), logs=logs)
+        access_log=table.get("access_log", False), logs=logs, **files)

@@ -86,6 +86,7 @@ class LeaderConfig:
     witness_quorum: int = 0
     witness_timeout: float = 5.0
     witness_interval: float = 1.0
+    witness_access: dict[str, Any] = field(default_factory=dict)  # WitnessAccess, as JSON
     log_format: str = "text"
     vkeys: tuple[str, ...] = field(default_factory=tuple)
     tpm: str = ""  # TCTI of the TPM holding the ECDSA checkpoint key (`tlog tpm init`)
@@ -433,7 +434,7 @@ class Leader:
     # --- witnesses ----------------------------------------------------------------------
 
     async def _start_collector(self) -> None:
-        from tlog.witnessing import WitnessCollector
+        from tlog.witnessing import WitnessAccess, WitnessCollector
 
         loop = asyncio.get_running_loop()
         store = _CosignStore(self, loop)
@@ -443,7 +444,7 @@ class Leader:
             WitnessCollector, store, [tuple(w) for w in self.config.witnesses],
             self.config.witness_quorum or len(self.config.witnesses), timeout=self.config.witness_timeout,
             interval=self.config.witness_interval, registry=self.witness_registry,
-            on_publish=lambda size, note: None)
+            on_publish=lambda size, note: None, access=WitnessAccess.of(self.config.witness_access))
         self.collector.start()
 
     def _stop_collector(self) -> None:

@@ -18,12 +18,12 @@ from tlog.dist.settings import KEY_FILE, leader_config, prepare, recorded_keys
 
 
 def serve_dist(config: ServeConfig) -> int:
-    from client.http import listen
     from client.logs import announcer, setup_logging
     from tlog.cli import (
         _fail,
         check_rotation_key,
         check_tpm,
+        listen_for_workers,
         print_examples,
         run_workers,
         write_client_policy,
@@ -56,10 +56,9 @@ def serve_dist(config: ServeConfig) -> int:
             return _fail(str(exc))
         return 0
     try:
-        sock, url = listen(config.host, config.port, 2048)
-    except OSError as exc:
-        return _fail(f"cannot listen on {config.listen}: {exc}")
-    sock.set_inheritable(True)
+        sock, url = listen_for_workers(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
     sequencer = None
     if config.role == "all":
         sequencer = DistSequencerSupervisor(

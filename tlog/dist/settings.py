@@ -23,6 +23,7 @@ from tlog.dist.bucket import NO_CACHE, TEXT, ObjectStore, S3Settings, normalise_
 from tlog.dist.db import Db, Head
 from tlog.dist.sequencer import LeaderConfig
 from tlog.logkey import open_log_key
+from tlog.witnessing import witness_access
 
 KEY_FILE = "log.key"
 
@@ -49,6 +50,7 @@ def leader_config(config: ServeConfig, origin: str, vkeys: list[str], listen: st
         max_batch=config.max_batch, lease_seconds=config.lease_seconds, listen=listen,
         allow_raw=config.allow_raw, witnesses=config.witnesses, witness_quorum=config.quorum,
         witness_timeout=config.witness_timeout, witness_interval=config.witness_interval,
+        witness_access=witness_access(config),
         log_format=config.log_format, vkeys=tuple(vkeys), tpm=config.tpm, tpm_timeout=config.tpm_timeout,
         data_dir=str(Path(config.data_dir).resolve()))
 

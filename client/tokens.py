@@ -59,6 +59,26 @@ def parse_tokens(text: str) -> dict[str, str]:
     return out
 
 
+def check_token(token: str) -> str:
+    """A bearer token as one sends it: one line of at most MAX_TOKEN printable characters."""
+    if not token or len(token) > MAX_TOKEN or any(c.isspace() or not c.isprintable() for c in token):
+        raise MalformedError(f"a token is one line of 1 to {MAX_TOKEN} printable characters")
+    return token
+
+
+def read_token(path: Path) -> str:
+    """The token held in a file (what `tlog token add` printed, saved by its holder), for a
+    client or a log calling a witness; surrounding whitespace is ignored."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(4 * MAX_TOKEN)
+        return check_token(raw.decode("utf-8").strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MalformedError(f"cannot read the token file {path}: {exc}") from exc
+    except MalformedError as exc:
+        raise MalformedError(f"token file {path}: {exc}") from exc
+
+
 def read_tokens(path: Path) -> dict[str, str]:
     with path.open("rb") as f:
         raw = f.read(MAX_TOKENS_FILE + 1)
