@@ -27,6 +27,7 @@ from tests.tlskit import CA, client_ssl, make_ca, served_fingerprint
 
 ORIGIN = "tls.example/log"
 RAW = {"raw": base64.b64encode(b"over tls").decode()}
+PKI = tuple[CA, tuple[Path, Path]]
 
 
 @pytest.fixture
@@ -47,13 +48,14 @@ def _log(tmp: Path, lines: str, ca: CA, workers: int = 1) -> ServerProc:
                       verify=client_ssl(ca)).start()
 
 
-def test_mutual_tls_names_submitters_and_keeps_reads_public(tmp_path: Path, pki: tuple[CA, tuple[Path, Path]]) -> None:
+def test_mutual_tls_names_submitters_and_keeps_reads_public(tmp_path: Path, pki: PKI) -> None:
     ca, (cert, key) = pki
     alice = ca.issue(tmp_path / "pki", "alice", server=False)
     stranger_ca = make_ca(tmp_path / "other", "someone else")
     mallory = stranger_ca.issue(tmp_path / "other", "mallory", server=False)
     log = _log(tmp_path, f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
-                         f'tls_client_ca_file = "{ca.cert_file}"\naccess_log = true\nlog_format = "json"\n', ca)
+                         f'tls_client_ca_file = "{ca.cert_file}"\n'
+                         'access_log = true\nlog_format = "json"\n', ca)
     try:
         assert log.url.startswith("https://127.0.0.1:")
         with httpx.Client(verify=client_ssl(ca), timeout=10) as anon:
@@ -75,12 +77,13 @@ def test_mutual_tls_names_submitters_and_keeps_reads_public(tmp_path: Path, pki:
             httpx.get(log.url.replace("https://", "http://") + "/checkpoint", timeout=5).raise_for_status()
     finally:
         log.stop()
-    assert '"submitter": "alice"' in log.log_path.read_text() or '"submitter":"alice"' in log.log_path.read_text()
+    access = log.log_path.read_text()
+    assert '"submitter": "alice"' in access or '"submitter":"alice"' in access
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old(
-        tmp_path: Path, pki: tuple[CA, tuple[Path, Path]], workers: int) -> None:
+        tmp_path: Path, pki: PKI, workers: int) -> None:
     ca, (cert, key) = pki
     served_cert, served_key = tmp_path / "served.crt", tmp_path / "served.key"
     shutil.copy(cert, served_cert)
@@ -117,7 +120,7 @@ def test_sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old(
         log.stop()
 
 
-def test_a_private_log_needs_a_token_to_read(tmp_path: Path, pki: tuple[CA, tuple[Path, Path]]) -> None:
+def test_a_private_log_needs_a_token_to_read(tmp_path: Path, pki: PKI) -> None:
     ca, (cert, key) = pki
     readers, submitters = tmp_path / "readers.tokens", tmp_path / "submitters.tokens"
     reader = add_token(readers, "auditor")
@@ -130,7 +133,8 @@ def test_a_private_log_needs_a_token_to_read(tmp_path: Path, pki: tuple[CA, tupl
             for path in ("/checkpoint", "/tile/0/000", "/v1/log", "/v1/entries/0", "/explorer/"):
                 r = c.get(log.url + path)
                 assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", path
-            assert c.get(log.url + "/checkpoint", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            wrong = {"Authorization": "Bearer wrong"}
+            assert c.get(log.url + "/checkpoint", headers=wrong).status_code == 401
             # A reader's token reads but does not submit; a submitter's does both.
             as_reader = {"Authorization": f"Bearer {reader}"}
             assert c.get(log.url + "/checkpoint", headers=as_reader).status_code == 200
@@ -142,7 +146,7 @@ def test_a_private_log_needs_a_token_to_read(tmp_path: Path, pki: tuple[CA, tupl
         log.stop()
 
 
-def test_a_witness_cosigns_only_for_its_log(tmp_path: Path, pki: tuple[CA, tuple[Path, Path]]) -> None:
+def test_a_witness_cosigns_only_for_its_log(tmp_path: Path, pki: PKI) -> None:
     """The witness serves HTTPS and takes add-checkpoint with a token or a client certificate;
     the log sends its token (or shows its certificate) and trusts the witness's CA."""
     ca, (cert, key) = pki
@@ -162,7 +166,8 @@ def test_a_witness_cosigns_only_for_its_log(tmp_path: Path, pki: tuple[CA, tuple
     try:
         assert witness.url.startswith("https://")
         # Without a token or a certificate: 401, before the body is even read.
-        r = httpx.post(witness.url + "/add-checkpoint", content=b"old 0\n\n", verify=client_ssl(ca), timeout=10)
+        r = httpx.post(witness.url + "/add-checkpoint", content=b"old 0\n\n", verify=client_ssl(ca),
+                       timeout=10)
         assert r.status_code == 401
         logcert = ca.issue(tmp_path / "pki", "our-log-cert", server=False)
         for i, how in enumerate((
@@ -197,7 +202,7 @@ def test_a_witness_cosigns_only_for_its_log(tmp_path: Path, pki: tuple[CA, tuple
         witness.stop()
 
 
-def test_the_monitor_serves_gossip_over_https(tmp_path: Path, pki: tuple[CA, tuple[Path, Path]]) -> None:
+def test_the_monitor_serves_gossip_over_https(tmp_path: Path, pki: PKI) -> None:
     from client.monitor import _server_class
 
     ca, (cert, key) = pki
@@ -230,7 +235,7 @@ def test_the_monitor_serves_gossip_over_https(tmp_path: Path, pki: tuple[CA, tup
         server.server_close()
 
 
-def test_half_a_tls_configuration_is_refused(tmp_path: Path, pki: tuple[CA, tuple[Path, Path]]) -> None:
+def test_half_a_tls_configuration_is_refused(tmp_path: Path, pki: PKI) -> None:
     from tlog.config import ConfigError, ServeConfig
 
     ca, (cert, key) = pki

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from client.errors import MalformedError
+from client.tokens import TokenFile, add_token, parse_tokens, read_tokens, revoke_token, token_hash
 from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
-from client.tokens import TokenFile, add_token, parse_tokens, read_tokens, revoke_token, token_hash
 
 
 def tlog(*args: str) -> subprocess.CompletedProcess[str]:
