@@ -64,13 +64,31 @@ def serve(app: Any, sock: socket.socket, tls: ServerTLS | None = None) -> None:
 
 
 def uvicorn_tls(tls: ServerTLS | None) -> dict[str, Any]:
-    """uvicorn.Config settings for plain HTTP, or for HTTPS from `tls`'s files (reloaded on
-    SIGHUP) with the client's certificate name in each request's scope."""
-    if tls is None:
-        return {"http": "httptools"}
-    from client.asgi_tls import TLSHttpToolsProtocol
+    """uvicorn.Config settings: the guarded protocol (header timeout, per-client cap), over
+    plain HTTP or HTTPS from `tls`'s files (reloaded on SIGHUP), the client's certificate
+    name then in each request's scope."""
+    from client.guarded_http import GuardedHttpToolsProtocol
 
-    return {"http": TLSHttpToolsProtocol, "ssl_context_factory": ContextFactory(tls)}
+    if tls is None:
+        return {"http": GuardedHttpToolsProtocol}
+    return {"http": GuardedHttpToolsProtocol, "ssl_context_factory": ContextFactory(tls)}
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's soft limit on open files to its hard limit (children inherit it):
+    a server held at a soft limit of 1024 closes every connection past it, well before its
+    `max_connections`. Returns the soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def redact_url(url: str) -> str:

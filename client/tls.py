@@ -168,7 +168,7 @@ def connection_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | N
 
 def peer_of(scope: Any) -> str | None:
     """The name of the verified client certificate behind an ASGI request (None: none shown,
-    or plain HTTP), as `client.asgi_tls` records it."""
+    or plain HTTP), as `client.guarded_http` records it."""
     tls = scope.get("extensions", {}).get("tls")
     return tls.get("client_cert_name") if tls else None
 

@@ -682,6 +682,10 @@ def app_from_env() -> LogServer:
     """uvicorn factory for worker processes: the config travels in TLOG_SERVE_CONFIG (JSON)."""
     config = ServeConfig(**orjson.loads(os.environ["TLOG_SERVE_CONFIG"]))
     setup_logging(config.log_format, "tlog-worker")
+    from client.guarded_http import GuardedHttpToolsProtocol  # before any connection is accepted
+
+    GuardedHttpToolsProtocol.configure(header_timeout=config.header_timeout,
+                                       per_client=config.max_connections_per_client)
     app = create_app(config, os.environ["TLOG_VKEY"])
     app.state.log.extra_vkeys = [k for k in os.environ.get("TLOG_EXTRA_VKEYS", "").split(",") if k]
     return app

@@ -29,11 +29,13 @@ SPOOL_THRESHOLD = 1 << 20
 
 
 def _too_large(limit: int) -> APIError:
-    return APIError(413, "body_too_large", f"request body exceeds {limit} bytes")
+    return APIError(413, "body_too_large", f"request body exceeds {limit} bytes", {"Connection": "close"})
 
 
 def _too_slow(timeout: float) -> APIError:
-    return APIError(408, "request_timeout", f"request body not received within {timeout:g} s")
+    # Close the connection too: the rest of a slow body would otherwise keep it held.
+    return APIError(408, "request_timeout", f"request body not received within {timeout:g} s",
+                    {"Connection": "close"})
 
 
 def declared_length(scope: Scope, limit: int) -> int | None:

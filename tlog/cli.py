@@ -180,9 +180,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def listen_for_workers(config: ServeConfig) -> tuple[socket.socket, str]:
     """The listening socket the HTTP workers share, and its URL (https with TLS files, which
     are checked here so that a bad certificate fails `tlog serve` at once)."""
-    from client.http import listen
+    from client.http import listen, raise_fd_limit
     from client.tls import TLSConfigError, https_url
 
+    raise_fd_limit()  # the workers inherit it: max_connections must be reachable
     tls = config.server_tls()
     if tls is not None:
         try:

@@ -40,6 +40,13 @@ class ServeConfig:
     """Seconds a client may take to send a request body (408 after that)."""
     max_connections: int = 2048
     """Concurrent connections per worker; more get 503 from the HTTP server."""
+    header_timeout: float = 10.0
+    """Seconds a client may take from connecting (or from the first byte of a request on a
+    kept-alive connection) to the end of its request headers; then the connection is
+    closed, so idle and trickling (slowloris) connections cannot hold `max_connections`."""
+    max_connections_per_client: int = 0
+    """Open connections one client address may hold per worker (0: no cap). Leave 0 behind a
+    reverse proxy, where every connection comes from the proxy."""
     submit_timeout: float = 30.0
     """Seconds a submission waits for its batch to commit before the client gets 503."""
     max_pending: int = 16384
@@ -185,6 +192,8 @@ class ServeConfig:
             "submit_timeout": 0.1 <= self.submit_timeout <= 3600,
             "body_timeout": 0.1 <= self.body_timeout <= 3600,
             "max_connections": 1 <= self.max_connections <= 1 << 20,
+            "header_timeout": 0.1 <= self.header_timeout <= 3600,
+            "max_connections_per_client": 0 <= self.max_connections_per_client <= 1 << 20,
             "max_body_bytes": 1024 <= self.max_body_bytes <= 1 << 30,
             "map_size": 1 << 20 <= self.map_size <= 1 << 44,
             "witness_quorum": 0 <= self.witness_quorum <= len(self.witnesses),

@@ -75,11 +75,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
         return _fail(str(exc))
-    from client.http import listen, serve
+    from client.http import listen, raise_fd_limit, serve
     from client.tls import TLSConfigError, https_url
     from witness.app import Witness, build_app
     from witness.store import WitnessStore
 
+    raise_fd_limit()
     tls = config.server_tls()
     try:
         if tls is not None:
