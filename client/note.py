@@ -34,7 +34,7 @@ from typing import Protocol
 
 import nacl.exceptions
 import nacl.signing
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -141,7 +141,7 @@ class ECDSAVerifier:
         check_key_name(self.name)
         try:
             key = serialization.load_der_public_key(self.spki_der)
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:  # e.g. a curve OpenSSL does not know
             raise MalformedError("ECDSA key is not a DER SubjectPublicKeyInfo") from exc
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise MalformedError("type 0x02 key is not an EC key")

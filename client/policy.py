@@ -77,9 +77,11 @@ class TrustPolicy:
                 raise MalformedError("policy: tpm_aks needs the log's ECDSA (TPM) key in log_keys "
                                      'and log_signatures = "all"')
             for name in self.tpm_aks:
-                if len(name) != 68 or not name.startswith("000b") or \
+                if not isinstance(name, str) or len(name) != 68 or not name.startswith("000b") or \
                         any(c not in "0123456789abcdef" for c in name):
                     raise MalformedError(f"policy: tpm_aks entry {name!r} is not a SHA-256 TPM name in hex")
+            if not all(isinstance(pem, str) for pem in self.tpm_ak_cas):
+                raise MalformedError("policy: tpm_ak_cas entries must be PEM certificate strings")
         if self.max_age_seconds is not None:
             if self.max_age_seconds <= 0:
                 raise MalformedError("policy: max_age_seconds must be positive")
@@ -121,11 +123,21 @@ def policy_toml(policy: TrustPolicy, comment: str = "") -> str:
     lines = [f"# {c}" for c in comment.splitlines()]
     for key, value in policy.to_dict().items():
         if isinstance(value, list):
-            items = "".join(f"\n  {json.dumps(v)}," for v in value)
+            items = "".join(f"\n  {_toml(v)}," for v in value)
             lines.append(f"{key} = [{items}\n]")
         else:
-            lines.append(f"{key} = {json.dumps(value)}")
+            lines.append(f"{key} = {_toml(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's, except two string escapes TOML does differently. It has no
+    surrogate pairs (a character beyond U+FFFF, an emoji in a key name, is \\UXXXXXXXX) and
+    wants DEL escaped, which JSON leaves as it is."""
+    if not isinstance(value, str) or (value.isascii() and "\x7f" not in value):
+        return json.dumps(value)
+    return '"' + "".join(f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else "\\u007f" if c == "\x7f"
+                         else json.dumps(c)[1:-1] for c in value) + '"'
 
 
 def _public(v: Verifier) -> bytes:
@@ -137,6 +149,15 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "witness_quorum": int, "max_age_seconds": int, "allow_raw_log": bool, "tpm_aks": list,
     "tpm_ak_cas": list,
 }
+
+
+def _unicode(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogate): what a file can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _vkeys(doc: dict[str, Any], field: str) -> list[Verifier]:
@@ -175,6 +196,10 @@ def policy_from_dict(doc: Any) -> TrustPolicy:
         # bool is an int in Python: a quorum of `true` must not pass as 1.
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise MalformedError(f"policy: {key} must be of type {want.__name__}")  # type: ignore[union-attr]
+        # JSON's \ud800 escapes decode to lone surrogates: text no file or TOML can hold.
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(x, str) and not _unicode(x) for x in items):
+            raise MalformedError(f"policy: {key} is not valid Unicode (a lone surrogate)")
     if "origin" not in doc or "log_keys" not in doc:
         raise MalformedError("policy: origin and log_keys are required")
     witnesses = _vkeys(doc, "witnesses")
@@ -182,7 +207,9 @@ def policy_from_dict(doc: Any) -> TrustPolicy:
         if not isinstance(w, CosignatureV1Verifier):
             raise MalformedError(f"policy: witnesses[{i}] is not a cosignature/v1 (type 0x04) key")
     url = doc.get("url")
-    if url is not None and not url.startswith(("http://", "https://")):
+    # Checked as it is kept (without trailing slashes): "https://" alone would be kept as
+    # "https:", which its own policy file could not load again.
+    if url is not None and not url.rstrip("/").startswith(("http://", "https://")):
         raise MalformedError("policy: url must start with http:// or https://")
     return TrustPolicy(
         origin=doc["origin"],
@@ -210,6 +237,6 @@ def load_policy(path: str | Path) -> TrustPolicy:
         raise MalformedError("policy: file is too large")
     try:
         doc = json.loads(raw) if p.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
         raise MalformedError(f"policy: {p} does not parse: {exc}") from exc
     return policy_from_dict(doc)

@@ -170,8 +170,10 @@ def verify_prehashed(key: Any, details: str, sig: bytes, digest: bytes) -> bool:
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(sig, digest, ec.ECDSA(prehashed))
-        else:
+        elif isinstance(key, rsa.RSAPublicKey):
             key.verify(sig, digest, padding.PKCS1v15(), prehashed)
+        else:  # a key no keyDetails names: only in a leaf imitated by raw bytes
+            return False
     except (InvalidSignature, ValueError):
         return False
     return True

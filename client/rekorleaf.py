@@ -127,7 +127,8 @@ def parse_rekor_leaf(leaf: bytes) -> RekorEntry | None:
     alg, details = body["data"]["algorithm"], verifier["keyDetails"]
     digest, sig = _unb64(body["data"]["digest"]), _unb64(body["signature"]["content"])
     raw = _unb64(verifier[kind]["rawBytes"])
-    if alg not in HASHES or KEY_DETAILS.get(details) != alg or digest is None or sig is None \
+    if type(alg) is not str or type(details) is not str or alg not in HASHES \
+            or KEY_DETAILS.get(details) != alg or digest is None or sig is None \
             or raw is None or len(digest) != HASHES[alg][1]:
         return None
     cert = None
@@ -145,5 +146,5 @@ def certificate_key(der: bytes) -> bytes | None:
         cert = x509.load_der_x509_certificate(der)
         return cert.public_key().public_bytes(serialization.Encoding.DER,
                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):  # InvalidVersion: not a ValueError
         return None

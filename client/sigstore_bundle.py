@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from client.encoding import b64encode
+from client.encoding import b64encode, parse_decimal
 from client.errors import MalformedError
 from client.merkle import leaf_hash
 from client.policy import TrustPolicy
+from client.rekorleaf import parse_rekor_leaf
 from client.timestamp import verify_timestamp
 from client.verify import VerifiedReceipt, verify_receipt
 
@@ -59,11 +60,14 @@ def receipt_from_bundle(bundle: Any) -> dict[str, Any]:
         size = proof["treeSize"]
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedError(f"the bundle has no well-formed tlog entry: {exc}") from exc
-    if not index.isdigit() or not isinstance(size, str) or not size.isdigit():
+    if not isinstance(size, str):
         raise MalformedError("the bundle's index and tree size must be decimal strings")
-    return {"origin": note.split("\n", 1)[0], "index": int(index), "leaf": b64encode(leaf),
+    # Canonical ASCII decimals: str.isdigit() also passes "²" and other digits int() refuses.
+    index_n = parse_decimal(index, what="the bundle's log index")
+    size_n = parse_decimal(size, what="the bundle's tree size")
+    return {"origin": note.split("\n", 1)[0], "index": index_n, "leaf": b64encode(leaf),
             "leaf_hash": b64encode(leaf_hash(leaf)),
-            "inclusion_proof": {"tree_size": int(size), "hashes": hashes}, "checkpoint": note}
+            "inclusion_proof": {"tree_size": size_n, "hashes": hashes}, "checkpoint": note}
 
 
 def verify_bundle(bundle: Any, policy: TrustPolicy, *, artifact: bytes | None = None,
@@ -82,13 +86,17 @@ def verify_bundle(bundle: Any, policy: TrustPolicy, *, artifact: bytes | None = 
                         key_attestation=key_attestation)
     times: list[datetime] = []
     if tsa_chain is not None:
-        stamps = bundle["verificationMaterial"].get("timestampVerificationData", {}).get(
-            "rfc3161Timestamps", [])
-        if not stamps or len(stamps) > MAX_TIMESTAMPS:
+        data = bundle["verificationMaterial"].get("timestampVerificationData", {})
+        stamps = data.get("rfc3161Timestamps", []) if isinstance(data, dict) else None
+        if not isinstance(stamps, list) or not stamps or len(stamps) > MAX_TIMESTAMPS:
             raise MalformedError(f"the bundle needs 1-{MAX_TIMESTAMPS} RFC 3161 timestamps")
-        signature = (_b64(envelope["signatures"][0]["sig"], "signature") if envelope is not None
-                     else _b64(bundle["messageSignature"]["signature"], "signature"))
+        entry = parse_rekor_leaf(vr.leaf)
+        if entry is None:
+            raise MalformedError("the bundle's entry is not a Rekor v2 entry: no signature to timestamp")
+        # Over the signature the entry logs (verified above), not the bundle's copy of it: a
+        # messageSignature is not tied to the entry, and could carry another signature.
+        signature = entry.signature
         for stamp in stamps:
-            times.append(verify_timestamp(_b64(stamp.get("signedTimestamp"), "timestamp"),
-                                          signature, tsa_chain))
+            der = _b64(stamp.get("signedTimestamp") if isinstance(stamp, dict) else None, "timestamp")
+            times.append(verify_timestamp(der, signature, tsa_chain))
     return VerifiedBundle(vr, tuple(times))

@@ -69,7 +69,9 @@ def strict_load(spec: type[core.Asn1Value], der: bytes, limit: int, *,
             _ = value.native  # parses every nested field now, so errors surface here
             if value.dump(force=True) != der:
                 raise MalformedError(f"{spec.__name__} is not DER")
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+    # AttributeError: asn1crypto has no .native for some universal types (Real,
+    # ObjectDescriptor, InstanceOf) that a field of type Any may hold.
+    except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
         if isinstance(exc, MalformedError):
             raise
         raise MalformedError(f"{spec.__name__} does not parse: {exc}") from None
@@ -139,7 +141,7 @@ def _parsing() -> Iterator[None]:
         yield
     except TlogError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         raise MalformedError(f"timestamp response does not parse: {exc}") from None
 
 
@@ -152,7 +154,7 @@ def load_chain(chain_pem_or_der: list[bytes]) -> list[x509.Certificate]:
                 certs.extend(x509.load_pem_x509_certificates(item))
             else:
                 certs.append(x509.load_der_x509_certificate(item))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise MalformedError(f"TSA certificate chain does not parse: {exc}") from None
     if len(certs) < 2:
         raise MalformedError("a TSA chain needs the signing certificate and a root (leaf first)")

@@ -173,6 +173,11 @@ class KeyAttestation:
 def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
                  roots: list[x509.Certificate], what: str) -> None:
     """`leaf` chains, through CA `intermediates`, to one of `roots`, every link valid now."""
+    try:
+        for c in (leaf, *intermediates, *roots):
+            _ = c.subject, c.issuer  # cryptography parses names lazily: a bad one raises on use
+    except ValueError as exc:
+        raise MalformedError(f"{what}: a certificate's names do not parse: {exc}") from exc
     now = datetime.datetime.now(datetime.UTC)
     cert = leaf
     for _ in range(MAX_CHAIN):
@@ -219,7 +224,7 @@ def _trusted_ak(doc: Any, ak: TpmPublic, pins: tuple[str, ...], cas: tuple[str, 
     try:
         cert = x509.load_pem_x509_certificate(pem.encode())
         roots = [x509.load_pem_x509_certificate(c.encode()) for c in cas]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise MalformedError(f"an AK or AK CA certificate does not parse: {exc}") from exc
     verify_chain(cert, [], roots, "the AK certificate")
     spki = cert.public_key().public_bytes(serialization.Encoding.DER,

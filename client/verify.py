@@ -258,9 +258,13 @@ def _check_envelope(leaf: bytes, record: dict[str, Any], envelope: Any) -> dict[
 def _rekor_signature_verifies(entry: RekorEntry) -> None:
     """Re-verify a Rekor v2 leaf's signature over its digest with its own key: the leaf's
     claims count only once checked here (a log accepting raw bytes could imitate any leaf)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
-    key = serialization.load_der_public_key(entry.key_der)
+    try:
+        key = serialization.load_der_public_key(entry.key_der)
+    except (ValueError, UnsupportedAlgorithm) as exc:  # raw bytes can imitate a leaf with any "key"
+        raise LeafMismatchError("the Rekor v2 leaf's key is not a public key") from exc
     if not verify_prehashed(key, entry.key_details, entry.signature, entry.digest):
         raise LeafMismatchError("the Rekor v2 leaf's signature does not verify with its key")
 

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
-.venv/bin/ruff check client tlog tsa witness tests loadtest
+.venv/bin/ruff check client tlog tsa witness tests loadtest fuzz
 set +e
 .venv/bin/python -m pytest -q -m "not slow" "$@"
 rc=$?
