@@ -46,18 +46,19 @@ def flip_b64(rng: random.Random, text: str) -> str | None:
     return out.replace("+", "-").replace("/", "_").rstrip("=") if url else out
 
 
-def _nodes(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def json_paths(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON document (the root first): where a mutation may land."""
     out = [path]
     if isinstance(doc, dict):
         for k, v in doc.items():
-            out += _nodes(v, (*path, k))
+            out += json_paths(v, (*path, k))
     elif isinstance(doc, list):
         for i, v in enumerate(doc):
-            out += _nodes(v, (*path, i))
+            out += json_paths(v, (*path, i))
     return out
 
 
-def _at(doc: Any, path: tuple[Any, ...]) -> Any:
+def value_at(doc: Any, path: tuple[Any, ...]) -> Any:
     for k in path:
         doc = doc[k]
     return doc
@@ -82,20 +83,20 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
 
 def mutate_json(doc: Any, rng: random.Random) -> Any:
     """One field-level mutation of a parsed JSON document (which it may change in place)."""
-    paths = _nodes(doc)
+    paths = json_paths(doc)
     path = rng.choice(paths)
-    node = _at(doc, path)
+    node = value_at(doc, path)
     op = rng.randrange(7)
     new: Any
     if op == 0 and isinstance(node, str) and (flipped := flip_b64(rng, node)) is not None:
         new = flipped
     elif op == 1 and path:
-        del _at(doc, path[:-1])[path[-1]]
+        del value_at(doc, path[:-1])[path[-1]]
         return doc
     elif op == 2:
         new = [node]
     elif op == 3:
-        new = json.loads(json.dumps(_at(doc, rng.choice(paths))))
+        new = json.loads(json.dumps(value_at(doc, rng.choice(paths))))
     elif op == 4 and isinstance(node, dict):
         node[rng.choice(["x", "keyid", "sig", "hashes", "extra"])] = _random_value(rng)
         return doc
@@ -105,7 +106,7 @@ def mutate_json(doc: Any, rng: random.Random) -> Any:
         new = _random_value(rng)
     if not path:
         return new
-    _at(doc, path[:-1])[path[-1]] = new
+    value_at(doc, path[:-1])[path[-1]] = new
     return doc
 
 

@@ -47,6 +47,7 @@ from client.timestamp import timestamp_request
 from client.verify import Receipt, parse_receipt
 from fuzz import fixtures as fx
 from fuzz import seeds
+from fuzz.mutators import json_paths, value_at
 from fuzz.targets import TARGETS
 from tlog.wire import FrameReader, encode
 from witness.protocol import parse_request
@@ -138,30 +139,13 @@ def mutate_lines(draw: Any, data: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _get(doc: Any, path: tuple[Any, ...]) -> Any:
-    for k in path:
-        doc = doc[k]
-    return doc
-
-
 def mutate_json(draw: Any, doc: Any) -> Any:
     """Field-level mutations of a parsed JSON document (in place, on a copy)."""
     doc = json.loads(json.dumps(doc))
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(doc)
+        paths = json_paths(doc)
         path = draw(st.sampled_from(paths))
-        node = _get(doc, path)
+        node = value_at(doc, path)
         op = draw(st.sampled_from(["replace", "delete", "wrap", "extra", "b64", "copy", "edge"]))
         if op == "b64" and isinstance(node, str):
             new: Any = flip_b64(draw, node)
@@ -172,14 +156,14 @@ def mutate_json(draw: Any, doc: Any) -> Any:
         elif op == "wrap":
             new = [node]
         elif op == "copy":
-            new = json.loads(json.dumps(_get(doc, draw(st.sampled_from(paths)))))
+            new = json.loads(json.dumps(value_at(doc, draw(st.sampled_from(paths)))))
         elif op == "edge":
             new = copy.deepcopy(draw(st.sampled_from([2**63, 2**64, -1, 1.5, True, "", [], {}, None, "²"])))
         elif op == "extra" and isinstance(node, dict):
             node[draw(st.text(max_size=8))] = draw(JSON_VALUES)
             continue
         elif op == "delete" and path:
-            parent = _get(doc, path[:-1])
+            parent = value_at(doc, path[:-1])
             del parent[path[-1]]
             continue
         else:
@@ -187,7 +171,7 @@ def mutate_json(draw: Any, doc: Any) -> Any:
         if not path:
             doc = new
         else:
-            _get(doc, path[:-1])[path[-1]] = new
+            value_at(doc, path[:-1])[path[-1]] = new
     return doc
 
 
