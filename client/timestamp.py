@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from asn1crypto import cms, core, tsp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -70,8 +70,9 @@ def strict_load(spec: type[core.Asn1Value], der: bytes, limit: int, *,
             if value.dump(force=True) != der:
                 raise MalformedError(f"{spec.__name__} is not DER")
     # AttributeError: asn1crypto has no .native for some universal types (Real,
-    # ObjectDescriptor, InstanceOf) that a field of type Any may hold.
-    except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
+    # ObjectDescriptor, InstanceOf) that a field of type Any may hold; IndexError: it reads
+    # past the end of some truncated values.
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         if isinstance(exc, MalformedError):
             raise
         raise MalformedError(f"{spec.__name__} does not parse: {exc}") from None
@@ -238,7 +239,7 @@ def _check_chain(certs: list[x509.Certificate], at: datetime) -> None:
             raise TimestampError(f"{issuer.subject.rfc4514_string()} is not a CA certificate")
         try:
             cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             raise TimestampError(f"{cert.subject.rfc4514_string()} is not issued by "
                                  f"{issuer.subject.rfc4514_string()}") from None
     try:

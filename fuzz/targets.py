@@ -21,7 +21,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -493,15 +492,6 @@ def policy(data: bytes) -> None:
         _policy_round_trips(p)
 
 
-_POLICY_DIR: list[str] = []
-
-
-def _policy_path(suffix: str) -> str:
-    if not _POLICY_DIR:
-        _POLICY_DIR.append(tempfile.mkdtemp(prefix="tlog-fuzz-policy-"))
-    return os.path.join(_POLICY_DIR[0], "policy" + suffix)
-
-
 @target("policy_file", max_len=8192, tokens=(
     "origin = ", "log_keys = [", "witnesses = [", "witness_quorum = ", "max_age_seconds = ", "url = ",
     "tpm_aks = [", "tpm_ak_cas = [", '"""', "[", "]", "{", "}", "\n"), mutator="lines")
@@ -509,13 +499,13 @@ def policy_file(data: bytes) -> None:
     """client.policy load_policy on a policy file, both as TOML and as .json (reading,
     decoding and every check): a loaded policy round-trips through to_dict and policy_toml."""
     for suffix in (".toml", ".json"):
-        path = _policy_path(suffix)
-        with open(path, "wb") as f:
+        with tempfile.NamedTemporaryFile(prefix="tlog-fuzz-policy-", suffix=suffix) as f:
             f.write(data)
-        try:
-            p = load_policy(path)
-        except MalformedError:
-            continue
+            f.flush()
+            try:
+                p = load_policy(f.name)
+            except MalformedError:
+                continue
         _policy_round_trips(p)
 
 
