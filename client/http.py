@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from client.errors import MalformedError
-from client.tls import ContextFactory, ServerTLS
+from client.tls import ContextFactory, ServerTLS, reload_on_sighup
 
 
 def read_bounded(resp: httpx.Response, limit: int, deadline: float | None = None,
@@ -60,6 +60,8 @@ def serve(app: Any, sock: socket.socket, tls: ServerTLS | None = None) -> None:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
                                            access_log=False, timeout_keep_alive=30,
                                            limit_concurrency=4096, loop="uvloop", **uvicorn_tls(tls)))
+    if tls is None:
+        reload_on_sighup(None)  # with TLS, the context factory installs the reload
     server.run(sockets=[sock])
 
 

@@ -777,8 +777,7 @@ class Monitor:
         server = self.serve()
         host, port = server.server_address[:2]
         say = announcer(self.config.log_format, log.name)
-        if self.tls is not None:
-            reload_on_sighup(self.tls)
+        reload_on_sighup(self.tls)
         scheme = "https" if self.tls is not None else "http"
         say(f"tlog-client monitor: listening on {scheme}://{host}:{port}")
         sys.stdout.flush()

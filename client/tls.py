@@ -114,9 +114,17 @@ class ReloadingContext(ssl.SSLContext):
         return self._current.wrap_socket(*args, **kwargs)
 
 
-def reload_on_sighup(ctx: ReloadingContext) -> None:
-    """Re-read the TLS files when this process gets SIGHUP (main thread only)."""
-    signal.signal(signal.SIGHUP, lambda _sig, _frame: ctx.reload())
+def reload_on_sighup(ctx: ReloadingContext | None) -> None:
+    """Re-read the TLS files when this process gets SIGHUP (main thread only). Without TLS
+    there is nothing to re-read (token files are re-read as they change), but SIGHUP must
+    not end the server by its default action: `systemctl reload` would take a log down."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread; an embedding program owns them
+    if ctx is None:
+        signal.signal(signal.SIGHUP, lambda _sig, _frame: log.warning(
+            "SIGHUP: no TLS files to re-read (token files are re-read when they change)"))
+    else:
+        signal.signal(signal.SIGHUP, lambda _sig, _frame: ctx.reload())
 
 
 @dataclass(frozen=True)
@@ -129,8 +137,7 @@ class ContextFactory:
 
     def __call__(self, _config: Any, _default: Any) -> ssl.SSLContext:
         ctx = ReloadingContext(self.files)
-        if threading.current_thread() is threading.main_thread():
-            reload_on_sighup(ctx)
+        reload_on_sighup(ctx)
         return ctx
 
 

@@ -120,6 +120,37 @@ def test_sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old(
         log.stop()
 
 
+def test_sighup_without_tls_is_a_reload_not_a_stop(tmp_path: Path) -> None:
+    """`systemctl reload` (or a SIGHUP to the whole group) of a plain single-worker log and
+    of a witness: they log it and keep serving; the log's sequencer keeps committing."""
+    cfg = tmp_path / "log.toml"
+    cfg.write_text(f'[log]\norigin = "{ORIGIN}"\nallow_raw = true\n')
+    log = ServerProc(tmp_path / "data", args=["--config", str(cfg)]).start()
+    wdir = tmp_path / "witness"
+    wdir.mkdir()
+    write_key(wdir / "witness.key", Ed25519Signer("witness.hup.example", b"\x09" * 32))
+    log_vkey = Ed25519Signer(ORIGIN, b"\x07" * 32).verifier().vkey()
+    (wdir / "witness.toml").write_text(
+        f'[witness]\nkey_file = "witness.key"\n\n[[log]]\norigin = "{ORIGIN}"\nkeys = ["{log_vkey}"]\n')
+    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")]).start()
+    try:
+        for proc in (log, witness):
+            assert proc.proc is not None
+            os.killpg(proc.proc.pid, signal.SIGHUP)
+        time.sleep(1)
+        assert log.proc is not None and log.proc.poll() is None
+        assert witness.proc is not None and witness.proc.poll() is None
+        with httpx.Client(timeout=10) as c:
+            for i in range(3):
+                r = c.post(log.url + "/v1/entries", json={"raw": base64.b64encode(b"hup%d" % i).decode()})
+                assert r.status_code == 201, r.text
+            assert c.get(witness.url + "/healthz").status_code == 200
+    finally:
+        log.stop()
+        witness.stop()
+    assert "SIGHUP: no TLS files to re-read" in (log.log_path or Path()).read_text()
+
+
 def test_a_private_log_needs_a_token_to_read(tmp_path: Path, pki: PKI) -> None:
     ca, (cert, key) = pki
     readers, submitters = tmp_path / "readers.tokens", tmp_path / "submitters.tokens"

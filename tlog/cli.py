@@ -204,6 +204,7 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
     from uvicorn.supervisors import Multiprocess
 
     from client.http import uvicorn_tls
+    from client.tls import reload_on_sighup
 
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
@@ -218,6 +219,8 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
     # default action that kills this process before `cmd_serve` stops the sequencer, which
     # then exits unwaited (its lifeline closes), holding the data dir's lock a moment longer
     # than `tlog serve` lives. As an exception the stop unwinds in order instead.
+    if config.server_tls() is None:
+        reload_on_sighup(None)  # with TLS, the context factory installs the reload
     with _stop_signals_unwind():
         if config.workers > 1:
             Multiprocess(uconfig, sockets=[sock]).run()

@@ -200,12 +200,13 @@ class SequencerProcess:
         listener.setblocking(False)
         self.sel.register(listener, selectors.EVENT_READ, None)
         # Lifeline: stdin is a pipe whose write end only `tlog serve` holds. The sequencer
-        # ignores SIGTERM/SIGINT sent to the whole process group, so it keeps committing for
-        # the workers while they drain in-flight requests, and stops when the pipe closes:
-        # when `tlog serve` stops it, or dies in any way (even SIGKILL), so it is never
-        # orphaned holding the data dir's lock.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # ignores SIGTERM/SIGINT/SIGHUP sent to the whole process group, so it keeps
+        # committing for the workers while they drain in-flight requests (or, for SIGHUP,
+        # while `tlog serve` reloads), and stops when the pipe closes: when `tlog serve`
+        # stops it, or dies in any way (even SIGKILL), so it is never orphaned holding the
+        # data dir's lock.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "lifeline")
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         if self.collector is not None:

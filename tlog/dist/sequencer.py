@@ -534,6 +534,7 @@ async def serve(config: LeaderConfig, *, lifeline: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, leader.stopping.set)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload of `tlog serve` is not a stop
     if lifeline:
         def parent_gone() -> None:
             try:
