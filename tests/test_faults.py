@@ -343,6 +343,35 @@ def test_idle_connections_are_closed_and_capped_per_client(tmp_path: Path) -> No
         srv.stop()
 
 
+def test_the_witness_closes_idle_connections_and_caps_each_client(tmp_path: Path) -> None:
+    """The witness's own `header_timeout` and `max_connections_per_client`: 20 idle sockets
+    from 127.0.0.2 hold at most 4 places and are closed a second after they connected, while
+    127.0.0.1 is served throughout."""
+    cfg = write_config(tmp_path, [(ORIGIN, LOG.verifier().vkey())], header_timeout=1.0,
+                       max_connections_per_client=4)
+    w = WitnessProc(tmp_path / "wstate", args=["--config", str(cfg)]).start()
+
+    async def run() -> None:
+        split = urlsplit(w.url)
+        conns = await _connect(split.hostname or "", split.port or 0, 20, source="127.0.0.2")
+        try:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.3)
+            assert sum(not r.at_eof() for r, _ in conns) <= 4
+            async with httpx.AsyncClient(base_url=w.url, timeout=5) as c:
+                assert (await c.get("/healthz")).status_code == 200
+            await asyncio.wait_for(asyncio.gather(*(_eof(r) for r, _ in conns)), 10)
+            assert time.monotonic() - t0 < 5
+        finally:
+            for _, wr in conns:
+                wr.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        w.stop()
+
+
 @dataclass
 class _LimitedServer(ServerProc):
     """`tlog serve` started with a soft RLIMIT_NOFILE of `nofile` (the hard one unchanged),

@@ -278,6 +278,11 @@ def test_witness_environment_overrides_and_print_config(tmp_path: Path) -> None:
     for bad in ({"WITNESS_COLOUR": "red"}, {"WITNESS_BURST": "x"}):
         with pytest.raises(WitnessConfigError, match=next(iter(bad))):
             load_config(cfg, {}, bad)
+    c = load_config(cfg, {}, {"WITNESS_HEADER_TIMEOUT": "2.5", "WITNESS_MAX_CONNECTIONS_PER_CLIENT": "16"})
+    assert (c.header_timeout, c.max_connections_per_client) == (2.5, 16)
+    for bad in ({"WITNESS_HEADER_TIMEOUT": "0"}, {"WITNESS_MAX_CONNECTIONS_PER_CLIENT": "-1"}):
+        with pytest.raises(WitnessConfigError, match=next(iter(bad)).removeprefix("WITNESS_").lower()):
+            load_config(cfg, {}, bad)
     import os
 
     out = subprocess.run([sys.executable, "-m", "witness.cli", "serve", "--config", str(cfg),

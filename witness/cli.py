@@ -69,18 +69,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"rate_per_log = {config.rate_per_log}\nburst = {config.burst}\n"
                   f"log_format = {json.dumps(config.log_format)}\n"
                   f"access_log = {json.dumps(config.access_log)}\n"
+                  f"header_timeout = {config.header_timeout}\n"
+                  f"max_connections_per_client = {config.max_connections_per_client}\n"
                   + "".join(f"{k} = {json.dumps(getattr(config, k))}\n" for k in FILE_KEYS)
                   + f"# {len(config.logs)} [[log]] table(s): {', '.join(sorted(config.logs))}")
             return 0
         cosigner = load_cosigner(config.key_file)
     except (WitnessConfigError, TlogError, OSError) as exc:
         return _fail(str(exc))
+    from client.guarded_http import GuardedHttpToolsProtocol
     from client.http import listen, raise_fd_limit, serve
     from client.tls import TLSConfigError, https_url
     from witness.app import Witness, build_app
     from witness.store import WitnessStore
 
     raise_fd_limit()
+    GuardedHttpToolsProtocol.configure(header_timeout=config.header_timeout,
+                                       per_client=config.max_connections_per_client)
     tls = config.server_tls()
     try:
         if tls is not None:

@@ -10,6 +10,8 @@
     burst = 40
     log_format = "text"             # or "json": one object per line, with the request id
     access_log = false              # one line per HTTP request
+    header_timeout = 10.0           # seconds for a request's headers (idle, slowloris: closed)
+    max_connections_per_client = 0  # open connections one address may hold (0: no cap)
     # optional: HTTPS (re-read on SIGHUP), and who may call add-checkpoint
     # tls_cert_file = "witness.crt"
     # tls_key_file = "witness.tls.key"
@@ -70,6 +72,8 @@ class WitnessConfig:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     add_checkpoint_tokens_file: str = ""
+    header_timeout: float = 10.0
+    max_connections_per_client: int = 0
 
     def server_tls(self) -> ServerTLS | None:
         """The files HTTPS is served from (None: plain HTTP)."""
@@ -88,7 +92,8 @@ class WitnessConfig:
 
 _WITNESS_KEYS = {"key_file": str, "data_dir": str, "listen": str, "rate_per_log": (int, float),
                  "burst": int, "log_format": str, "access_log": bool, "tls_cert_file": str,
-                 "tls_key_file": str, "tls_client_ca_file": str, "add_checkpoint_tokens_file": str}
+                 "tls_key_file": str, "tls_client_ca_file": str, "add_checkpoint_tokens_file": str,
+                 "header_timeout": (int, float), "max_connections_per_client": int}
 FILE_KEYS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "add_checkpoint_tokens_file")
 _LOG_KEYS = {"origin": str, "keys": list, "keys_file": str, "start_size": int, "start_root": str}
 
@@ -177,6 +182,12 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
     rate, burst = float(table.get("rate_per_log", 20.0)), table.get("burst", 40)
     if not 0 < rate <= 1e6 or not 1 <= burst <= 1_000_000:
         raise WitnessConfigError("witness.rate_per_log and burst must be positive")
+    header_timeout = float(table.get("header_timeout", 10.0))
+    per_client = table.get("max_connections_per_client", 0)
+    if not 0 < header_timeout <= 3600:
+        raise WitnessConfigError("witness.header_timeout: seconds, more than 0 and at most 3600")
+    if not 0 <= per_client <= 1_000_000:
+        raise WitnessConfigError("witness.max_connections_per_client: 0 (no cap) or a positive count")
     log_format = table.get("log_format", "text")
     if log_format not in ("text", "json"):
         raise WitnessConfigError(f"witness.log_format: expected text or json, got {log_format!r}")
@@ -198,4 +209,5 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
         key_file=base / table.get("key_file", "witness.key"),
         data_dir=base / table.get("data_dir", "witness-data"),
         listen=listen, rate_per_log=rate, burst=burst, log_format=log_format,
-        access_log=table.get("access_log", False), logs=logs, **files)
+        access_log=table.get("access_log", False), logs=logs, header_timeout=header_timeout,
+        max_connections_per_client=per_client, **files)
