@@ -21,7 +21,7 @@ import pytest
 from client.keyfile import write_key
 from client.note import CosignatureV1Signer, Ed25519Signer, parse_note
 from client.tls import ReloadingContext, ServerTLS, TLSConfigError
-from client.tokens import add_token
+from client.tokens import add_token, revoke_token
 from tests.serverproc import ServerProc, WitnessProc
 from tests.tlskit import CA, client_ssl, make_ca, served_fingerprint
 
@@ -231,6 +231,55 @@ def test_a_witness_cosigns_only_for_its_log(tmp_path: Path, pki: PKI) -> None:
             witness.start()
     finally:
         witness.stop()
+
+
+def test_the_log_rereads_a_rotated_witness_token(tmp_path: Path) -> None:
+    """A witness operator revokes the log's token and issues a new one; once the log's
+    `token_file` is replaced (by a rename), the running log sends the new token and is
+    cosigned again, without a restart."""
+    log_key = Ed25519Signer(ORIGIN, b"\x07" * 32)
+    wseed = b"\x0a" * 32
+    wdir = tmp_path / "witness"
+    wdir.mkdir()
+    write_key(wdir / "witness.key", Ed25519Signer("witness.rotate.example", wseed))
+    old_token = add_token(wdir / "logs.tokens", "log-2026")
+    (wdir / "witness.toml").write_text(
+        f'[witness]\nkey_file = "witness.key"\nadd_checkpoint_tokens_file = "logs.tokens"\n\n'
+        f'[[log]]\norigin = "{ORIGIN}"\nkeys = ["{log_key.verifier().vkey()}"]\n')
+    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")]).start()
+    token_file = tmp_path / "witness.token"
+    token_file.write_text(old_token + "\n")
+    os.chmod(token_file, 0o600)
+    (tmp_path / "data").mkdir(mode=0o700)
+    write_key(tmp_path / "data" / "log.key", log_key)
+    wvkey = CosignatureV1Signer("witness.rotate.example", wseed).verifier().vkey()
+    cfg = tmp_path / "log.toml"
+    cfg.write_text(f'[log]\norigin = "{ORIGIN}"\nallow_raw = true\nwitness_interval = 0.05\n'
+                   f'witness_wait_timeout = 3\n\n[[witness]]\nurl = "{witness.url}"\nvkey = "{wvkey}"\n'
+                   f'token_file = "{token_file}"\n')
+    log = ServerProc(tmp_path / "data", args=["--config", str(cfg)]).start()
+
+    def submit(c: httpx.Client, i: int) -> bool:
+        r = c.post(log.url + "/v1/entries", json={"raw": base64.b64encode(b"rot%d" % i).decode()})
+        assert r.status_code == 201, r.text
+        signers = {s.name for s in parse_note(r.json()["checkpoint"].encode()).signatures}
+        return "witness.rotate.example" in signers
+
+    try:
+        with httpx.Client(timeout=20) as c:
+            assert submit(c, 0)
+            new_token = add_token(wdir / "logs.tokens", "log-2027")
+            revoke_token(wdir / "logs.tokens", "log-2026")
+            time.sleep(1.5)  # the witness re-reads its tokens file within a second
+            assert not submit(c, 1)  # the old token is refused now
+            (tmp_path / "witness.token.new").write_text(new_token + "\n")
+            os.chmod(tmp_path / "witness.token.new", 0o600)
+            os.replace(tmp_path / "witness.token.new", token_file)
+            assert submit(c, 2)
+    finally:
+        log.stop()
+        witness.stop()
+    assert "witness token file" in (log.log_path or Path()).read_text()
 
 
 def test_the_monitor_serves_gossip_over_https(tmp_path: Path, pki: PKI) -> None:

@@ -63,11 +63,10 @@ class WitnessAccess:
         doc["tokens"] = tuple(tuple(t) for t in doc.get("tokens", ()))
         return cls(**doc)
 
-    def headers(self) -> dict[str, dict[str, str]]:
-        """{witness URL: the Authorization header to send it}, the token files read now."""
-        from client.tokens import read_token
-
-        return {url: {"Authorization": f"Bearer {read_token(Path(path))}"} for url, path in self.tokens}
+    def headers(self) -> WitnessTokens:
+        """The Authorization header to send each witness, from its token file (read now, so
+        that a missing or bad file fails the start, and again whenever it changes)."""
+        return WitnessTokens(self.tokens)
 
     def verify(self) -> Any:
         """httpx's `verify`: True (system CAs) or a context with our CAs and client cert."""
@@ -76,6 +75,48 @@ class WitnessAccess:
         from client.tls import client_context
 
         return client_context(self.ca_file, self.cert_file, self.key_file)
+
+
+class WitnessTokens:
+    """{witness URL: its Authorization header}, each token file re-read when it changes, so a
+    witness operator's new token takes effect without restarting the log. A file that stops
+    reading (half-written, removed) keeps the last good token and logs why."""
+
+    def __init__(self, tokens: tuple[tuple[str, str], ...]) -> None:
+        self._files = {url: Path(path) for url, path in tokens}
+        self._held: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
+        self._broken: dict[str, tuple[int, int, int]] = {}  # the file's version that failed
+        for url in self._files:
+            self._load(url, strict=True)
+
+    def _load(self, url: str, *, strict: bool = False) -> None:
+        from client.tokens import read_token
+
+        path = self._files[url]
+        identity = (0, 0, 0)
+        try:
+            st = path.stat()
+            identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if url in self._held and identity in (self._held[url][0], self._broken.get(url)):
+                return
+            header = {"Authorization": f"Bearer {read_token(path)}"}
+        except (OSError, MalformedError) as exc:
+            if strict:
+                raise MalformedError(f"cannot read the token file {path}: {exc}") from None
+            if self._broken.get(url) != identity:  # once per bad version, not once per push
+                log.error("witness token file %s: %s; still sending the token read before", path, exc)
+            self._broken[url] = identity
+            return
+        self._broken.pop(url, None)
+        if url in self._held:
+            log.warning("witness token file %s changed: sending the new token to %s", path, url)
+        self._held[url] = (identity, header)
+
+    def get(self, url: str) -> dict[str, str] | None:
+        if url not in self._files:
+            return None
+        self._load(url)
+        return self._held[url][1]
 
 
 def witness_access(config: Any) -> dict[str, Any]:
