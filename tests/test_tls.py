@@ -30,6 +30,26 @@ RAW = {"raw": base64.b64encode(b"over tls").decode()}
 PKI = tuple[CA, tuple[Path, Path]]
 
 
+LOG_KEY = Ed25519Signer(ORIGIN, b"\x07" * 32)
+
+
+def _witness_config(tmp: Path, name: str, seed: bytes, lines: str = "",
+                    token_name: str | None = None) -> tuple[Path, str]:
+    """A witness directory for LOG_KEY's log: its key named `name`, `lines` in [witness], and
+    with `token_name` a tokens file holding one token for the log. (config path, token)."""
+    wdir = tmp / "witness"
+    wdir.mkdir()
+    write_key(wdir / "witness.key", Ed25519Signer(name, seed))
+    token = ""
+    if token_name:
+        token = add_token(wdir / "logs.tokens", token_name)
+        lines += 'add_checkpoint_tokens_file = "logs.tokens"\n'
+    (wdir / "witness.toml").write_text(
+        f'[witness]\nkey_file = "witness.key"\n{lines}\n'
+        f'[[log]]\norigin = "{ORIGIN}"\nkeys = ["{LOG_KEY.verifier().vkey()}"]\n')
+    return wdir / "witness.toml", token
+
+
 @pytest.fixture
 def pki(tmp_path: Path) -> tuple[CA, tuple[Path, Path]]:
     ca = make_ca(tmp_path / "pki")
@@ -126,13 +146,8 @@ def test_sighup_without_tls_is_a_reload_not_a_stop(tmp_path: Path) -> None:
     cfg = tmp_path / "log.toml"
     cfg.write_text(f'[log]\norigin = "{ORIGIN}"\nallow_raw = true\n')
     log = ServerProc(tmp_path / "data", args=["--config", str(cfg)]).start()
-    wdir = tmp_path / "witness"
-    wdir.mkdir()
-    write_key(wdir / "witness.key", Ed25519Signer("witness.hup.example", b"\x09" * 32))
-    log_vkey = Ed25519Signer(ORIGIN, b"\x07" * 32).verifier().vkey()
-    (wdir / "witness.toml").write_text(
-        f'[witness]\nkey_file = "witness.key"\n\n[[log]]\norigin = "{ORIGIN}"\nkeys = ["{log_vkey}"]\n')
-    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")]).start()
+    wcfg, _ = _witness_config(tmp_path, "witness.hup.example", b"\x09" * 32)
+    witness = WitnessProc(wcfg.parent / "state", args=["--config", str(wcfg)]).start()
     try:
         for proc in (log, witness):
             assert proc.proc is not None
@@ -181,18 +196,13 @@ def test_a_witness_cosigns_only_for_its_log(tmp_path: Path, pki: PKI) -> None:
     """The witness serves HTTPS and takes add-checkpoint with a token or a client certificate;
     the log sends its token (or shows its certificate) and trusts the witness's CA."""
     ca, (cert, key) = pki
-    log_key = Ed25519Signer(ORIGIN, b"\x07" * 32)
+    log_key = LOG_KEY
     wseed = b"\x08" * 32
-    wdir = tmp_path / "witness"
-    wdir.mkdir()
-    write_key(wdir / "witness.key", Ed25519Signer("witness.tls.example", wseed))
-    log_token = add_token(wdir / "logs.tokens", "our-log")
-    (wdir / "witness.toml").write_text(
-        f'[witness]\nkey_file = "witness.key"\ntls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
-        f'tls_client_ca_file = "{ca.cert_file}"\nadd_checkpoint_tokens_file = "logs.tokens"\n\n'
-        f'[[log]]\norigin = "{ORIGIN}"\nkeys = ["{log_key.verifier().vkey()}"]\n')
-    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")],
-                          verify=client_ssl(ca)).start()
+    wcfg, log_token = _witness_config(
+        tmp_path, "witness.tls.example", wseed, f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+        f'tls_client_ca_file = "{ca.cert_file}"\n', token_name="our-log")
+    wdir = wcfg.parent
+    witness = WitnessProc(wdir / "state", args=["--config", str(wcfg)], verify=client_ssl(ca)).start()
     wvkey = CosignatureV1Signer("witness.tls.example", wseed).verifier().vkey()
     try:
         assert witness.url.startswith("https://")
@@ -237,16 +247,11 @@ def test_the_log_rereads_a_rotated_witness_token(tmp_path: Path) -> None:
     """A witness operator revokes the log's token and issues a new one; once the log's
     `token_file` is replaced (by a rename), the running log sends the new token and is
     cosigned again, without a restart."""
-    log_key = Ed25519Signer(ORIGIN, b"\x07" * 32)
+    log_key = LOG_KEY
     wseed = b"\x0a" * 32
-    wdir = tmp_path / "witness"
-    wdir.mkdir()
-    write_key(wdir / "witness.key", Ed25519Signer("witness.rotate.example", wseed))
-    old_token = add_token(wdir / "logs.tokens", "log-2026")
-    (wdir / "witness.toml").write_text(
-        f'[witness]\nkey_file = "witness.key"\nadd_checkpoint_tokens_file = "logs.tokens"\n\n'
-        f'[[log]]\norigin = "{ORIGIN}"\nkeys = ["{log_key.verifier().vkey()}"]\n')
-    witness = WitnessProc(wdir / "state", args=["--config", str(wdir / "witness.toml")]).start()
+    wcfg, old_token = _witness_config(tmp_path, "witness.rotate.example", wseed, token_name="log-2026")
+    wdir = wcfg.parent
+    witness = WitnessProc(wdir / "state", args=["--config", str(wcfg)]).start()
     token_file = tmp_path / "witness.token"
     token_file.write_text(old_token + "\n")
     os.chmod(token_file, 0o600)
