@@ -14,6 +14,18 @@ name is read once per connection (the handshake is over by `connection_made`) an
 each request's scope as `scope["extensions"]["tls"]["client_cert_name"]`, where
 `client.tls.peer_of` finds it.
 
+Two more holes of the same kind: the request line and headers together may take at most
+`MAX_HEADER_BYTES` (uvicorn's httptools parser has no limit, so one request could grow a
+worker by hundreds of megabytes within the header timeout), answered 431 and closed; and a
+request body sent after the answer (a 401 or 429 to a POST that the app never reads) would
+hold the connection for ever, a byte at a time, since each byte cancels uvicorn's keep-alive
+timer. So a body gets `body_timeout` seconds from its first byte to its last, then the
+connection is closed. Where the app reads the body it answers 408 first (its own
+`body_timeout` is shorter by `BODY_GRACE`).
+
+Connections are counted per client as `client.addresses.client_key` groups addresses: an
+IPv6 host cannot take a fresh share per address of its /64.
+
 The settings are class attributes, set by `configure` in each server process before it
 accepts connections (uvicorn hands worker processes the class by reference).
 """
@@ -26,28 +38,51 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from client.addresses import client_key
 from client.tls import connection_peer
 
 DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+BODY_GRACE = 5.0  # the protocol's body limit is the app's body_timeout plus this
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers (nginx allows 4 x 8 KiB lines)
+_TOO_LARGE_BODY = (b'{"error":{"code":"headers_too_large","message":"the request line and headers '
+                   b'exceed %d bytes"}}' % MAX_HEADER_BYTES)
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+              b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
+
+
+class _HeadersTooLarge(Exception):
+    """Raised in a parser callback to stop httptools parsing what is left of the data."""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = DEFAULT_HEADER_TIMEOUT
+    body_timeout: ClassVar[float] = DEFAULT_BODY_TIMEOUT + BODY_GRACE
     per_client: ClassVar[int] = 0
+    prefixes: ClassVar[tuple[int, int]] = (32, 64)  # IPv4, IPv6 prefix lengths of a client
     open_by_client: ClassVar[Counter[str]] = Counter()
-    dropped: ClassVar[Counter[str]] = Counter()  # "header_timeout", "per_client": for metrics
+    # "header_timeout", "body_timeout", "headers_too_large", "per_client"
+    dropped: ClassVar[Counter[str]] = Counter()
 
     _peer: str | None = None
     _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
     _counted: str | None = None
+    _header_bytes: int = 0
+    _refused: bool = False
 
     @classmethod
-    def configure(cls, *, header_timeout: float, per_client: int) -> None:
+    def configure(cls, *, header_timeout: float, per_client: int,
+                  body_timeout: float = DEFAULT_BODY_TIMEOUT, prefixes: tuple[int, int] = (32, 64)) -> None:
+        """`body_timeout`: the app's own limit on reading a body (the protocol allows it
+        BODY_GRACE more, so that the app's 408 comes first)."""
         cls.header_timeout, cls.per_client = header_timeout, per_client
+        cls.body_timeout, cls.prefixes = body_timeout + BODY_GRACE, prefixes
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        address = self.client[0] if self.client else ""
+        address = client_key(self.client[0], ipv4_prefix=self.prefixes[0],
+                             ipv6_prefix=self.prefixes[1]) if self.client else ""
         if self.per_client and self.open_by_client[address] >= self.per_client:
             self.dropped["per_client"] += 1
             transport.close()
@@ -59,6 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_body()
         if self._counted is not None:
             self.open_by_client[self._counted] -= 1
             if self.open_by_client[self._counted] <= 0:
@@ -82,10 +118,56 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
         self._arm()  # a kept-alive connection's next request: its headers get the same time
         if self.scheme == "https":
             self.scope["extensions"] = {"tls": {"client_cert_name": self._peer}}  # type: ignore[typeddict-unknown-key]
 
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refused = True
+            self.dropped["headers_too_large"] += 1
+            self._disarm()
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
+            raise _HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # after a 431 the parser's error is ours: nothing more to send
+            super().send_400_response(msg)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._body_timer is None and self.body_timeout > 0:
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_too_slow)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm_body()
+        super().on_message_complete()
+
+    def _disarm_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        self.dropped["body_timeout"] += 1
+        self.transport.close()

@@ -59,21 +59,29 @@ def serve(app: Any, sock: socket.socket, tls: ServerTLS | None = None) -> None:
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
                                            access_log=False, timeout_keep_alive=30,
-                                           limit_concurrency=4096, loop="uvloop", **uvicorn_tls(tls)))
+                                           limit_concurrency=4096, loop="uvloop", **uvicorn_settings(tls)))
     if tls is None:
         reload_on_sighup(None)  # with TLS, the context factory installs the reload
     server.run(sockets=[sock])
 
 
-def uvicorn_tls(tls: ServerTLS | None) -> dict[str, Any]:
-    """uvicorn.Config settings: the guarded protocol (header timeout, per-client cap), over
-    plain HTTP or HTTPS from `tls`'s files (reloaded on SIGHUP), the client's certificate
-    name then in each request's scope."""
+def uvicorn_settings(tls: ServerTLS | None, forwarded_allow_ips: str = "") -> dict[str, Any]:
+    """uvicorn.Config settings our servers share: the guarded protocol (header and body
+    timeouts, header size, per-client cap), over plain HTTP or HTTPS from `tls`'s files
+    (reloaded on SIGHUP), the client's certificate name then in each request's scope.
+
+    No WebSocket upgrades (nothing here speaks WebSocket, and an upgraded connection leaves
+    the guarded protocol). X-Forwarded-For is believed only from `forwarded_allow_ips`:
+    uvicorn's default trusts it from 127.0.0.1, so anything on the host (a TCP-mode TLS
+    terminator, an SSH tunnel) could name any client address and dodge per-client limits."""
     from client.guarded_http import GuardedHttpToolsProtocol
 
-    if tls is None:
-        return {"http": GuardedHttpToolsProtocol}
-    return {"http": GuardedHttpToolsProtocol, "ssl_context_factory": ContextFactory(tls)}
+    settings: dict[str, Any] = {"http": GuardedHttpToolsProtocol, "ws": "none",
+                                "proxy_headers": bool(forwarded_allow_ips),
+                                "forwarded_allow_ips": forwarded_allow_ips or None}
+    if tls is not None:
+        settings["ssl_context_factory"] = ContextFactory(tls)
+    return settings
 
 
 def raise_fd_limit() -> int:

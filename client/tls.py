@@ -170,7 +170,10 @@ def connection_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | N
         der = ssl_object.getpeercert(binary_form=True)
     except (ValueError, ssl.SSLError):  # the handshake is not done
         return None
-    return peer_name(der)
+    try:
+        return peer_name(der)
+    except ValueError:  # OpenSSL verified a certificate that `cryptography` cannot read:
+        return None  # it names no one, so the caller counts as anonymous
 
 
 def peer_of(scope: Any) -> str | None:

@@ -43,3 +43,19 @@ def test_a_private_log_opens_reads_to_readers_and_submitters_only(tmp_path: Path
     assert access.admit("GET", "/checkpoint", f"Bearer {writer}", None) == (Caller("ci", "token"), None)
     # A reader's token never submits.
     assert access.admit("POST", "/v1/entries", f"Bearer {reader}", None) == (None, SUBMIT_REFUSAL)
+
+
+def test_a_private_log_without_submitters_takes_no_anonymous_entries(tmp_path: Path) -> None:
+    """read_tokens_file alone: ServeConfig refuses it, and the decision is closed anyway (a
+    receipt would show an anonymous caller the private tree)."""
+    import pytest
+
+    from tlog.config import ConfigError, ServeConfig
+
+    reader = add_token(tmp_path / "r", "auditor")
+    access = Access(None, TokenFile(tmp_path / "r"), certs=False)
+    for path in ("/v1/entries", "/api/v2/log/entries"):
+        assert access.admit("POST", path, None, None) == (None, SUBMIT_REFUSAL)
+        assert access.admit("POST", path, f"Bearer {reader}", None) == (None, SUBMIT_REFUSAL)
+    with pytest.raises(ConfigError, match="read_tokens_file"):
+        ServeConfig(read_tokens_file=str(tmp_path / "r"))

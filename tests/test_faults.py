@@ -385,6 +385,97 @@ class _LimitedServer(ServerProc):
 
 
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+async def _exchange(host: str, port: int, data: bytes, source: str = "127.0.0.1") -> tuple[bytes, float]:
+    """Send `data` on a fresh connection; (everything the server sent until it closed or 5 s
+    of silence, seconds until then)."""
+    t0 = time.monotonic()
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+    writer.write(data)
+    got = b""
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        while chunk := await asyncio.wait_for(reader.read(65536), 5):
+            got += chunk
+    writer.close()
+    return got, time.monotonic() - t0
+
+
+def test_hostile_requests_get_bounded_answers(tmp_path: Path) -> None:
+    """Requests made to hold or grow a worker: 70 KiB of headers get 431 and a close; a body
+    trickled after a 401 is cut off at body_timeout (plus grace), not held for ever; WebSocket
+    upgrades are not taken (none leaks a connection slot); X-Forwarded-For from a client does
+    not buy a fresh rate-limit budget; and connections count per /24 where so configured."""
+    from client.guarded_http import BODY_GRACE, MAX_HEADER_BYTES
+    from client.tokens import add_token
+
+    add_token(tmp_path / "submitters.tokens", "ci")
+    cfg = tmp_path / "log.toml"
+    cfg.write_text("[log]\nheader_timeout = 3.0\nbody_timeout = 1.0\nmax_connections_per_client = 3\n"
+                   f'rate_ipv4_prefix = 24\nrate_tile = 0.001\nrate_tile_burst = 2\n'
+                   f'submit_tokens_file = "{tmp_path / "submitters.tokens"}"\n')
+    srv = ServerProc(tmp_path / "data", args=[*ARGS, "--config", str(cfg)]).start()
+    split = urlsplit(srv.url)
+    host, port = split.hostname or "", split.port or 0
+
+    async def run() -> None:
+        # Headers past the limit: 431, then the connection is closed.
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: %s\r\n" % (b"a" * 8000) * 10
+        assert len(big) > MAX_HEADER_BYTES
+        got, _ = await _exchange(host, port, big + b"\r\n")
+        assert got.startswith(b"HTTP/1.1 431 ") and b'"headers_too_large"' in got, got[:200]
+        assert b"HTTP/1.1 400" not in got
+        # WebSocket upgrades, more of them than the per-client cap: each gets an HTTP answer
+        # and frees its slot when it closes.
+        upgrade = (b"GET /explorer/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        for i in range(5):
+            reader, writer = await asyncio.open_connection(host, port, local_addr=(f"127.0.0.{2 + i}", 0))
+            writer.write(upgrade)
+            got = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert got.startswith(b"HTTP/1.1 ") and not got.startswith(b"HTTP/1.1 101"), got[:100]
+            writer.close()
+            await asyncio.sleep(0.05)
+        # One /24 holds at most 3 connections: a fourth, from another address in it, is closed.
+        held = [await asyncio.open_connection(host, port, local_addr=(f"127.0.0.{10 + i}", 0))
+                for i in range(3)]
+        await asyncio.sleep(0.2)
+        got, took = await _exchange(host, port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "127.0.0.20")
+        assert got == b"" and took < 2, (got[:80], took)
+        for _, w in held:
+            w.close()
+        await asyncio.sleep(0.2)
+        # A body trickled after the answer (401: no token) holds the connection no longer
+        # than body_timeout plus the grace.
+        reader, writer = await asyncio.open_connection(host, port)
+        t0 = time.monotonic()
+        writer.write(b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000000\r\n\r\n{")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 401 "), head
+        closed = None
+        while time.monotonic() - t0 < 20 and closed is None:
+            try:
+                writer.write(b" ")
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(65536), 0.3) == b"":
+                    closed = time.monotonic() - t0
+            except TimeoutError:
+                pass
+            except ConnectionError:
+                closed = time.monotonic() - t0
+        writer.close()
+        assert closed is not None and closed < 1.0 + BODY_GRACE + 3, closed
+        # X-Forwarded-For is not believed from a client: the tile budget (burst 2) runs out.
+        async with httpx.AsyncClient(base_url=srv.url, timeout=5) as c:
+            codes = [(await c.get("/checkpoint", headers={"X-Forwarded-For": f"203.0.{i}.7"})).status_code
+                     for i in range(3)]
+        assert codes == [200, 200, 429], codes
+
+    try:
+        asyncio.run(run())
+    finally:
+        srv.stop()
+
+
 def test_a_low_soft_fd_limit_does_not_cut_clients_off(tmp_path: Path) -> None:
     """Started with a soft limit of 256 open files, the server lifts it to the hard limit, so
     400 held connections do not cut a client off."""

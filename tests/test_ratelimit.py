@@ -11,12 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from client.addresses import client_key
 from client.logclient import LogClient
 from client.note import parse_vkey
 from client.policy import TrustPolicy
 from tests.conftest import ORIGIN
 from tests.serverproc import ServerProc
-from tlog.ratelimit import Budget, RateLimiter, client_key, request_class, retry_after
+from tlog.ratelimit import Budget, RateLimiter, request_class, retry_after
 
 
 def test_a_bucket_allows_its_burst_then_its_rate() -> None:
@@ -100,3 +101,24 @@ def test_a_limited_log_answers_429_per_budget_and_clients_wait(tmp_path: Path) -
             assert http.get(srv.url + "/checkpoint").text.split("\n")[1] == "7"
     finally:
         srv.stop()
+
+
+def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """With `forwarded_allow_ips` naming the proxy (here 127.0.0.1), each forwarded client has
+    its own budget; a malformed setting is refused at start-up."""
+    from tlog.config import ConfigError, ServeConfig
+
+    config = tmp_path / "log.toml"
+    config.write_text(f'[log]\norigin = "{ORIGIN}"\nrate_tile = 0.001\nrate_tile_burst = 1\n'
+                      'forwarded_allow_ips = "127.0.0.1"\n')
+    srv = ServerProc(tmp_path / "data", args=["--config", str(config)]).start()
+    try:
+        with httpx.Client(timeout=10) as http:
+            def get(client: str) -> int:
+                return http.get(srv.url + "/checkpoint", headers={"X-Forwarded-For": client}).status_code
+
+            assert [get("198.51.100.1"), get("198.51.100.2"), get("198.51.100.1")] == [200, 200, 429]
+    finally:
+        srv.stop()
+    with pytest.raises(ConfigError, match="forwarded_allow_ips"):
+        ServeConfig(forwarded_allow_ips="proxy.example; rm -rf")

@@ -10,6 +10,8 @@ import os
 import shutil
 import signal
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -285,6 +287,56 @@ def test_the_log_rereads_a_rotated_witness_token(tmp_path: Path) -> None:
         log.stop()
         witness.stop()
     assert "witness token file" in (log.log_path or Path()).read_text()
+
+
+def test_restore_asks_an_https_witness_on_a_private_ca(tmp_path: Path, pki: PKI) -> None:
+    """The stale-copy check goes through `witness_ca_file` like the cosigning does: a backup
+    older than what an HTTPS witness (private CA) co-signed is refused. A restore whose
+    witnesses cannot be asked at all is refused too, unless `--unchecked`."""
+    ca, (cert, key) = pki
+    wseed = b"\x0b" * 32
+    wcfg, _ = _witness_config(tmp_path, "witness.stale.example", wseed,
+                              f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n')
+    witness = WitnessProc(wcfg.parent / "state", args=["--config", str(wcfg)], verify=client_ssl(ca)).start()
+    wvkey = CosignatureV1Signer("witness.stale.example", wseed).verifier().vkey()
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    write_key(data / "log.key", LOG_KEY)
+    cfg = tmp_path / "log.toml"
+    cfg.write_text(f'[log]\norigin = "{ORIGIN}"\nallow_raw = true\nwitness_interval = 0.05\n'
+                   f'witness_ca_file = "{ca.cert_file}"\n\n'
+                   f'[[witness]]\nurl = "{witness.url}"\nvkey = "{wvkey}"\n')
+
+    def tlog(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tlog.cli", *args], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    try:
+        log = ServerProc(data, args=["--config", str(cfg)]).start()
+        try:
+            with httpx.Client(timeout=20) as c:
+                for i in range(4):
+                    r = c.post(log.url + "/v1/entries", json={"raw": base64.b64encode(b"s%d" % i).decode()})
+                    assert r.json()["witnessed"] is True, r.text
+                    if i == 1:
+                        made = tlog("backup", "--data-dir", str(data), "--out", str(tmp_path / "bk"))
+                        assert made.returncode == 0, made.stderr
+        finally:
+            log.stop()
+        refused = tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
+                       "--config", str(cfg))
+        assert refused.returncode == 1 and "co-signed size 4" in refused.stderr, refused.stderr
+        assert not (tmp_path / "r").exists()
+    finally:
+        witness.stop()
+    # The witness is gone: nothing to check the copy against, so no restore without --unchecked.
+    refused = tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
+                   "--config", str(cfg))
+    assert refused.returncode == 1 and "no witness gave a checkpoint" in refused.stderr, refused.stderr
+    assert not (tmp_path / "r").exists()
+    forced = tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
+                  "--config", str(cfg), "--unchecked")
+    assert forced.returncode == 0 and "not asking the witnesses" in forced.stderr, forced.stderr
 
 
 def test_the_monitor_serves_gossip_over_https(tmp_path: Path, pki: PKI) -> None:

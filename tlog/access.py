@@ -43,7 +43,10 @@ READ_REFUSAL = Refusal("this log is private: send `Authorization: Bearer <token>
 class Access:
     def __init__(self, submitters: TokenFile | None, readers: TokenFile | None, certs: bool) -> None:
         self.submitters, self.readers, self.certs = submitters, readers, certs
-        self.submit_closed = submitters is not None or certs
+        # A private log is closed to anonymous submitters too, even with no submitter set up
+        # (ServeConfig refuses that configuration; this is the second line): a receipt would
+        # show anyone the private tree.
+        self.submit_closed = submitters is not None or certs or readers is not None
         self.read_closed = readers is not None
         self.active = self.submit_closed or self.read_closed
 

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from client import attest
+from client.addresses import client_key
 from client.encoding import b64decode_std, b64encode, b64encode_each, parse_decimal
 from client.errors import MalformedError
 from client.logs import setup_logging
@@ -43,7 +44,7 @@ from tlog.backend import Backend, LmdbBackend
 from tlog.bodies import declared_length, is_large, small_body, spooled_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
-from tlog.ratelimit import CLASSES, Budget, RateLimiter, client_key, request_class, retry_after
+from tlog.ratelimit import CLASSES, Budget, RateLimiter, request_class, retry_after
 from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
@@ -533,6 +534,9 @@ class LogServer(Starlette):
         await self._front(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # none is served, and none may skip the access check
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if self._cors is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             send = _readable_from(self._cors, send)
         if scope["type"] == "http" and (self._limits is not None or self._access.active):
@@ -685,7 +689,9 @@ def app_from_env() -> LogServer:
     from client.guarded_http import GuardedHttpToolsProtocol  # before any connection is accepted
 
     GuardedHttpToolsProtocol.configure(header_timeout=config.header_timeout,
-                                       per_client=config.max_connections_per_client)
+                                       per_client=config.max_connections_per_client,
+                                       body_timeout=config.body_timeout,
+                                       prefixes=(config.rate_ipv4_prefix, config.rate_ipv6_prefix))
     app = create_app(config, os.environ["TLOG_VKEY"])
     app.state.log.extra_vkeys = [k for k in os.environ.get("TLOG_EXTRA_VKEYS", "").split(",") if k]
     return app

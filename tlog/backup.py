@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,25 +172,43 @@ def restore(source: Path, target: Path, check: Callable[[Path], None],
     return doc
 
 
-def witnessed_size(witnesses: tuple[tuple[str, str], ...], origin: str, log_vkeys: list[str],
-                   timeout: float = 5.0) -> tuple[int, bytes, str] | None:
-    """The largest checkpoint any witness co-signed for `origin` (size, root, witness URL),
-    verified with the log's keys; None if no witness answers with one."""
-    verifiers = [parse_vkey(v) for v in log_vkeys]
+@dataclass
+class WitnessView:
+    """What the witnesses say of a log: the largest checkpoint any co-signed (size, root,
+    witness URL), those that have co-signed nothing for it, and those that could not say."""
+
     best: tuple[int, bytes, str] | None = None
+    empty: list[str] = field(default_factory=list)  # URLs that answered 404
+    unanswered: list[tuple[str, str]] = field(default_factory=list)  # (URL, why)
+
+
+def witnessed_size(witnesses: tuple[tuple[str, str], ...], origin: str, log_vkeys: list[str],
+                   timeout: float = 5.0, verify: Any = True) -> WitnessView:
+    """Ask each witness for its latest checkpoint of `origin`, verified with the log's keys.
+    `verify` is httpx's (the log's `witness_ca_file` and client certificate), so that a
+    witness on a private CA is asked, not silently skipped."""
+    verifiers = [parse_vkey(v) for v in log_vkeys]
+    view = WitnessView()
     digest = hashlib.sha256(origin.encode()).hexdigest()
-    with httpx.Client(timeout=timeout) as http:
+    with httpx.Client(timeout=timeout, verify=verify) as http:
         for url, _vkey in witnesses:
             try:
                 status, body = _get_capped(http, f"{url}/{digest}/checkpoint", timeout)
+                if status == 404:
+                    view.empty.append(url)
+                    continue
                 if status != 200:
+                    view.unanswered.append((url, f"HTTP {status}"))
                     continue
                 cp = parse_checkpoint_text(verify_note(body, verifiers).text)  # type: ignore[arg-type]
-            except (httpx.HTTPError, TlogError):
+            except (httpx.HTTPError, TlogError) as exc:
+                view.unanswered.append((url, str(exc) or type(exc).__name__))
                 continue
-            if cp.origin == origin and (best is None or cp.size > best[0]):
-                best = (cp.size, cp.root, url)
-    return best
+            if cp.origin != origin:
+                view.unanswered.append((url, f"its checkpoint is for {cp.origin!r}"))
+            elif view.best is None or cp.size > view.best[0]:
+                view.best = (cp.size, cp.root, url)
+    return view
 
 
 def _get_capped(http: httpx.Client, url: str, deadline: float, limit: int = 64 * 1024) -> tuple[int, bytes]:
@@ -199,17 +218,26 @@ def _get_capped(http: httpx.Client, url: str, deadline: float, limit: int = 64 *
         return resp.status_code, read_bounded(resp, limit, deadline, f"witness {url}")
 
 
-def check_not_stale(data_dir: Path, witnesses: tuple[tuple[str, str], ...], log_vkeys: list[str]) -> None:
-    """Raise StaleCopyError if a witness co-signed a checkpoint this data dir cannot extend."""
+def check_not_stale(data_dir: Path, witnesses: tuple[tuple[str, str], ...], log_vkeys: list[str],
+                    verify: Any = True, *, need_answer: bool = False) -> list[tuple[str, str]]:
+    """Raise StaleCopyError if a witness co-signed a checkpoint this data dir cannot extend,
+    or, with `need_answer` (a restore), if no witness gave a checkpoint and some could not
+    be asked. Returns the witnesses that could not be asked, and why."""
     if not witnesses:
-        return
+        return []
     store = LogStore(data_dir, readonly=True)
     try:
         origin, head = store.origin(), store.head()
-        seen = witnessed_size(witnesses, origin, log_vkeys)
-        if seen is None:
-            return
-        size, root, url = seen
+        view = witnessed_size(witnesses, origin, log_vkeys, verify=verify)
+        if view.best is None:
+            if need_answer and view.unanswered:
+                raise StaleCopyError(
+                    "no witness gave a checkpoint to check this copy against ("
+                    + "; ".join(f"{url}: {why}" for url, why in view.unanswered)
+                    + "); restoring it unchecked could fork the log. Make the witnesses reachable, "
+                    "or pass --unchecked if you know this is the newest copy")
+            return view.unanswered
+        size, root, url = view.best
         if size > head.size:
             raise StaleCopyError(
                 f"{data_dir} holds {head.size} entries, but witness {url} co-signed size {size}: this is "
@@ -220,5 +248,6 @@ def check_not_stale(data_dir: Path, witnesses: tuple[tuple[str, str], ...], log_
         if ours != root:
             raise StaleCopyError(f"{data_dir} has another tree at size {size} than witness {url} "
                                  "co-signed: it is not this log's history")
+        return view.unanswered
     finally:
         store.close()

@@ -120,7 +120,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tpm_vkey = check_tpm(config, origin)
         rotation_vkey = check_rotation_key(config, origin, vkey)
         if config.witness_startup_check:
-            check_not_stale(Path(config.data_dir), config.witnesses, [vkey])
+            for url, why in check_not_stale(Path(config.data_dir), config.witnesses, [vkey],
+                                            witness_verify(config)):
+                print(f"tlog: warning: could not ask witness {url} whether this data dir is stale: {why}",
+                      file=sys.stderr)
     except (ConfigError, KeyFileError, StorageError, TlogError, OSError) as exc:
         return _fail(str(exc))
     except StaleCopyError as exc:
@@ -177,6 +180,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def witness_verify(config: ServeConfig) -> object:
+    """httpx's `verify` for calls to this log's witnesses (their CA, our client certificate)."""
+    from client.tls import TLSConfigError
+    from tlog.witnessing import WitnessAccess
+
+    try:
+        return WitnessAccess.of(witness_access(config)).verify()
+    except TLSConfigError as exc:
+        raise ConfigError(f"witness_ca_file / witness_client_cert_file: {exc}") from None
+
+
 def listen_for_workers(config: ServeConfig) -> tuple[socket.socket, str]:
     """The listening socket the HTTP workers share, and its URL (https with TLS files, which
     are checked here so that a bad certificate fails `tlog serve` at once)."""
@@ -203,7 +217,7 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from client.http import uvicorn_tls
+    from client.http import uvicorn_settings
     from client.tls import reload_on_sighup
 
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
@@ -213,7 +227,8 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
         "tlog.app:app_from_env", factory=True, workers=config.workers,
         loop="uvloop", access_log=False, log_level="warning", log_config=None,
         timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
-        limit_concurrency=config.max_connections, **uvicorn_tls(config.server_tls()),
+        limit_concurrency=config.max_connections,
+        **uvicorn_settings(config.server_tls(), config.forwarded_allow_ips),
     )
     # uvicorn raises the signal that stopped it again once it has shut down: under the
     # default action that kills this process before `cmd_serve` stops the sequencer, which
@@ -536,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("--from", dest="source", required=True, help="a directory made by `tlog backup`")
     rs.add_argument("--data-dir", required=True, help="where to restore (must not exist)")
     rs.add_argument("--config", help="the log's TOML configuration (its [[witness]] tables)")
+    rs.add_argument("--unchecked", action="store_true",
+                    help="restore even though no witness can be asked (you know it is the newest copy)")
     rs.set_defaults(func=cmd_restore)
 
     t = sub.add_parser("tpm", help="a checkpoint key held in a TPM 2.0, and its attestation (docs/tpm.md)")
@@ -658,12 +675,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if target.exists():
             raise ConfigError(f"{target} exists; restore into a new directory")
         manifest = check_backup(source)  # a live data dir or a partial backup: refused before the warning
-        if not config.witnesses:
-            print("tlog: warning: no witnesses configured; cannot check the copy is not stale",
+        if not config.witnesses or args.unchecked:
+            print("tlog: warning: " + ("not asking the witnesses" if config.witnesses else
+                                       "no witnesses configured") + "; cannot check the copy is not stale",
                   file=sys.stderr)
         vkey = read_key(source / KEY_FILE).verifier().vkey()
-        doc = restore(source, target, lambda copy: check_not_stale(copy, config.witnesses, [vkey]),
-                      manifest)
+        def check(copy: Path) -> None:
+            if args.unchecked:
+                return
+            for url, why in check_not_stale(copy, config.witnesses, [vkey], witness_verify(config),
+                                            need_answer=True):
+                print(f"tlog: warning: could not ask witness {url} about the copy: {why}", file=sys.stderr)
+
+        doc = restore(source, target, check, manifest)
         os.chmod(target, 0o700)
     except NotABackupError as exc:
         return _fail(f"refusing to restore: {exc}; nothing was written")

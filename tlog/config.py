@@ -45,8 +45,14 @@ class ServeConfig:
     kept-alive connection) to the end of its request headers; then the connection is
     closed, so idle and trickling (slowloris) connections cannot hold `max_connections`."""
     max_connections_per_client: int = 0
-    """Open connections one client address may hold per worker (0: no cap). Leave 0 behind a
-    reverse proxy, where every connection comes from the proxy."""
+    """Open connections one client may hold per worker (0: no cap); IPv6 addresses count by
+    `rate_ipv6_prefix`. Leave 0 behind a reverse proxy, where every connection comes from
+    the proxy."""
+    forwarded_allow_ips: str = ""
+    """Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` the log believes
+    (comma-separated addresses or networks, or "*"); from them the client's address is the
+    header's, for rate limits and the access log. Empty: the headers are ignored, since any
+    process on the host could otherwise name any address."""
     submit_timeout: float = 30.0
     """Seconds a submission waits for its batch to commit before the client gets 503."""
     max_pending: int = 16384
@@ -225,6 +231,13 @@ class ServeConfig:
                 raise ConfigError(f"{what}: set both a certificate and a key file, or neither")
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise ConfigError("tls_client_ca_file: needs tls_cert_file and tls_key_file (HTTPS)")
+        if self.read_tokens_file and not (self.submit_tokens_file or self.tls_client_ca_file):
+            raise ConfigError("read_tokens_file: a private log needs submit_tokens_file or "
+                              "tls_client_ca_file too, to say who may submit (readers may not)")
+        if self.forwarded_allow_ips and not re.fullmatch(r"\*|[0-9A-Fa-f.:/]+(,[0-9A-Fa-f.:/]+)*",
+                                                         self.forwarded_allow_ips.replace(" ", "")):
+            raise ConfigError(f"forwarded_allow_ips: expected \"*\" or comma-separated addresses or "
+                              f"networks of reverse proxies, got {self.forwarded_allow_ips!r}")
         if self.successor and not self.successor.startswith(("http://", "https://")):
             raise ConfigError(f"successor: expected an http(s) URL, got {self.successor!r}")
         if self.log_format not in ("text", "json"):

@@ -2,8 +2,8 @@
 
 Three budgets, so one kind of traffic cannot starve another: `write` (submissions), `query`
 (proofs, search, feeds, receipts, entries: work per request) and `tile` (checkpoint and
-tiles: cheap and cacheable). A client is its address, with IPv4 addresses taken whole (/32
-by default) and IPv6 ones by their /64 prefix, since one host holds a whole /64. Buckets are
+tiles: cheap and cacheable). A client is its submitter's name, or its address grouped as
+`client.addresses.client_key` says (IPv4 /32 and IPv6 /64 by default). Buckets are
 kept for the most recently seen clients only (`max_clients`), so an address sweep costs a
 bounded amount of memory; a client forgotten that way starts again with a full bucket.
 
@@ -12,8 +12,6 @@ Limits hold per worker process: with N workers a client may get up to N times th
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,20 +31,6 @@ def request_class(method: str, path: str) -> str | None:
     if path.startswith(_QUERY_PREFIXES):
         return "query"
     return None
-
-
-@functools.lru_cache(maxsize=65536)  # per request while limits are on: parse each address once
-def client_key(address: str, *, ipv4_prefix: int = 32, ipv6_prefix: int = 64) -> str:
-    """The client a request counts against: its network address under the prefix length
-    (an address that does not parse, such as a Unix socket's, is its own client)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    bits = ipv4_prefix if ip.version == 4 else ipv6_prefix
-    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
 @dataclass(frozen=True)

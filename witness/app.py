@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from client.addresses import client_key
 from client.metrics import CONTENT_TYPE, Counter, Gauge, Histogram, HTTPInstrument, Registry
 from client.note import Signer
 from client.tls import peer_of
@@ -160,7 +161,7 @@ class Witness:
         return None
 
     async def add_checkpoint(self, request: Request) -> Response:
-        client = request.client.host if request.client else ""
+        client = client_key(request.client.host) if request.client else ""  # IPv6 by /64
         if self.closed and self._caller(request) is None:
             self.m_answers.inc(1, "", "401")
             return PlainTextResponse("this witness cosigns only for its logs: send `Authorization: "

@@ -551,7 +551,7 @@ async def serve(config: LeaderConfig, *, lifeline: bool = False) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host.strip("[]"), int(port)))
     server = uvicorn.Server(uvicorn.Config(_health_app(leader), log_level="warning", access_log=False,
-                                           log_config=None, lifespan="off"))
+                                           log_config=None, lifespan="off", ws="none", proxy_headers=False))
     web = asyncio.create_task(server.serve(sockets=[sock]))
     bound = sock.getsockname()
     print(f"tlog-sequencer: ready; listening on http://{bound[0]}:{bound[1]} (health and metrics) "
