@@ -47,12 +47,14 @@ BODY_GRACE = 5.0  # the protocol's body limit is the app's body_timeout plus thi
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers (nginx allows 4 x 8 KiB lines)
 _TOO_LARGE_BODY = (b'{"error":{"code":"headers_too_large","message":"the request line and headers '
                    b'exceed %d bytes"}}' % MAX_HEADER_BYTES)
+
+
 _TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
               b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
 
 
 class _HeadersTooLarge(Exception):
-    """Raised in a parser callback to stop httptools parsing what is left of the data."""
+    """Raised in a parser callback to stop httptools parsing the rest of the read."""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -69,6 +71,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _body_timer: asyncio.TimerHandle | None = None
     _counted: str | None = None
     _header_bytes: int = 0
+    _in_headers: bool = False
+    _data: bytes = b""  # the read being parsed
     _refused: bool = False
 
     @classmethod
@@ -90,6 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.open_by_client[address] += 1
         self._counted = address
         self._peer = connection_peer(transport.get_extra_info("ssl_object"))
+        self._in_headers = True  # awaiting the first request
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -118,39 +123,41 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
+        self._header_bytes, self._in_headers = 0, True
         self._arm()  # a kept-alive connection's next request: its headers get the same time
         if self.scheme == "https":
             self.scope["extensions"] = {"tls": {"client_cert_name": self._peer}}  # type: ignore[typeddict-unknown-key]
 
-    def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(len(url))
-        super().on_url(url)
+    def data_received(self, data: bytes) -> None:
+        # Header bytes are counted per read, not per header line, to keep the hot path
+        # short: whole reads while the headers are incomplete, and in the read that ends
+        # them, the part up to their end (`on_headers_complete`).
+        if self._refused:
+            return
+        self._data = data
+        super().data_received(data)
+        if self._in_headers:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._refuse_headers()
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
-    def _count_header_bytes(self, n: int) -> None:
-        self._header_bytes += n
-        if self._header_bytes > MAX_HEADER_BYTES:
-            self._refused = True
-            self.dropped["headers_too_large"] += 1
-            self._disarm()
-            self.transport.write(_TOO_LARGE)
-            self.transport.close()
-            raise _HeadersTooLarge
+    def _refuse_headers(self) -> None:
+        self._refused = True
+        self.dropped["headers_too_large"] += 1
+        self._disarm()
+        self.transport.write(_TOO_LARGE)
+        self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # after a 431 the parser's error is ours: nothing more to send
             super().send_400_response(msg)
 
-    def data_received(self, data: bytes) -> None:
-        if not self._refused:
-            super().data_received(data)
-
     def on_headers_complete(self) -> None:
+        self._in_headers = False
         self._disarm()
+        if self._header_bytes + self._data.find(b"\r\n\r\n") + 4 > MAX_HEADER_BYTES:
+            self._refuse_headers()
+            raise _HeadersTooLarge  # stops the parser before the request reaches the app
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
