@@ -122,3 +122,59 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
         srv.stop()
     with pytest.raises(ConfigError, match="forwarded_allow_ips"):
         ServeConfig(forwarded_allow_ips="proxy.example; rm -rf")
+
+
+def test_shared_buckets_are_one_budget_across_processes(tmp_path: Path) -> None:
+    """Two mappings of one table (as two workers hold it) draw on the same bucket; a full
+    probe window evicts the bucket updated longest ago; a table that is not ours is refused."""
+    import os
+    import subprocess
+    import sys
+
+    from tlog.sharedbuckets import PROBES, SharedBuckets, SharedBucketsError, create
+
+    path = create(tmp_path / "buckets", slots=64)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    a, b = SharedBuckets(path), SharedBuckets(path)
+    budget = Budget(rate=1.0, burst=3)
+    assert [a.take("tile", "198.51.100.0/24", budget, 100.0) for _ in range(2)] == [None, None]
+    assert b.take("tile", "198.51.100.0/24", budget, 100.0) is None
+    assert b.take("tile", "198.51.100.0/24", budget, 100.0) == pytest.approx(1.0)
+    assert a.take("tile", "198.51.100.0/24", budget, 101.0) is None  # refilled by the rate
+    assert a.take("write", "198.51.100.0/24", budget, 101.0) is None  # another class, another bucket
+    # Another process sees the same bucket (spent: it must wait).
+    code = ("import sys; from pathlib import Path; from tlog.sharedbuckets import SharedBuckets; "
+            "from tlog.ratelimit import Budget; "
+            "w = SharedBuckets(Path(sys.argv[1])).take('tile', '198.51.100.0/24', Budget(1.0, 3), 101.0); "
+            "print(w)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         timeout=60, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert float(out.stdout) == pytest.approx(1.0)
+    # More clients than slots: each still gets a bucket (the oldest are forgotten).
+    for i in range(64 * PROBES):
+        assert a.take("tile", f"client-{i}", budget, 200.0 + i) is None
+    a.close()
+    b.close()
+    os.chmod(path, 0o644)
+    with pytest.raises(SharedBucketsError, match="open to others"):
+        SharedBuckets(path)
+    (tmp_path / "junk").write_bytes(b"x" * 100)
+    os.chmod(tmp_path / "junk", 0o600)
+    with pytest.raises(SharedBucketsError, match="not a bucket table"):
+        SharedBuckets(tmp_path / "junk")
+
+
+def test_two_workers_hold_one_budget_per_client(tmp_path: Path) -> None:
+    """`tlog serve --workers 2`: a client opening a new connection per request (so its
+    requests land on both workers) gets the burst once, not once per worker."""
+    config = tmp_path / "log.toml"
+    config.write_text(f'[log]\norigin = "{ORIGIN}"\nrate_tile = 0.001\nrate_tile_burst = 10\n')
+    srv = ServerProc(tmp_path / "data", args=["--config", str(config)], workers=2).start()
+    try:
+        codes = []
+        for _ in range(40):
+            with httpx.Client(timeout=10) as http:  # a fresh connection each time
+                codes.append(http.get(srv.url + "/checkpoint").status_code)
+        assert codes.count(200) == 10 and codes.count(429) == 30, codes
+    finally:
+        srv.stop()

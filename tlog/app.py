@@ -44,7 +44,8 @@ from tlog.backend import Backend, LmdbBackend
 from tlog.bodies import declared_length, is_large, small_body, spooled_body
 from tlog.config import ServeConfig
 from tlog.errors import APIError, bad_request, not_found
-from tlog.ratelimit import CLASSES, Budget, RateLimiter, request_class, retry_after
+from tlog.ratelimit import RateLimiter, config_budgets, request_class, retry_after
+from tlog.sharedbuckets import SharedBuckets
 from tlog.sigstore_api import REKOR_ENTRIES, SigstoreAPI
 from tlog.submit import Pushback, Receipt, SequencerRejected, SequencerUnavailable
 
@@ -595,9 +596,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def rate_limiter(config: ServeConfig) -> RateLimiter | None:
-    """The per-client budgets the configuration sets; None if it sets none."""
-    budgets = {c: Budget(getattr(config, f"rate_{c}"), getattr(config, f"rate_{c}_burst")) for c in CLASSES}
-    return RateLimiter(budgets) if any(b.rate > 0 for b in budgets.values()) else None
+    """The per-client budgets the configuration sets (None if it sets none), kept in the
+    table the workers share when `tlog serve` made one (TLOG_RATE_BUCKETS), else here."""
+    budgets = config_budgets(config)
+    if not budgets:
+        return None
+    shared = os.environ.get("TLOG_RATE_BUCKETS")
+    return RateLimiter(budgets, store=SharedBuckets(Path(shared)) if shared else None)
 
 
 def _readable_from(header: tuple[bytes, bytes], send: Send) -> Send:

@@ -219,7 +219,13 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
 
     from client.http import uvicorn_settings
     from client.tls import reload_on_sighup
+    from tlog.ratelimit import config_budgets
+    from tlog.sharedbuckets import FILE_NAME as BUCKETS_FILE
+    from tlog.sharedbuckets import create as create_buckets
 
+    os.environ.pop("TLOG_RATE_BUCKETS", None)
+    if config.workers > 1 and config_budgets(config):  # one client, one budget, on any worker
+        os.environ["TLOG_RATE_BUCKETS"] = str(create_buckets(Path(config.data_dir) / BUCKETS_FILE))
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
     os.environ["TLOG_EXTRA_VKEYS"] = ",".join(extra_vkeys)

@@ -371,7 +371,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any],
 
 # Variables with the prefix that are not settings: the server's own hand-over to its workers.
 ENV_IGNORED = frozenset({"TLOG_SERVE_CONFIG", "TLOG_LEADER_CONFIG", "TLOG_VKEY", "TLOG_EXTRA_VKEYS",
-                         "TLOG_DATA", "TLOG_CLIENT_STATE"})
+                         "TLOG_RATE_BUCKETS", "TLOG_DATA", "TLOG_CLIENT_STATE"})
 
 
 def config_toml(config: ServeConfig) -> str:

@@ -7,7 +7,8 @@ tiles: cheap and cacheable). A client is its submitter's name, or its address gr
 kept for the most recently seen clients only (`max_clients`), so an address sweep costs a
 bounded amount of memory; a client forgotten that way starts again with a full bucket.
 
-Limits hold per worker process: with N workers a client may get up to N times the rate.
+With several workers, `tlog serve` keeps the buckets in a table the workers share
+(`tlog.sharedbuckets`), so a limit holds per log, not per worker.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 CLASSES = ("write", "query", "tile")
 _WRITE_PATHS = frozenset({"/v1/entries", "/api/v2/log/entries"})
@@ -39,12 +41,36 @@ class Budget:
     burst: int  # bucket size: requests a client may make at once
 
 
-class RateLimiter:
-    """Token buckets per (class, client)."""
+def config_budgets(config: object) -> dict[str, Budget]:
+    """The budgets a ServeConfig sets (`rate_<class>`, `rate_<class>_burst`), the unlimited
+    ones left out."""
+    budgets = {c: Budget(getattr(config, f"rate_{c}"), getattr(config, f"rate_{c}_burst")) for c in CLASSES}
+    return {c: b for c, b in budgets.items() if b.rate > 0}
 
-    def __init__(self, budgets: dict[str, Budget], *, max_clients: int = 100_000) -> None:
+
+def take_token(tokens: float, then: float, budget: Budget, now: float) -> tuple[float, float | None]:
+    """One request against a bucket that held `tokens` at `then`: (tokens left, None) if it
+    may go ahead, else (tokens, seconds until it may)."""
+    tokens = min(float(budget.burst), tokens + max(0.0, now - then) * budget.rate)
+    if tokens >= 1.0:
+        return tokens - 1.0, None
+    return tokens, (1.0 - tokens) / budget.rate
+
+
+class BucketStore(Protocol):
+    """Buckets kept outside this process (`tlog.sharedbuckets`: shared by the workers)."""
+
+    def take(self, cls: str, client: str, budget: Budget, now: float) -> float | None: ...
+
+
+class RateLimiter:
+    """Token buckets per (class, client): in this process, or in `store`."""
+
+    def __init__(self, budgets: dict[str, Budget], *, max_clients: int = 100_000,
+                 store: BucketStore | None = None) -> None:
         self.budgets = {c: b for c, b in budgets.items() if b.rate > 0}
         self.max_clients = max_clients
+        self.store = store
         self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def check(self, cls: str, client: str, now: float) -> float | None:
@@ -52,14 +78,11 @@ class RateLimiter:
         budget = self.budgets.get(cls)
         if budget is None:
             return None
+        if self.store is not None:
+            return self.store.take(cls, client, budget, now)
         key = (cls, client)
         tokens, then = self._buckets.pop(key, (float(budget.burst), now))
-        tokens = min(float(budget.burst), tokens + max(0.0, now - then) * budget.rate)
-        if tokens >= 1.0:
-            tokens -= 1.0
-            wait = None
-        else:
-            wait = (1.0 - tokens) / budget.rate
+        tokens, wait = take_token(tokens, then, budget, now)
         self._buckets[key] = (tokens, now)  # most recent last
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
