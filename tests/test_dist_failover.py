@@ -260,8 +260,8 @@ def test_postgres_restart_under_load_loses_nothing_and_recovers(
     load = Load(srv.url, srv.vkey, connections=16).start()
     try:
         wait_for("load to be acknowledged", lambda: load.acked_count() >= 200)
+        down = time.monotonic()  # refusals may start as soon as the shutdown begins
         postgres.stop("fast")
-        down = time.monotonic()
         time.sleep(6.0)
         during = dict(load.refused)
         postgres.start()
