@@ -16,12 +16,18 @@ each request's scope as `scope["extensions"]["tls"]["client_cert_name"]`, where
 
 Two more holes of the same kind: the request line and headers together may take at most
 `MAX_HEADER_BYTES` (uvicorn's httptools parser has no limit, so one request could grow a
-worker by hundreds of megabytes within the header timeout), answered 431 and closed; and a
+worker by hundreds of megabytes within the header timeout), answered 431 and closed, and a
+chunked body's trailers count against the same limit; and a
 request body sent after the answer (a 401 or 429 to a POST that the app never reads) would
 hold the connection for ever, a byte at a time, since each byte cancels uvicorn's keep-alive
 timer. So a body gets `body_timeout` seconds from its first byte to its last, then the
 connection is closed. Where the app reads the body it answers 408 first (its own
 `body_timeout` is shorter by `BODY_GRACE`).
+
+The timers wait while the app is answering an earlier request on the connection (uvicorn
+reads no further then, so a pipelined request cannot be late by its own fault), and a
+request that asks to upgrade (there is no WebSocket here) is answered and its connection
+closed, so bytes meant for another protocol are never parsed as requests.
 
 Connections are counted per client as `client.addresses.client_key` groups addresses: an
 IPv6 host cannot take a fresh share per address of its /64.
@@ -33,6 +39,7 @@ accepts connections (uvicorn hands worker processes the class by reference).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import ClassVar
 
@@ -70,9 +77,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
     _body_timer: asyncio.TimerHandle | None = None
     _counted: str | None = None
-    _header_bytes: int = 0
+    _header_bytes: int = 0  # this request's line, headers and trailers so far
+    _read_bytes: int = 0  # reads wholly inside this request's headers
+    _message: int = 0  # requests begun on this connection
     _in_headers: bool = False
-    _data: bytes = b""  # the read being parsed
     _refused: bool = False
 
     @classmethod
@@ -94,7 +102,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.open_by_client[address] += 1
         self._counted = address
         self._peer = connection_peer(transport.get_extra_info("ssl_object"))
-        self._in_headers = True  # awaiting the first request
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -116,37 +123,64 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _app_busy(self) -> bool:
+        """A request is still being answered (or waits its turn behind one): uvicorn then
+        stops reading, so the next request's bytes cannot arrive, and that is our delay."""
+        return (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
+
     def _headers_too_slow(self) -> None:
         self._header_timer = None
+        if self._app_busy():
+            self._arm()
+            return
         self.dropped["header_timeout"] += 1
         self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes, self._in_headers = 0, True
+        self._header_bytes, self._read_bytes, self._in_headers = 0, 0, True
+        self._message += 1
         self._arm()  # a kept-alive connection's next request: its headers get the same time
         if self.scheme == "https":
             self.scope["extensions"] = {"tls": {"client_cert_name": self._peer}}  # type: ignore[typeddict-unknown-key]
 
     def data_received(self, data: bytes) -> None:
-        # Header bytes are counted per read, not per header line, to keep the hot path
-        # short: whole reads while the headers are incomplete, and in the read that ends
-        # them, the part up to their end (`on_headers_complete`).
-        if self._refused:
-            return
-        self._data = data
+        # httptools keeps a header line to itself until it ends, so the callbacks below never
+        # see one that never ends: reads that fall wholly inside one request's headers are
+        # counted too (and separately, so nothing is counted twice).
+        message = self._message if self._in_headers else -1
         super().data_received(data)
-        if self._in_headers:
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self._refuse_headers()
+        if self._in_headers and self._message == message:
+            self._read_bytes += len(data)
+            if self._read_bytes > MAX_HEADER_BYTES and not self._refused:
+                with contextlib.suppress(_HeadersTooLarge):
+                    self._refuse_headers()
+
+    # Header (and chunked trailer) bytes are counted per parser callback, so that each
+    # request is measured alone however the reads split or pipeline it.
+    def on_url(self, url: bytes) -> None:
+        self._header_bytes += len(url)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse_headers()
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse_headers()
+        super().on_header(name, value)
 
     def _refuse_headers(self) -> None:
+        """431 and close (only a close for trailers: a response may be under way), then stop
+        the parser: the request never reaches the app, and nothing more is kept."""
+        if not self._refused and not self.transport.is_closing():
+            self.dropped["headers_too_large"] += 1
+            if self._in_headers and not self._app_busy():
+                self.transport.write(_TOO_LARGE)
+            self.transport.close()
         self._refused = True
-        self.dropped["headers_too_large"] += 1
         self._disarm()
-        self.transport.write(_TOO_LARGE)
-        self.transport.close()
+        raise _HeadersTooLarge
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # after a 431 the parser's error is ours: nothing more to send
@@ -155,10 +189,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._disarm()
-        if self._header_bytes + self._data.find(b"\r\n\r\n") + 4 > MAX_HEADER_BYTES:
-            self._refuse_headers()
-            raise _HeadersTooLarge  # stops the parser before the request reaches the app
         super().on_headers_complete()
+        if self.parser.should_upgrade() and self.cycle is not None:
+            # Not upgraded (no WebSocket here): answer, then close, so that bytes meant for
+            # the other protocol are never parsed as further requests.
+            self.cycle.keep_alive = False
 
     def on_body(self, body: bytes) -> None:
         if self._body_timer is None and self.body_timeout > 0:
@@ -176,5 +211,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _body_too_slow(self) -> None:
         self._body_timer = None
+        if self.pipeline:  # its turn has not come: uvicorn reads its body once it has
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_too_slow)
+            return
         self.dropped["body_timeout"] += 1
         self.transport.close()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        pass  # uvicorn warns on every Upgrade request: a client could flood the log with them

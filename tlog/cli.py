@@ -175,6 +175,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         run_workers(config, sock, vkey, extra_vkeys)
+    except ConfigError as exc:
+        return _fail(str(exc))
     finally:
         sequencer.stop()
     return 0
@@ -225,7 +227,11 @@ def run_workers(config: ServeConfig, sock: object, vkey: str, extra_vkeys: list[
 
     os.environ.pop("TLOG_RATE_BUCKETS", None)
     if config.workers > 1 and config_budgets(config):  # one client, one budget, on any worker
-        os.environ["TLOG_RATE_BUCKETS"] = str(create_buckets(Path(config.data_dir) / BUCKETS_FILE))
+        try:
+            os.environ["TLOG_RATE_BUCKETS"] = str(create_buckets(Path(config.data_dir) / BUCKETS_FILE))
+        except OSError as exc:
+            raise ConfigError(f"cannot make the workers' rate-limit table in {config.data_dir}: "
+                              f"{exc.strerror or exc}") from None
     os.environ["TLOG_SERVE_CONFIG"] = orjson.dumps(dataclasses.asdict(config)).decode()
     os.environ["TLOG_VKEY"] = vkey
     os.environ["TLOG_EXTRA_VKEYS"] = ",".join(extra_vkeys)

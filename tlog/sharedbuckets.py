@@ -3,24 +3,26 @@ per log and not per worker (a client whose connections land on N workers would o
 get N budgets).
 
 The table is a small file in the data dir (`ratelimit.buckets`, mode 0600), made afresh by
-`tlog serve` at each start and mapped by every worker: fixed-size slots of (key fingerprint,
-tokens, time of the last update), found by open addressing over `PROBES` slots. A key not
-in its window takes an empty slot, or else the one updated longest ago (a client forgotten
-that way starts again with a full bucket, as with the in-process limiter). One `flock`
-around each update keeps the read-modify-write whole across processes; the critical section
-is a few struct reads, so workers rarely wait on it. Times are `time.monotonic()`, which on
-Linux is one clock for every process. The file holds nothing but counters: it is neither
-backed up nor fsynced.
+`tlog serve` at each start (renamed into place) and mapped by every worker: fixed-size
+slots of (key fingerprint, tokens, time of the last update), found by open addressing over
+`PROBES` slots. A key not in its window takes an empty slot, or else the one updated
+longest ago (a client forgotten that way starts again with a full bucket, as with the
+in-process limiter). One `flock` around each update keeps the read-modify-write whole
+across processes; the critical section is a few struct reads, so workers rarely wait on
+it. Times are `time.monotonic()`, which on Linux is one clock for every process. The file
+holds nothing but counters: it is neither backed up nor fsynced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
 import mmap
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 from tlog.ratelimit import Budget, take_token
@@ -38,20 +40,28 @@ class SharedBucketsError(OSError):
 
 
 def create(path: Path, slots: int = DEFAULT_SLOTS) -> Path:
-    """Make an empty table at `path` (replacing any left by an earlier run)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """Make an empty table at `path`, renamed into place whole: workers of an earlier run
+    (draining, or another frontend on the same data dir) keep the file they mapped, and
+    none ever maps a half-made one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
     try:
-        os.fchmod(fd, 0o600)
-        os.ftruncate(fd, _HEADER.size + slots * _SLOT.size)  # zeros: every slot empty
-        os.pwrite(fd, _HEADER.pack(MAGIC, slots), 0)
-    finally:
-        os.close(fd)
+        try:
+            os.ftruncate(fd, _HEADER.size + slots * _SLOT.size)  # zeros: every slot empty
+            os.pwrite(fd, _HEADER.pack(MAGIC, slots), 0)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
 @functools.lru_cache(maxsize=65536)
 def _fingerprint(cls: str, client: str) -> int:
-    """A stable 64-bit key, never 0 (Python's `hash` differs between processes)."""
+    """A stable 64-bit key, never 0 (Python's `hash` differs between processes); its low
+    bit is forced, so slots are chosen by the others."""
     digest = hashlib.blake2b(f"{cls}\0{client}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") | 1
 
@@ -80,7 +90,7 @@ class SharedBuckets:
     def take(self, cls: str, client: str, budget: Budget, now: float) -> float | None:
         """None if the request may go ahead (it takes a token), else the seconds until it may."""
         fp = _fingerprint(cls, client)
-        base = fp % self.slots
+        base = (fp >> 1) % self.slots
         mm, slot, header = self._mm, _SLOT, _HEADER.size
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
@@ -97,6 +107,7 @@ class SharedBuckets:
                     victim, oldest = off, then
             else:
                 off, tokens, then = victim, float(budget.burst), now
+            now = max(now, then)  # read before the lock: another worker may have gone ahead
             tokens, wait = take_token(tokens, then, budget, now)
             slot.pack_into(mm, off, fp, tokens, now)
         finally:

@@ -76,6 +76,8 @@ def serve_dist(config: ServeConfig) -> int:
     sys.stdout.flush()
     try:
         run_workers(config, sock, vkey, vkeys[1:])
+    except ConfigError as exc:
+        return _fail(str(exc))
     finally:
         if sequencer is not None:
             sequencer.stop()
