@@ -155,7 +155,10 @@ def load_chain(chain_pem_or_der: list[bytes]) -> list[x509.Certificate]:
                 certs.extend(x509.load_pem_x509_certificates(item))
             else:
                 certs.append(x509.load_der_x509_certificate(item))
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
+        for c in certs:
+            _ = c.subject, c.issuer  # parsed lazily: a bad name would raise where it is printed
+    # InvalidVersion is not a ValueError; TypeError: a name attribute of the wrong string type
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:
         raise MalformedError(f"TSA certificate chain does not parse: {exc}") from None
     if len(certs) < 2:
         raise MalformedError("a TSA chain needs the signing certificate and a root (leaf first)")

@@ -172,7 +172,7 @@ def connection_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | N
         return None
     try:
         return peer_name(der)
-    except ValueError:  # OpenSSL verified a certificate that `cryptography` cannot read:
+    except (ValueError, TypeError):  # OpenSSL verified a certificate `cryptography` cannot read:
         return None  # it names no one, so the caller counts as anonymous
 
 

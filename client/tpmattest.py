@@ -176,7 +176,7 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
     try:
         for c in (leaf, *intermediates, *roots):
             _ = c.subject, c.issuer  # cryptography parses names lazily: a bad one raises on use
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: an attribute of the wrong string type
         raise MalformedError(f"{what}: a certificate's names do not parse: {exc}") from exc
     now = datetime.datetime.now(datetime.UTC)
     cert = leaf

@@ -324,3 +324,36 @@ def test_key_directory(tsa: TSAProc, tmp_path: Path) -> None:
     (d / CHAIN_FILE).unlink()
     with pytest.raises(TSAKeyError, match="only one"):
         load_or_create(d)
+
+
+# The subject's CN holds a BIT STRING (type 3): cryptography refuses such a name with a
+# TypeError, and only when it is first read. Found by the fuzzer (fuzz/corpus/policy/crash-099c…).
+BAD_NAME_CERT = (
+    b"-----BEGIN CERTIFICATE-----\n"
+    b"MIIBDjCBwaADAgECAgEDMAUGAytlcDAkMRIwEAYDVQQKDAl0bG9nIGZ1enoxDjAM\n"
+    b"BgNVBAMMBWFrIGNhMCAXDTIwMDEwMTAwMDAwMFoYDzIwOTkwMTAxMDAwMDAwWjAk\n"
+    b"MRIwEAYDVQQKDAl0bG9nIGZ1enoxDjAMBgNVBAMDBWFrIGNhMCowBQYDK2VwAyEA\n"
+    b"8m8BNO9gblKiUit5v57whpLs9vv9SkggchisxpHjMvGjFjAUMBIGA1UdEwEB/wQI\n"
+    b"MAYBAf8CAQAwBQYDK2VwA0EA9hHnBUfBft+CUbXCLw7ts5qDYlYvjB1u4h4Cn2dc\n"
+    b"uNO6CZPOgDsRAB2YTOunR2SP9wQmPpKJUzKG3LlZhxybCw==\n"
+    b"-----END CERTIFICATE-----\n")
+
+
+def test_a_certificate_name_of_the_wrong_string_type_is_a_typed_error() -> None:
+    """In a TSA chain it is MalformedError; shown by a TLS client, it names no one."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from client.errors import MalformedError
+    from client.timestamp import load_chain
+    from client.tls import connection_peer
+
+    with pytest.raises(MalformedError, match="does not parse"):
+        load_chain([BAD_NAME_CERT, BAD_NAME_CERT])
+    der = x509.load_pem_x509_certificate(BAD_NAME_CERT).public_bytes(Encoding.DER)
+
+    class Verified:  # what ssl.SSLObject.getpeercert gives once OpenSSL verified the chain
+        def getpeercert(self, binary_form: bool = False) -> bytes:
+            return der
+
+    assert connection_peer(Verified()) is None  # type: ignore[arg-type]
