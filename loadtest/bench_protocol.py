@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from client.guarded_http import GuardedHttpToolsProtocol
+from loadtest.benchlib import paired_medians, print_pair
 
 # A typical read, as a verifier or a browser sends it: a tile, with a handful of headers.
 REQUEST = (b"GET /tile/0/000.p/7 HTTP/1.1\r\nHost: log.example.com\r\nUser-Agent: tlog-client/1\r\n"
@@ -79,14 +79,10 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=50_000)
     p.add_argument("--rounds", type=int, default=7)
     args = p.parse_args()
-    times: dict[str, list[float]] = {"httptools": [], "guarded": []}
-    for _ in range(args.rounds):
-        for name, cls in (("httptools", HttpToolsProtocol), ("guarded", GuardedHttpToolsProtocol)):
-            times[name].append(asyncio.run(_per_request(cls, args.requests)))
-    base, guarded = (statistics.median(times[k]) for k in ("httptools", "guarded"))
-    print(f"uvicorn httptools protocol: {base:.2f} µs/request (median of {args.rounds})")
-    print(f"guarded protocol:           {guarded:.2f} µs/request")
-    print(f"ratio guarded/httptools:    {guarded / base:.3f}  (+{guarded - base:.2f} µs/request)")
+    medians = paired_medians(args.rounds, {
+        "uvicorn httptools": lambda: asyncio.run(_per_request(HttpToolsProtocol, args.requests)),
+        "guarded": lambda: asyncio.run(_per_request(GuardedHttpToolsProtocol, args.requests))})
+    print_pair(medians, "µs/request", args.rounds)
     return 0
 
 

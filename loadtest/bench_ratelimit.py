@@ -10,7 +10,6 @@ Prints µs per check for each and their ratio; rounds alternate between the two.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loadtest.benchlib import paired_medians, print_pair
 from tlog.ratelimit import Budget, RateLimiter
 from tlog.sharedbuckets import SharedBuckets, create
 
@@ -39,16 +39,13 @@ def main() -> int:
     clients = [f"198.51.{i // 256 % 256}.{i % 256}/32" for i in range(args.clients)]
     with tempfile.TemporaryDirectory() as tmp:
         shared = SharedBuckets(create(Path(tmp) / "buckets"))
-        limiters = {"in-process": RateLimiter(budgets), "shared": RateLimiter(budgets, store=shared)}
-        times: dict[str, list[float]] = {k: [] for k in limiters}
-        for _ in range(args.rounds):
-            for name, limiter in limiters.items():
-                times[name].append(_per_check(limiter, clients, args.checks))
+        local, table = RateLimiter(budgets), RateLimiter(budgets, store=shared)
+        medians = paired_medians(args.rounds, {
+            "in-process buckets": lambda: _per_check(local, clients, args.checks),
+            "shared table": lambda: _per_check(table, clients, args.checks)})
         shared.close()
-    a, b = (statistics.median(times[k]) for k in ("in-process", "shared"))
-    print(f"in-process buckets: {a:.2f} µs/check (median of {args.rounds}, {args.clients} clients)")
-    print(f"shared table:       {b:.2f} µs/check")
-    print(f"ratio shared/in-process: {b / a:.2f}  (+{b - a:.2f} µs/check)")
+    print(f"{args.clients} clients")
+    print_pair(medians, "µs/check", args.rounds)
     return 0
 
 

@@ -530,3 +530,22 @@ def healthz_baseline(results: list[RunResult]) -> float:
     """Mean /healthz rate of the runs: the same-run baseline every ratio is taken against."""
     hz = [r.rps for r in results if r.scenario == "healthz"]
     return statistics.mean(hz) if hz else 0.0
+
+
+def paired_medians(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """Each run once per round, in turn, so that the machine's noise falls on all of them
+    alike; the median of each."""
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            times[name].append(run())
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def print_pair(medians: dict[str, float], unit: str, rounds: int) -> None:
+    """The two medians of `paired_medians` (baseline first) and their ratio."""
+    (base_name, base), (name, value) = medians.items()
+    width = max(len(base_name), len(name)) + 1
+    print(f"{base_name + ':':{width}} {base:.2f} {unit} (median of {rounds} paired rounds)")
+    print(f"{name + ':':{width}} {value:.2f} {unit}")
+    print(f"ratio {name}/{base_name}: {value / base:.3f}  ({value - base:+.2f} {unit})")
