@@ -311,6 +311,10 @@ def test_restore_asks_an_https_witness_on_a_private_ca(tmp_path: Path, pki: PKI)
         return subprocess.run([sys.executable, "-m", "tlog.cli", *args], capture_output=True, text=True,
                               timeout=120, check=False)
 
+    def restore(*extra: str) -> subprocess.CompletedProcess[str]:
+        return tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
+                    "--config", str(cfg), *extra)
+
     try:
         log = ServerProc(data, args=["--config", str(cfg)]).start()
         try:
@@ -323,19 +327,16 @@ def test_restore_asks_an_https_witness_on_a_private_ca(tmp_path: Path, pki: PKI)
                         assert made.returncode == 0, made.stderr
         finally:
             log.stop()
-        refused = tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
-                       "--config", str(cfg))
+        refused = restore()
         assert refused.returncode == 1 and "co-signed size 4" in refused.stderr, refused.stderr
         assert not (tmp_path / "r").exists()
     finally:
         witness.stop()
     # The witness is gone: nothing to check the copy against, so no restore without --unchecked.
-    refused = tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
-                   "--config", str(cfg))
+    refused = restore()
     assert refused.returncode == 1 and "no witness gave a checkpoint" in refused.stderr, refused.stderr
     assert not (tmp_path / "r").exists()
-    forced = tlog("restore", "--from", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "r"),
-                  "--config", str(cfg), "--unchecked")
+    forced = restore("--unchecked")
     assert forced.returncode == 0 and "not asking the witnesses" in forced.stderr, forced.stderr
 
 
