@@ -31,8 +31,10 @@ def _libfuzzer(data: bytes, max_size: int) -> bytes:
     return atheris.Mutate(data, max_size)  # type: ignore[no-any-return]
 
 
-def flip_b64(rng: random.Random, text: str) -> str | None:
-    """`text` with one bit of its base64 content flipped, same alphabet; None if not base64."""
+def flip_b64(pick: random.Random | Callable[[int], int], text: str) -> str | None:
+    """`text` with one bit of its base64 content flipped, same alphabet; None if not base64.
+    `pick(n)` chooses in range(n): a Random's `randrange`, or a Hypothesis draw."""
+    choose = pick.randrange if isinstance(pick, random.Random) else pick
     url = "-" in text or "_" in text
     std = text.replace("-", "+").replace("_", "/") if url else text
     try:
@@ -41,7 +43,7 @@ def flip_b64(rng: random.Random, text: str) -> str | None:
         return None
     if not raw:
         return None
-    raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+    raw[choose(len(raw))] ^= 1 << choose(8)
     out = base64.b64encode(bytes(raw)).decode()
     return out.replace("+", "-").replace("/", "_").rstrip("=") if url else out
 
